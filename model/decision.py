@@ -1,0 +1,31 @@
+"""From score to decision: Yahoo's thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+DECISIONS = ("safe", "review", "nsfw", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Yahoo's guidance: below 0.2 safe, from 0.8 NSFW, in between for human review."""
+
+    safe_below: float = 0.2
+    nsfw_from: float = 0.8
+
+    def __post_init__(self):
+        if not 0.0 <= self.safe_below < self.nsfw_from <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= safe_below < nsfw_from <= 1, got "
+                f"safe_below={self.safe_below}, nsfw_from={self.nsfw_from}"
+            )
+
+    def decide(self, score: float | None) -> str:
+        if score is None:
+            return "error"
+        if score < self.safe_below:
+            return "safe"
+        if score >= self.nsfw_from:
+            return "nsfw"
+        return "review"

@@ -1,0 +1,84 @@
+"""ResNet50-thin ("resnet_50_1by2"), the open_nsfw network, as a Keras functional model.
+
+The layout follows Yahoo's ``deploy.prototxt`` layer by layer. Batch-norm and scale layers are
+folded into the convolution before them, so each ``Conv2D`` carries a bias and is named after the
+Caffe convolution whose (folded) weights it holds: ``conv_1``,
+``conv_stage{S}_block{B}_branch2{a,b,c}``, ``conv_stage{S}_block0_proj_shortcut``; the classifier
+is ``fc_nsfw``. A weight reader therefore maps tensors to layers by name.
+
+Caffe conventions kept here:
+- explicit symmetric zero padding (3 for the 7x7 stem, 1 for 3x3 convolutions);
+- the stem max-pool (3x3, stride 2, no padding) rounds its output size up, which is TensorFlow's
+  ``same`` padding with the extra row/column at the bottom/right;
+- strided bottleneck blocks put the stride on the first 1x1 convolution (``branch2a``) and on
+  the projection shortcut.
+
+Input: float32 NHWC ``[N, 224, 224, 3]``, BGR, mean-subtracted. Output: softmax ``[N, 2]``;
+column 1 is the NSFW probability.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (224, 224, 3)
+
+# (stage index, blocks, (branch2a, branch2b, branch2c) filters, stride of the first block)
+STAGES = (
+    (0, 3, (32, 32, 128), 1),
+    (1, 4, (64, 64, 256), 2),
+    (2, 6, (128, 128, 512), 2),
+    (3, 3, (256, 256, 1024), 2),
+)
+
+
+def conv(x, filters: int, kernel: int, stride: int, name: str):
+    """Caffe-style convolution: explicit symmetric padding, then a ``valid`` Conv2D."""
+    pad = kernel // 2
+    if pad:
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name)(x)
+
+
+def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
+    """One residual bottleneck: 1x1 -> 3x3 -> 1x1, plus identity or projection shortcut."""
+    f1, f2, f3 = filters
+    if projection:
+        shortcut = conv(x, f3, 1, stride, f"conv_{name}_proj_shortcut")
+    else:
+        shortcut = x
+    y = conv(x, f1, 1, stride, f"conv_{name}_branch2a")
+    y = layers.ReLU(name=f"relu_{name}_branch2a")(y)
+    y = conv(y, f2, 3, 1, f"conv_{name}_branch2b")
+    y = layers.ReLU(name=f"relu_{name}_branch2b")(y)
+    y = conv(y, f3, 1, 1, f"conv_{name}_branch2c")
+    y = layers.Add(name=f"eltwise_{name}")([y, shortcut])
+    return layers.ReLU(name=f"relu_{name}")(y)
+
+
+def build_resnet50_thin() -> keras.Model:
+    """The open_nsfw network with untrained weights (load them with ``weights.load_into``)."""
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="data")
+    x = conv(inputs, 64, 7, 2, "conv_1")
+    x = layers.ReLU(name="relu_1")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    for stage, blocks, filters, stride in STAGES:
+        for block in range(blocks):
+            x = bottleneck_block(
+                x,
+                filters,
+                stride=stride if block == 0 else 1,
+                projection=block == 0,
+                name=f"stage{stage}_block{block}",
+            )
+    x = layers.AveragePooling2D(7, strides=1, padding="valid", name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(2, name="fc_nsfw")(x)
+    outputs = layers.Softmax(name="prob")(x)
+    return keras.Model(inputs, outputs, name="resnet_50_1by2_nsfw")
+
+
+def weight_layers(model: keras.Model) -> dict[str, layers.Layer]:
+    """The layers that hold weights, by name (convolutions and the classifier)."""
+    return {layer.name: layer for layer in model.layers if layer.weights}

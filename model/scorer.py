@@ -1,0 +1,38 @@
+"""Scoring: the network with its weights, built once, called as one compiled graph per batch."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .network import INPUT_SHAPE, build_resnet50_thin
+from .weights import WeightsSource, load_into, load_weights
+
+
+class Scorer:
+    """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image."""
+
+    def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True):
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        loaded = load_weights(source, use_cache=use_cache)
+        self.model = build_resnet50_thin()
+        load_into(self.model, loaded.weights)
+        self.model_id = loaded.model_id
+        self.weights_from_cache = loaded.from_cache
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)])
+        def nsfw_probability(batch):
+            return model(batch, training=False)[:, 1]
+
+        self._predict = nsfw_probability
+        self.load_seconds = time.perf_counter() - started
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        """``batch``: float32 ``[N, 224, 224, 3]`` from a loader -> float32 ``[N]``."""
+        if len(batch) == 0:
+            return np.zeros((0,), np.float32)
+        return self._predict(np.asarray(batch, dtype=np.float32)).numpy()

