@@ -1,0 +1,13 @@
+"""Running the installed ``nsfw-scan`` command as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def nsfw_scan(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nsfw_scan.pipeline.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+    )
