@@ -59,6 +59,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageError("decompression_bomb", str(exc)) from None
+        except Image.UnidentifiedImageError:
+            raise ImageError("undecodable", "not an image format Pillow can read") from None
         except Exception as exc:  # Pillow's plugins raise many types for garbage input
             raise ImageError("undecodable", _describe(exc)) from None
     width, height = image.size

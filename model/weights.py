@@ -297,32 +297,38 @@ def _load_cache(path: Path) -> Weights | None:
 @dataclasses.dataclass(frozen=True)
 class LoadedWeights:
     weights: Weights
-    model_id: str  # e.g. "open_nsfw:onnx:864bb37bf886"
+    model_id: str
     from_cache: bool
 
 
-def load_weights(source: WeightsSource = WeightsSource(), use_cache: bool = True) -> LoadedWeights:
+def locate(source: WeightsSource) -> tuple[Path, str]:
+    """The weights file and its sha256 (for ONNX, verified against the pinned digest)."""
     if source.kind == "onnx" and source.path is None:
         path = packaged_onnx_path()
-        digest = verify_onnx(path)
-    else:
-        path = Path(source.path)
-        if not path.is_file():
-            raise WeightsError(f"weights file {path} does not exist")
-        digest = file_sha256(path)
-        if source.kind == "onnx":
-            digest = verify_onnx(path)
-    model_id = f"open_nsfw:{source.kind}:{digest[:12]}"
+        return path, verify_onnx(path)
+    path = Path(source.path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    return path, verify_onnx(path) if source.kind == "onnx" else file_sha256(path)
+
+
+def weights_id(source: WeightsSource, digest: str) -> str:
+    """How output rows name the weights: ``open_nsfw:<kind>:<first 12 hex of sha256>``."""
+    return f"open_nsfw:{source.kind}:{digest[:12]}"
+
+
+def load_weights(source: WeightsSource = WeightsSource(), use_cache: bool = True) -> LoadedWeights:
+    path, digest = locate(source)
     cache_file = cache_dir() / f"{source.kind}-{digest}-v{CACHE_FORMAT}.npz"
     if use_cache and cache_file.is_file():
         cached = _load_cache(cache_file)
         if cached is not None:
-            return LoadedWeights(cached, model_id, True)
+            return LoadedWeights(cached, weights_id(source, digest), True)
     reader = READERS[source.kind]
     weights = reader(path, source.trusted) if source.kind == "npy" else reader(path)
     if use_cache:
         _save_cache(cache_file, weights)
-    return LoadedWeights(weights, model_id, False)
+    return LoadedWeights(weights, weights_id(source, digest), False)
 
 
 def load_into(model, weights: Weights) -> None:

@@ -4,49 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
-from .config import ConfigError, load_config
+from .config import ConfigError
+from .flags import add_config_flags, config_from_args
+from .logs import configure_logging
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
-
-
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml")
-    parser.add_argument("--loader", choices=("yahoo", "tensorflow"), help="preprocessing (default: yahoo, exact)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
-    parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
-    parser.add_argument("--weights-kind", choices=("onnx", "caffemodel", "npy"), help="format of --weights")
-    parser.add_argument(
-        "--trust-weights-pickle", action="store_true",
-        help="allow reading --weights-kind npy, a Python pickle (runs code from the file)",
-    )
-
-
-def config_from_args(args) -> "Config":
-    overrides: dict = {}
-    if args.loader:
-        overrides["loader"] = args.loader
-    if args.batch_size is not None:
-        overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
-    weights = {}
-    if args.weights:
-        weights["path"] = args.weights
-        weights["kind"] = args.weights_kind or ("caffemodel" if args.weights.endswith(".caffemodel") else
-                                                "npy" if args.weights.endswith(".npy") else "onnx")
-    elif args.weights_kind:
-        weights["kind"] = args.weights_kind
-    if args.trust_weights_pickle:
-        weights["trusted"] = True
-    if weights:
-        overrides["weights"] = weights
-    return load_config(args.config, overrides)
 
 
 def cmd_score(args) -> int:
@@ -75,6 +40,25 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_run(args, argv) -> int:
+    from .run import print_run, run
+
+    summary = run(argv)
+    print_run(summary)
+    return EXIT_OK
+
+
+def cmd_demo(args, argv) -> int:
+    from .demo import make_demo_corpus
+    from .run import print_run, run
+
+    manifest = make_demo_corpus(args.directory)
+    print(f"demo corpus: {manifest}")
+    summary = run(["--manifest", manifest, "--output", os.path.join(args.directory, "results"), *argv])
+    print_run(summary)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -85,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(score)
     score.set_defaults(func=cmd_score)
 
+    from .run import add_run_flags
+
+    job = commands.add_parser("run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through)")
+    add_run_flags(job)
+    job.set_defaults(func=cmd_run, beam_flags=True)
+
+    demo = commands.add_parser("demo", help="generate a small corpus offline and run the job on it")
+    demo.add_argument("directory", nargs="?", default="nsfw-scan-demo", metavar="DIR")
+    demo.set_defaults(func=cmd_demo, beam_flags=True)
+
     export = commands.add_parser("export-savedmodel", help="write a SavedModel for TF Serving")
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--input-type", choices=("tensor", "image_bytes"), default="tensor")
@@ -94,15 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    _quiet_tensorflow()
+    configure_logging()
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "beam_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    configure_logging(args.verbose)
     from ..model.weights import WeightsError
 
+    from ..transforms.manifests import ManifestError
+
     try:
+        if getattr(args, "beam_flags", False):
+            # the job re-parses its own flags and hands the rest to Beam's PipelineOptions
+            return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
         return args.func(args)
-    except (ConfigError, WeightsError) as exc:
+    except (ConfigError, WeightsError, ManifestError) as exc:
         print(f"nsfw-scan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -1,0 +1,41 @@
+"""Command-line flags shared by the commands, and how they override the configuration."""
+
+from __future__ import annotations
+
+import argparse
+
+from .config import Config, load_config
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml")
+    parser.add_argument("--loader", choices=("yahoo", "tensorflow"), help="preprocessing (default: yahoo, exact)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
+    parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
+    parser.add_argument("--weights-kind", choices=("onnx", "caffemodel", "npy"), help="format of --weights")
+    parser.add_argument(
+        "--trust-weights-pickle", action="store_true",
+        help="allow reading --weights-kind npy, a Python pickle (runs code from the file)",
+    )
+
+
+def config_from_args(args) -> Config:
+    overrides: dict = {}
+    if args.loader:
+        overrides["loader"] = args.loader
+    if args.batch_size is not None:
+        overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
+    weights = {}
+    if args.weights:
+        weights["path"] = args.weights
+        weights["kind"] = args.weights_kind or ("caffemodel" if args.weights.endswith(".caffemodel") else
+                                                "npy" if args.weights.endswith(".npy") else "onnx")
+    elif args.weights_kind:
+        weights["kind"] = args.weights_kind
+    if args.trust_weights_pickle:
+        weights["trusted"] = True
+    if weights:
+        overrides["weights"] = weights
+    if getattr(args, "uri_column", None):
+        overrides["manifest"] = {"uri_column": args.uri_column}
+    return load_config(args.config, overrides)

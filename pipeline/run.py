@@ -1,0 +1,100 @@
+"""``nsfw-scan run``: manifests -> bytes -> preprocessed arrays -> batched scores -> Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import time
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from ..model.weights import locate, weights_id
+from ..transforms.load import ERRORS, LoadImage
+from ..transforms.manifests import ManifestPlan, ReadManifests, plan_manifests
+from ..transforms.results import output_schema
+from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
+from ..transforms.write import WriteResults
+from .config import Config, ConfigError
+from .flags import add_config_flags, config_from_args
+from .runners import make_pipeline
+from .summary import format_summary, summarize, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", action="append", required=True, metavar="PATTERN",
+                        help="manifest file or glob (local, gs://, s3://); repeat for several")
+    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
+    parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
+    add_config_flags(parser)
+
+
+def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str):
+    """The job's graph; returns the PCollection of result rows."""
+    handler = OpenNsfwModelHandler(
+        config.weights.source(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size
+    )
+    images = (
+        pipeline
+        | "ReadManifests" >> ReadManifests(plan)
+        | "LoadImages" >> beam.ParDo(
+            LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+        ).with_outputs(ERRORS, main="images")
+    )
+    scored = images.images | "Score" >> RunInference(KeyedModelHandler(handler))
+    rows = (
+        (scored, images[ERRORS])
+        | "Merge" >> beam.Flatten()
+        | "Decide" >> beam.ParDo(DecideAndCount(config.thresholds, config.progress_every))
+    )
+    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
+    return rows
+
+
+def check_output_dir(directory: str) -> None:
+    """Local output folders must be creatable and writable before any work starts."""
+    if "://" in directory:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".nsfw-scan-write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise ConfigError(f"{directory}: the output folder is not writable ({exc.strerror}); choose another --output")
+
+
+def run(argv=None, test_pipeline=None) -> dict:
+    """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``)."""
+    parser = argparse.ArgumentParser(prog="nsfw-scan run")
+    add_run_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    config = config_from_args(args)
+    plan = plan_manifests(args.manifest, config.manifest.uri_column)
+    source = config.weights.source()
+    model = weights_id(source, locate(source)[1])
+    check_output_dir(args.output)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
+    results_dir = beam.io.filesystems.FileSystems.join(args.output, stamp)
+
+    pipeline = test_pipeline or make_pipeline(PipelineOptions(beam_args))
+    build(pipeline, plan, config, model, results_dir)
+    started = time.monotonic()
+    result = pipeline.run()
+    result.wait_until_finish()
+    seconds = time.monotonic() - started
+
+    summary = summarize(result, seconds, {"results": f"{args.output.rstrip('/')}/{stamp}", "model": model,
+                                          "loader": config.loader, "manifests": len(plan.files)})
+    write_summary(args.output, summary)
+    return summary
+
+
+def print_run(summary: dict) -> None:
+    print(format_summary(summary))

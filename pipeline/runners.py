@@ -1,0 +1,32 @@
+"""Choosing the runner: local runs never need the network.
+
+Recent Beam's DirectRunner first tries the Prism runner, which downloads a binary at run time.
+For ``--runner DirectRunner`` (the default) this job runs Beam's in-process FnApiRunner
+directly — what DirectRunner itself falls back to for batch pipelines — which honours
+``--direct_num_workers`` and ``--direct_running_mode``. Every other runner is Beam's own.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}
+
+
+def local_runner(options: PipelineOptions):
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    standard = options.view_as(StandardOptions)
+    if standard.runner in LOCAL_RUNNER_NAMES:
+        standard.runner = "DirectRunner"
+        return beam.Pipeline(runner=local_runner(options), options=options)
+    return beam.Pipeline(options=options)

@@ -1,0 +1,63 @@
+"""The end-of-run summary, from Beam's metrics (no second pass over the data)."""
+
+from __future__ import annotations
+
+import json
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+
+from ..model.decision import DECISIONS
+from ..transforms.manifests import NAMESPACE
+
+SUMMARY_FILE = "_SUMMARY.json"
+
+
+def counters(result) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+    return totals
+
+
+def summarize(result, seconds: float, extra: dict) -> dict:
+    c = counters(result)
+    decisions = {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
+    scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
+    errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
+    return {
+        **extra,
+        "manifest_rows": c.get("manifest_rows", 0),
+        "duplicates": c.get("duplicates", 0),
+        "rows": sum(decisions.values()),
+        "scored": scored,
+        "errors": sum(errors.values()),
+        "errors_by_kind": errors,
+        "decisions": decisions,
+        "bytes_read": c.get("bytes_read", 0),
+        "model_loads": c.get("model_loads", 0),
+        "seconds": round(seconds, 2),
+        "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def write_summary(directory: str, summary: dict) -> str:
+    path = FileSystems.join(directory, SUMMARY_FILE)
+    with FileSystems.create(path) as f:
+        f.write(json.dumps(summary, indent=2).encode() + b"\n")
+    return path
+
+
+def format_summary(summary: dict) -> str:
+    d, e = summary["decisions"], summary["errors_by_kind"]
+    lines = [
+        f"rows written   {summary['rows']}  (manifest lines {summary['manifest_rows']}, "
+        f"duplicates {summary['duplicates']})",
+        f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}",
+        f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
+        f"time           {summary['seconds']} s, {summary['images_per_s']} images/s, "
+        f"model loads {summary['model_loads']}",
+        f"results        {summary['results']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,275 @@
+"""Manifests: the lists of image URIs a job scores.
+
+Formats, chosen by file name (``.gz`` compressed text is read transparently):
+
+- plain text (any other name): one URI per line; blank lines and ``#`` comments are skipped;
+- ``.csv`` / ``.tsv``: a header row; the URI column is ``uri`` unless configured otherwise;
+- ``.jsonl`` / ``.ndjson``: one JSON object per line, with the URI under the same key;
+- ``.parquet``: a column holding the URI.
+
+Every other column passes through to the output unchanged (columns are taken from the CSV
+header, the first JSON object, or the Parquet schema; CSV and JSON values are strings, Parquet
+values keep their type). Relative URIs resolve against the manifest's own folder. A manifest
+pattern that matches nothing fails before the pipeline starts; a malformed line becomes an
+entry with an error that names the manifest and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from .results import RESERVED
+
+NAMESPACE = "nsfw_scan"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used at all; the message names it and says what to do."""
+
+
+def manifest_format(path: str) -> tuple[str, bool]:
+    """(format, gzip-compressed) from the file name."""
+    name = path.rsplit("/", 1)[-1].lower()
+    compressed = name.endswith(".gz")
+    if compressed:
+        name = name[:-3]
+    ext = name.rsplit(".", 1)[-1] if "." in name else ""
+    fmt = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl",
+           "parquet": "parquet", "pq": "parquet"}.get(ext, "text")
+    if fmt == "parquet" and compressed:
+        raise ManifestError(f"{path}: gzip-compressed Parquet is not supported; Parquet compresses itself")
+    return fmt, compressed
+
+
+def _open_text(path: str, compressed: bool):
+    raw = FileSystems.open(path, compression_type=CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestPlan:
+    """What the pipeline needs to know of its manifests before it starts."""
+
+    files: tuple[str, ...]
+    columns: dict[str, pa.DataType]  # pass-through columns and their output types
+    uri_column: str = "uri"
+
+
+def _header_columns(path: str, uri_column: str) -> dict[str, pa.DataType]:
+    fmt, compressed = manifest_format(path)
+    if fmt == "text":
+        return {}
+    if fmt == "parquet":
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            schema = pq.read_schema(f)
+        names = schema.names
+        types = {field.name: field.type for field in schema}
+    else:
+        with _open_text(path, compressed) as f:
+            if fmt == "jsonl":
+                first = next((line for line in f if line.strip()), "{}")
+                try:
+                    record = json.loads(first)
+                except ValueError:
+                    raise ManifestError(f"{path}: the first line is not JSON; expected one JSON object per line") from None
+                names = list(record) if isinstance(record, dict) else []
+            else:
+                names = next(csv.reader(f, delimiter="," if fmt == "csv" else "\t"), [])
+        types = {name: pa.string() for name in names}
+    if uri_column not in names:
+        raise ManifestError(
+            f"{path}: no {uri_column!r} column (found {names[:20]}); name the URI column with "
+            f"--uri-column, or use a plain-text manifest with one URI per line"
+        )
+    columns = {name: dtype for name, dtype in types.items() if name != uri_column}
+    clashes = sorted(set(columns) & RESERVED)
+    if clashes:
+        raise ManifestError(f"{path}: columns {clashes} clash with output columns of the same name; rename them")
+    return columns
+
+
+def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan:
+    """Expand the patterns and read the manifests' headers. Fails early, naming the pattern."""
+    files: list[str] = []
+    for pattern in patterns:
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception as exc:
+            raise ManifestError(f"manifest {pattern}: {exc}") from None
+        if not matched:
+            raise ManifestError(f"no manifest found at {pattern!r}; check the path or glob pattern")
+        files += sorted(m.path for m in matched)
+    files = list(dict.fromkeys(files))
+    columns: dict[str, pa.DataType] = {}
+    for path in files:
+        for name, dtype in _header_columns(path, uri_column).items():
+            if name in columns and columns[name] != dtype:
+                dtype = pa.string()  # the same column typed differently in two manifests
+            columns[name] = dtype
+    return ManifestPlan(tuple(files), columns, uri_column)
+
+
+def resolve(uri: str, manifest: str) -> str:
+    """Relative URIs are taken from the manifest's folder."""
+    if "://" in uri or os.path.isabs(uri):
+        return uri
+    return FileSystems.join(FileSystems.split(manifest)[0], uri)
+
+
+def _as_type(value, dtype: pa.DataType):
+    if value is None or not pa.types.is_string(dtype) or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One manifest line: a URI with its pass-through columns, or why the line is unusable."""
+
+    uri: str | None
+    columns: dict
+    manifest: str  # file name of the manifest
+    line: int  # line (or Parquet row) number, from 1
+    error: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        """Entries with the same URI are one image; each unusable line stays on its own."""
+        return self.uri if self.uri is not None else f"\0{self.manifest}:{self.line}"
+
+    @property
+    def position(self) -> tuple[str, int]:
+        return self.manifest, self.line
+
+
+class ReadManifest(beam.DoFn):
+    """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
+
+    def __init__(self, plan: ManifestPlan):
+        self._columns = plan.columns
+        self._uri_column = plan.uri_column
+
+    def setup(self):
+        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
+
+    def process(self, path: str) -> Iterator[Entry]:
+        fmt, compressed = manifest_format(path)
+        reader = {"text": self._text, "csv": self._delimited, "tsv": self._delimited,
+                  "jsonl": self._jsonl, "parquet": self._parquet}[fmt]
+        name = path.rsplit("/", 1)[-1]
+        for line, uri, values, error in reader(path, fmt, compressed):
+            self._rows.inc()
+            if error is None and (not isinstance(uri, str) or not uri.strip()):
+                error = f"no URI in column {self._uri_column!r}" if uri is None or isinstance(uri, str) else \
+                    f"the URI is not a string: {uri!r}"
+            columns = {c: _as_type(values.get(c), t) for c, t in self._columns.items()}
+            if error:
+                yield Entry(None, columns, name, line, f"bad_manifest_line: {name} line {line}: {error}")
+            else:
+                yield Entry(resolve(uri.strip(), path), columns, name, line)
+
+    def _text(self, path, fmt, compressed):
+        with _open_text(path, compressed) as f:
+            for line, text in enumerate(f, 1):
+                text = text.strip()
+                if not text or text.startswith("#"):
+                    continue
+                error = "not valid UTF-8 text" if "\ufffd" in text else None
+                yield line, text, {}, error
+
+    def _delimited(self, path, fmt, compressed):
+        with _open_text(path, compressed) as f:
+            reader = csv.reader(f, delimiter="," if fmt == "csv" else "\t")
+            header = next(reader, [])
+            for fields in reader:
+                if not fields or all(not v.strip() for v in fields):
+                    continue
+                if len(fields) != len(header):
+                    yield reader.line_num, None, {}, f"expected {len(header)} fields, got {len(fields)}"
+                    continue
+                values = dict(zip(header, fields))
+                yield reader.line_num, values[self._uri_column], values, None
+
+    def _jsonl(self, path, fmt, compressed):
+        with _open_text(path, compressed) as f:
+            for line, text in enumerate(f, 1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except ValueError as exc:
+                    yield line, None, {}, f"not JSON ({exc})"
+                    continue
+                if not isinstance(record, dict):
+                    yield line, None, {}, "not a JSON object"
+                    continue
+                yield line, record.get(self._uri_column), record, None
+
+    def _parquet(self, path, fmt, compressed):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            row = 0
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
+                for record in batch.to_pylist():
+                    row += 1
+                    yield row, record.get(self._uri_column), record, None
+
+
+class _FirstEntry(beam.CombineFn):
+    """Per URI: how many manifest lines name it, and the first of them (by manifest, line)."""
+
+    def create_accumulator(self):
+        return 0, None
+
+    def add_input(self, accumulator, entry):
+        count, first = accumulator
+        return count + 1, entry if first is None or entry.position < first.position else first
+
+    def merge_accumulators(self, accumulators):
+        count, first = 0, None
+        for n, entry in accumulators:
+            count += n
+            if entry is not None and (first is None or entry.position < first.position):
+                first = entry
+        return count, first
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def _count_duplicates(keyed):
+    _, (count, entry) = keyed
+    if count > 1:
+        beam.metrics.Metrics.counter(NAMESPACE, "duplicates").inc(count - 1)
+    return entry
+
+
+class ReadManifests(beam.PTransform):
+    """Manifest files -> one ``Entry`` per distinct URI (plus one per unusable line).
+
+    De-duplication is a combine per URI, which runners shuffle and spill to disk: nothing
+    holds the set of URIs in one process."""
+
+    def __init__(self, plan: ManifestPlan):
+        super().__init__()
+        self._plan = plan
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ListManifests" >> beam.Create(self._plan.files)
+            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan))
+            | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
+            | "FirstPerUri" >> beam.CombinePerKey(_FirstEntry())
+            | "CountDuplicates" >> beam.Map(_count_duplicates)
+        )
