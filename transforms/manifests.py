@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import io
 import json
 import os
@@ -53,7 +54,9 @@ def manifest_format(path: str) -> tuple[str, bool]:
 
 
 def _open_text(path: str, compressed: bool):
-    raw = FileSystems.open(path, compression_type=CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED)
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if compressed:
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
