@@ -1,0 +1,54 @@
+"""The same job on other execution paths: threads, worker processes, the portable Fn API path."""
+
+import pytest
+
+from corpus import HOSTILE, REAL, corpus_files
+from test_pipeline import by_uri, run_job
+
+SAMPLE = [REAL / f for f in corpus_files(REAL)] + [HOSTILE / f for f in corpus_files(HOSTILE)[:60]]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    path = tmp_path_factory.mktemp("manifest") / "sample.txt"
+    path.write_text("\n".join(map(str, SAMPLE)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def in_process(manifest, tmp_path_factory):
+    return run_job(tmp_path_factory.mktemp("in-process"), manifest)
+
+
+def outcome(rows):
+    return {uri: (round(r["score"], 5) if r["score"] is not None else None, r["decision"], r["error"])
+            for uri, r in by_uri(rows).items()}
+
+
+def test_in_process_loads_the_model_once(in_process):
+    summary, rows = in_process
+    assert summary["model_loads"] == 1
+    assert len(rows) == len(SAMPLE) and summary["scored"] > len(SAMPLE) // 2
+
+
+def test_threads_share_one_model(manifest, tmp_path, in_process):
+    summary, rows = run_job(tmp_path, manifest, extra=[
+        "--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"])
+    assert summary["model_loads"] == 1
+    assert outcome(rows) == outcome(in_process[1])
+
+
+@pytest.mark.slow
+def test_worker_processes_load_at_most_one_model_each(manifest, tmp_path, in_process):
+    summary, rows = run_job(tmp_path, manifest, extra=[
+        "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"])
+    assert 1 <= summary["model_loads"] <= 2
+    assert outcome(rows) == outcome(in_process[1])
+
+
+@pytest.mark.slow
+def test_portable_runner_with_embedded_job_service(manifest, tmp_path, in_process):
+    summary, rows = run_job(tmp_path, manifest, extra=[
+        "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"])
+    assert summary["model_loads"] == 1
+    assert outcome(rows) == outcome(in_process[1])
