@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -9,14 +10,34 @@ import numpy as np
 from .network import INPUT_SHAPE, build_resnet50_thin
 from .weights import WeightsSource, load_into, load_weights
 
+log = logging.getLogger(__name__)
+
+
+def set_threads(intra_op: int, inter_op: int) -> None:
+    """Size TensorFlow's thread pools (0 = TensorFlow's default). Only possible before the
+    TensorFlow runtime starts in this process; later requests are logged and ignored."""
+    import tensorflow as tf
+
+    for setter, getter, wanted in (
+        (tf.config.threading.set_intra_op_parallelism_threads, tf.config.threading.get_intra_op_parallelism_threads, intra_op),
+        (tf.config.threading.set_inter_op_parallelism_threads, tf.config.threading.get_inter_op_parallelism_threads, inter_op),
+    ):
+        if wanted and getter() != wanted:
+            try:
+                setter(wanted)
+            except RuntimeError:
+                log.warning("TensorFlow already started in this process; thread setting %d ignored", wanted)
+
 
 class Scorer:
     """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image."""
 
-    def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True):
+    def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
+                 intra_op_threads: int = 0, inter_op_threads: int = 0):
         import tensorflow as tf
 
         started = time.perf_counter()
+        set_threads(intra_op_threads, inter_op_threads)
         loaded = load_weights(source, use_cache=use_cache)
         self.model = build_resnet50_thin()
         load_into(self.model, loaded.weights)
@@ -30,6 +51,13 @@ class Scorer:
 
         self._predict = nsfw_probability
         self.load_seconds = time.perf_counter() - started
+        self._load_unreported = True
+
+    def take_load_report(self) -> bool:
+        """True exactly once per scorer: lets the caller count model loads where its metrics
+        are live (a method, so it also works through Beam's cross-process model proxies)."""
+        first, self._load_unreported = self._load_unreported, False
+        return first
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: float32 ``[N, 224, 224, 3]`` from a loader -> float32 ``[N]``."""

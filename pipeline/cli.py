@@ -19,7 +19,7 @@ def cmd_score(args) -> int:
     from .score_files import score_paths
 
     config = config_from_args(args)
-    scorer = Scorer(config.weights.source())
+    scorer = Scorer(**config.scorer_options())
     any_error = False
     for result in score_paths(args.paths, config, scorer):
         any_error |= result.error is not None
@@ -34,7 +34,7 @@ def cmd_export(args) -> int:
     config = config_from_args(args)
     if os.path.exists(args.directory) and os.listdir(args.directory):
         raise ConfigError(f"{args.directory}: the export directory exists and is not empty; choose a new one")
-    scorer = Scorer(config.weights.source())
+    scorer = Scorer(**config.scorer_options())
     export_savedmodel(scorer.model, args.directory, args.input_type)
     print(f"SavedModel ({args.input_type} input, weights {scorer.model_id}) written to {args.directory}")
     return EXIT_OK

@@ -50,6 +50,22 @@ class Manifest:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelSharing:
+    """Beam's switches for one model shared by all SDK processes of a worker machine."""
+
+    large_model: bool = False
+    copies: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorFlow:
+    """TensorFlow's thread pools per process; 0 lets TensorFlow use every core."""
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     thresholds: Thresholds = Thresholds()
     loader: str = "yahoo"
@@ -58,6 +74,27 @@ class Config:
     weights: Weights = Weights()
     manifest: Manifest = Manifest()
     progress_every: int = 1000
+    model_sharing: ModelSharing = ModelSharing()
+    tensorflow: TensorFlow = TensorFlow()
+    # Beam pipeline options (runner presets); flags on the command line win over these.
+    pipeline_options: dict = dataclasses.field(default_factory=dict)
+
+    def scorer_options(self) -> dict:
+        """Keyword arguments for ``model.scorer.Scorer``."""
+        return {"source": self.weights.source(), "intra_op_threads": self.tensorflow.intra_op_threads,
+                "inter_op_threads": self.tensorflow.inter_op_threads}
+
+    def beam_args(self) -> list[str]:
+        """``pipeline_options`` as Beam command-line flags."""
+        args = []
+        for key, value in self.pipeline_options.items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if v is True:
+                    args.append(f"--{key}")
+                elif v is not False and v is not None:
+                    args.append(f"--{key}={v}")
+        return args
 
     def validate(self, origin: str) -> "Config":
         def fail(key, why):
@@ -75,15 +112,20 @@ class Config:
             fail("weights.path", f"weights kind {self.weights.kind!r} needs a path")
         if self.progress_every < 1:
             fail("progress_every", "must be a positive number of images")
+        if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads) < 0:
+            fail("tensorflow", "thread counts must be 0 (TensorFlow's default) or positive")
+        if self.model_sharing.copies is not None and self.model_sharing.copies < 1:
+            fail("model_sharing.copies", "must be a positive number or null")
         return self
 
 
 def _typecheck(value, annotation: str, key: str, origin: str):
-    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "str | None": (str, type(None))}
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict,
+                "str | None": (str, type(None)), "int | None": (int, type(None))}
     wanted = expected.get(annotation)
     if wanted is None:
         return value
-    if isinstance(value, bool) and annotation in ("int", "float"):
+    if isinstance(value, bool) and annotation in ("int", "float", "int | None"):
         raise ConfigError(f"{origin}: {key}: expected a number, got {value!r}")
     if not isinstance(value, wanted):
         raise ConfigError(f"{origin}: {key}: expected {annotation}, got {value!r}")
@@ -102,6 +144,8 @@ def _merge(obj, overrides: dict[str, Any], origin: str, prefix: str = ""):
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             changes[key] = _merge(current, value, origin, f"{name}.")
+        elif isinstance(current, dict):
+            changes[key] = {**current, **_typecheck(value, "dict", name, origin)}
         else:
             changes[key] = _typecheck(value, fields[key].type, name, origin)
     try:
@@ -122,15 +166,32 @@ def default_config_text() -> str:
     return (importlib.resources.files("nsfw_scan.configs") / "default.yaml").read_text()
 
 
+def packaged_configs() -> list[str]:
+    return sorted(p.name[:-5] for p in importlib.resources.files("nsfw_scan.configs").iterdir()
+                  if p.name.endswith(".yaml") and p.name != "default.yaml")
+
+
+def _config_text(path: str) -> tuple[str, str]:
+    """A config file's text and how to name it: a file path, or the name of a packaged preset."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), path
+    except FileNotFoundError:
+        if path in packaged_configs():
+            preset = importlib.resources.files("nsfw_scan.configs") / f"{path}.yaml"
+            return preset.read_text(), f"configs/{path}.yaml"
+        raise ConfigError(
+            f"{path}: no such config file (packaged presets: {', '.join(packaged_configs())})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+
+
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the file at ``path``, then ``overrides`` (nested dict, e.g. from flags)."""
+    """Defaults, then the file (or packaged preset) ``path``, then ``overrides`` (e.g. from flags)."""
     config = _merge(Config(), _read_yaml(default_config_text(), "configs/default.yaml"), "configs/default.yaml")
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+        text, path = _config_text(path)
         config = _merge(config, _read_yaml(text, path), path).validate(path)
     if overrides:
         config = _merge(config, overrides, "command line")

@@ -8,7 +8,7 @@ from .config import Config, load_config
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml")
+    parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
     parser.add_argument("--loader", choices=("yahoo", "tensorflow"), help="preprocessing (default: yahoo, exact)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")

@@ -10,7 +10,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ..model.weights import locate, weights_id
 from ..transforms.load import ERRORS, LoadImage
@@ -37,7 +37,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str):
     """The job's graph; returns the PCollection of result rows."""
     handler = OpenNsfwModelHandler(
-        config.weights.source(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size
+        config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+        large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     images = (
         pipeline
@@ -83,7 +84,8 @@ def run(argv=None, test_pipeline=None) -> dict:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
     results_dir = beam.io.filesystems.FileSystems.join(args.output, stamp)
 
-    pipeline = test_pipeline or make_pipeline(PipelineOptions(beam_args))
+    pipeline = test_pipeline or make_pipeline(PipelineOptions(config.beam_args() + beam_args))
+    runner = pipeline.options.view_as(StandardOptions).runner
     build(pipeline, plan, config, model, results_dir)
     started = time.monotonic()
     result = pipeline.run()
@@ -91,7 +93,8 @@ def run(argv=None, test_pipeline=None) -> dict:
     seconds = time.monotonic() - started
 
     summary = summarize(result, seconds, {"results": f"{args.output.rstrip('/')}/{stamp}", "model": model,
-                                          "loader": config.loader, "manifests": len(plan.files)})
+                                          "loader": config.loader, "manifests": len(plan.files),
+                                          "runner": runner})
     write_summary(args.output, summary)
     return summary
 

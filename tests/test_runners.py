@@ -52,3 +52,25 @@ def test_portable_runner_with_embedded_job_service(manifest, tmp_path, in_proces
         "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"])
     assert summary["model_loads"] == 1
     assert outcome(rows) == outcome(in_process[1])
+
+
+@pytest.mark.slow
+def test_large_model_shares_one_copy_across_worker_processes(manifest, tmp_path, in_process):
+    config = tmp_path / "shared.yaml"
+    config.write_text("model_sharing:\n  large_model: true\npipeline_options:\n"
+                      "  direct_num_workers: 2\n  direct_running_mode: multi_processing\n")
+    summary, rows = run_job(tmp_path, manifest, extra=["--config", config])
+    assert summary["model_loads"] == 1
+    assert outcome(rows) == outcome(in_process[1])
+
+
+def test_runner_presets_become_beam_options():
+    from nsfw_scan.pipeline.config import load_config, packaged_configs
+
+    assert packaged_configs() == ["dataflow", "flink", "spark"]
+    dataflow = load_config("dataflow")
+    assert "--runner=DataflowRunner" in dataflow.beam_args()
+    assert "--setup_file=./setup.py" in dataflow.beam_args()
+    assert dataflow.tensorflow.intra_op_threads == 1
+    assert "--runner=FlinkRunner" in load_config("flink").beam_args()
+    assert "--runner=SparkRunner" in load_config("spark").beam_args()

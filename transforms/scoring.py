@@ -12,7 +12,6 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
 from ..model.decision import Thresholds
-from ..model.weights import WeightsSource
 from .manifests import NAMESPACE
 from .results import finish
 
@@ -27,23 +26,21 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer"]):
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, source: WeightsSource, min_batch_size: int, max_batch_size: int,
+    def __init__(self, scorer_options: dict, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          large_model=large_model, model_copies=model_copies)
-        self._source = source
+        self._scorer_options = scorer_options  # model.scorer.Scorer's keyword arguments
 
     def load_model(self):
         from ..model.scorer import Scorer
 
-        scorer = Scorer(self._source)
-        scorer.unreported_load = True  # counted by the first batch, where metrics are live
+        scorer = Scorer(**self._scorer_options)
         log.info("model %s loaded in %.1f s", scorer.model_id, scorer.load_seconds)
         return scorer
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[float]:
-        if getattr(model, "unreported_load", False):
-            model.unreported_load = False
+        if model.take_load_report():  # counted at the first batch, where metrics are live
             beam.metrics.Metrics.counter(NAMESPACE, "model_loads").inc()
         return model.score(np.stack(batch)).tolist()
 
