@@ -12,7 +12,10 @@ Loaders (selected by name):
     in-graph path, also used by the SavedModel export). Formats: JPEG, PNG, GIF, BMP, WebP.
 
 Every failure is an :class:`ImageError` with a ``kind``; nothing here lets a bad file escape as
-another exception. Limits (bytes, pixels) come from the caller, not from Pillow's globals.
+another exception. Limits (bytes, pixels) come from the caller, not from Pillow's globals: the
+pixel count is checked from the header, before any decoding. Truncated files are errors (Pillow's
+``LOAD_TRUNCATED_IMAGES`` stays off). PostScript/EPS is refused: Pillow would hand it to
+Ghostscript, an interpreter, and uploads are untrusted.
 """
 
 from __future__ import annotations
@@ -48,15 +51,31 @@ class Preprocessed:
     height: int
 
 
+# Pillow decodes PostScript by running Ghostscript on it: never for untrusted uploads.
+REFUSED_FORMATS = {"EPS": "PostScript/EPS is not decoded (it would run Ghostscript on the upload)"}
+_POSTSCRIPT_MAGIC = (b"%!PS", b"\xc5\xd0\xd3\xc6")
+_formats: tuple[str, ...] | None = None
+
+
+def _allowed_formats() -> tuple[str, ...]:
+    global _formats
+    if _formats is None:
+        Image.init()
+        _formats = tuple(f for f in Image.OPEN if f not in REFUSED_FORMATS)
+    return _formats
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("empty", "the file has no bytes")
+    if data.startswith(_POSTSCRIPT_MAGIC):
+        raise ImageError("unsupported_format", REFUSED_FORMATS["EPS"])
     with warnings.catch_warnings():
         # Pillow warns (does not fail) between MAX_IMAGE_PIXELS and twice that, and about odd
         # headers; the explicit pixel check below decides instead.
         warnings.simplefilter("ignore")
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=_allowed_formats())
         except Image.DecompressionBombError as exc:
             raise ImageError("decompression_bomb", str(exc)) from None
         except Image.UnidentifiedImageError:

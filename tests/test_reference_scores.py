@@ -29,7 +29,7 @@ def test_yahoo_loader_matches_reference(name, folder, scorer):
     # Exactly the files Yahoo's loader decodes are scored; every other one is a classified error.
     assert set(scores) == set(expected)
     assert set(errors) == set(corpus_files(folder)) - set(expected)
-    assert {exc.kind for exc in errors.values()} <= {"undecodable", "truncated", "decompression_bomb"}
+    assert {exc.kind for exc in errors.values()} <= {"undecodable", "truncated", "decompression_bomb", "unsupported_format"}
     worst = max(abs(scores[k] - expected[k]) for k in expected)
     assert worst < 1e-3, f"max |score - reference| = {worst}"
 
