@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ..model.weights import locate, weights_id
+from ..transforms.earlier import DoneKeys
 from ..transforms.load import ERRORS, LoadImage
 from ..transforms.manifests import ManifestPlan, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
@@ -20,6 +21,8 @@ from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
 from .flags import add_config_flags, config_from_args
+from .output_dir import (drop_superseded_errors, remove_runs_except, remove_unfinished_runs, result_files,
+                         run_result_files)
 from .runners import make_pipeline
 from .summary import format_summary, summarize, write_summary
 
@@ -31,18 +34,26 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="manifest file or glob (local, gs://, s3://); repeat for several")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
     parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--rescore-errors", action="store_true",
+                       help="also redo URIs whose earlier row in --output is an error")
+    again.add_argument("--force", action="store_true",
+                       help="score every URI again; the new run replaces all earlier runs in --output")
     add_config_flags(parser)
 
 
-def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str):
-    """The job's graph; returns the PCollection of result rows."""
+def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
+          earlier: list[str] = (), rescore_errors: bool = False):
+    """The job's graph; returns the PCollection of result rows. ``earlier``: result files of
+    earlier runs; URIs that have a row there are not read again."""
     handler = OpenNsfwModelHandler(
         config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
+    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors) if earlier else None
     images = (
         pipeline
-        | "ReadManifests" >> ReadManifests(plan)
+        | "ReadManifests" >> ReadManifests(plan, done)
         | "LoadImages" >> beam.ParDo(
             LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
         ).with_outputs(ERRORS, main="images")
@@ -81,20 +92,29 @@ def run(argv=None, test_pipeline=None) -> dict:
     source = config.weights.source()
     model = weights_id(source, locate(source)[1])
     check_output_dir(args.output)
+    for folder in remove_unfinished_runs(args.output):
+        log.info("removed %s: a run that did not finish", folder)
+    earlier = [] if args.force else result_files(args.output)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
     results_dir = beam.io.filesystems.FileSystems.join(args.output, stamp)
 
     pipeline = test_pipeline or make_pipeline(PipelineOptions(config.beam_args() + beam_args))
     runner = pipeline.options.view_as(StandardOptions).runner
-    build(pipeline, plan, config, model, results_dir)
+    build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors)
     started = time.monotonic()
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
 
+    if args.force:
+        remove_runs_except(args.output, results_dir)
+    elif args.rescore_errors and earlier:
+        dropped = drop_superseded_errors(earlier, run_result_files(results_dir))
+        log.info("%d earlier error rows replaced by this run's rows", dropped)
+
     summary = summarize(result, seconds, {"results": f"{args.output.rstrip('/')}/{stamp}", "model": model,
                                           "loader": config.loader, "manifests": len(plan.files),
-                                          "runner": runner})
+                                          "runner": runner, "earlier_result_files": len(earlier)})
     write_summary(args.output, summary)
     return summary
 

@@ -30,6 +30,7 @@ def summarize(result, seconds: float, extra: dict) -> dict:
         **extra,
         "manifest_rows": c.get("manifest_rows", 0),
         "duplicates": c.get("duplicates", 0),
+        "already_done": c.get("already_done", 0),
         "rows": sum(decisions.values()),
         "scored": scored,
         "errors": sum(errors.values()),
@@ -53,7 +54,7 @@ def format_summary(summary: dict) -> str:
     d, e = summary["decisions"], summary["errors_by_kind"]
     lines = [
         f"rows written   {summary['rows']}  (manifest lines {summary['manifest_rows']}, "
-        f"duplicates {summary['duplicates']})",
+        f"duplicates {summary['duplicates']}, already in earlier runs {summary['already_done']})",
         f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}",
         f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s, "

@@ -136,6 +136,13 @@ def _as_type(value, dtype: pa.DataType):
     return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
+def bad_line_key(manifest: str, line: int) -> str:
+    return f"\0{manifest}:{line}"
+
+
+BAD_LINE = "bad_manifest_line"
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One manifest line: a URI with its pass-through columns, or why the line is unusable."""
@@ -149,7 +156,7 @@ class Entry:
     @property
     def dedup_key(self) -> str:
         """Entries with the same URI are one image; each unusable line stays on its own."""
-        return self.uri if self.uri is not None else f"\0{self.manifest}:{self.line}"
+        return self.uri if self.uri is not None else bad_line_key(self.manifest, self.line)
 
     @property
     def position(self) -> tuple[str, int]:
@@ -178,7 +185,7 @@ class ReadManifest(beam.DoFn):
                     f"the URI is not a string: {uri!r}"
             columns = {c: _as_type(values.get(c), t) for c, t in self._columns.items()}
             if error:
-                yield Entry(None, columns, name, line, f"bad_manifest_line: {name} line {line}: {error}")
+                yield Entry(None, columns, name, line, f"{BAD_LINE}: {name} line {line}: {error}")
             else:
                 yield Entry(resolve(uri.strip(), path), columns, name, line)
 
@@ -229,50 +236,68 @@ class ReadManifest(beam.DoFn):
 
 
 class _FirstEntry(beam.CombineFn):
-    """Per URI: how many manifest lines name it, and the first of them (by manifest, line)."""
+    """Per URI: how many manifest lines name it, the first of them (by manifest, line), and
+    whether an earlier run already has its row (marked by a ``None`` input)."""
 
     def create_accumulator(self):
-        return 0, None
+        return 0, None, False
 
     def add_input(self, accumulator, entry):
-        count, first = accumulator
-        return count + 1, entry if first is None or entry.position < first.position else first
+        count, first, done = accumulator
+        if entry is None:
+            return count, first, True
+        return count + 1, entry if first is None or entry.position < first.position else first, done
 
     def merge_accumulators(self, accumulators):
-        count, first = 0, None
-        for n, entry in accumulators:
-            count += n
+        count, first, done = 0, None, False
+        for n, entry, d in accumulators:
+            count, done = count + n, done or d
             if entry is not None and (first is None or entry.position < first.position):
                 first = entry
-        return count, first
+        return count, first, done
 
     def extract_output(self, accumulator):
         return accumulator
 
 
-def _count_duplicates(keyed):
-    _, (count, entry) = keyed
+def _new_entries(keyed):
+    """The entry to process, if any; counts duplicates and entries an earlier run covered."""
+    _, (count, entry, done) = keyed
     if count > 1:
         beam.metrics.Metrics.counter(NAMESPACE, "duplicates").inc(count - 1)
-    return entry
+    if entry is None:  # a result of an earlier run whose URI is not in these manifests
+        return
+    if done:
+        beam.metrics.Metrics.counter(NAMESPACE, "already_done").inc()
+        return
+    yield entry
 
 
 class ReadManifests(beam.PTransform):
     """Manifest files -> one ``Entry`` per distinct URI (plus one per unusable line).
 
-    De-duplication is a combine per URI, which runners shuffle and spill to disk: nothing
+    ``done``: optional PCollection of keys (URIs, or the key of an unusable line) that already
+    have a row from an earlier run; their entries are dropped. De-duplication and this join are
+    one combine per URI, which Beam shuffles (and distributed runners spill to disk): nothing
     holds the set of URIs in one process."""
 
-    def __init__(self, plan: ManifestPlan):
+    def __init__(self, plan: ManifestPlan, done=None):
         super().__init__()
         self._plan = plan
+        self._done = done
 
     def expand(self, pbegin):
-        return (
+        keyed = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
             | "ReadLines" >> beam.ParDo(ReadManifest(self._plan))
             | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
+        )
+        if self._done is not None:
+            marks = self._done | "MarkDone" >> beam.Map(lambda key: (key, None))
+            keyed = (keyed, marks) | "WithEarlierRuns" >> beam.Flatten()
+        return (
+            keyed
             | "FirstPerUri" >> beam.CombinePerKey(_FirstEntry())
-            | "CountDuplicates" >> beam.Map(_count_duplicates)
+            | "DropDuplicatesAndDone" >> beam.FlatMap(_new_entries)
         )

@@ -1,0 +1,91 @@
+"""Running again into the same output: only new URIs are scored, one row per URI across runs."""
+
+import signal
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus import HOSTILE, REAL, corpus_files
+from nsfw_scan.pipeline.run import run
+
+REAL_URIS = [str(REAL / f) for f in corpus_files(REAL)]
+
+
+def job(manifest, output, *flags):
+    return run(["--manifest", str(manifest), "--output", str(output), *flags])
+
+
+def rows_by_uri(output):
+    rows = pq.read_table(output).to_pylist()
+    uris = [r["uri"] for r in rows]
+    assert len(uris) == len(set(uris)), "one row per URI across runs"
+    return {r["uri"]: r for r in rows}
+
+
+def test_rerun_scores_nothing_and_new_uris_only(tmp_path):
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(REAL_URIS[:10]) + "\n# a comment\nbroken\x00line\n")
+    first = job(manifest, out)
+    assert first["scored"] == 10
+
+    again = job(manifest, out)
+    assert again["scored"] == 0 and again["rows"] == 0
+    assert again["already_done"] == 11  # ten images and the unusable line
+    assert len(rows_by_uri(out)) == 11
+
+    manifest.write_text("\n".join(REAL_URIS) + "\n")  # tomorrow's manifest: two new uploads
+    grown = job(manifest, out)
+    assert grown["scored"] == 2 and grown["already_done"] == 10
+    assert set(rows_by_uri(out)) >= set(REAL_URIS)
+
+
+def test_rescore_errors_replaces_error_rows(tmp_path):
+    late = tmp_path / "late.png"
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text(f"{REAL_URIS[0]}\n{late}\n")
+    assert job(manifest, out)["errors"] == 1
+    late.write_bytes((REAL / "coffee.png").read_bytes())  # the upload arrives later
+    assert job(manifest, out)["rows"] == 0  # errors stay errors by default
+    summary = job(manifest, out, "--rescore-errors")
+    assert summary["scored"] == 1 and summary["already_done"] == 1
+    rows = rows_by_uri(out)
+    assert rows[str(late)]["error"] is None and rows[str(late)]["score"] is not None
+
+
+def test_force_replaces_every_earlier_run(tmp_path):
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(REAL_URIS[:3]) + "\n")
+    job(manifest, out)
+    job(manifest, out, "--force")
+    assert len(list(out.glob("run-*"))) == 1
+    assert len(rows_by_uri(out)) == 3
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_no_results_and_resumes(tmp_path):
+    uris = REAL_URIS + [str(HOSTILE / f) for f in corpus_files(HOSTILE)[:300]]
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(REAL_URIS[:4]) + "\n")
+    job(manifest, out)  # an earlier, finished run
+    manifest.write_text("\n".join(uris) + "\n")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest), "--output", str(out),
+         "--batch-size", "4"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    for line in proc.stderr:  # wait until scoring has started, then kill the job
+        if " loaded in " in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    # only the finished run is visible
+    assert set(rows_by_uri(out)) == set(REAL_URIS[:4])
+
+    summary = job(manifest, out)
+    assert summary["already_done"] == 4 and summary["rows"] == len(uris) - 4
+    assert set(rows_by_uri(out)) == set(uris)
+    assert not list(out.rglob("beam-temp-*"))
