@@ -47,3 +47,35 @@ def test_bad_config_is_one_clear_line_and_exit_2(tmp_path):
     result = nsfw_scan("score", "--config", config, REAL / "astronaut.png")
     assert result.returncode == 2
     assert f"{config}: unknown key 'treshold'" in result.stderr
+
+
+def test_bad_job_input_is_one_line_exit_2_and_nothing_written(tmp_path):
+    from corpus import REAL
+
+    good = tmp_path / "good.txt"
+    good.write_text(f"{REAL / 'coffee.png'}\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("uri,id\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    config = tmp_path / "c.yaml"
+    cases = [
+        (["--manifest", tmp_path / "nope.txt"], "no manifest found at"),
+        (["--manifest", empty], "list no URIs"),
+        (["--manifest", good, "--config", config, "#unknown"], "unknown key 'batchsize'"),
+        (["--manifest", good, "--config", config, "#order"], "safe_below < nsfw_from"),
+        (["--manifest", good, "--output", blocker / "out"], "the output folder is not writable"),
+    ]
+    for args, message in cases:
+        if "#unknown" in args:
+            config.write_text("batchsize: 3\n")
+        if "#order" in args:
+            config.write_text("thresholds: {safe_below: 0.8, nsfw_from: 0.2}\n")
+        args = [a for a in args if not str(a).startswith("#")]
+        if "--output" not in args:
+            args += ["--output", tmp_path / "out"]
+        result = nsfw_scan("run", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("nsfw-scan: error: ") and message in last, last
+        assert not (tmp_path / "out").exists()

@@ -120,7 +120,11 @@ def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan
             if name in columns and columns[name] != dtype:
                 dtype = pa.string()  # the same column typed differently in two manifests
             columns[name] = dtype
-    return ManifestPlan(tuple(files), columns, uri_column)
+    plan = ManifestPlan(tuple(files), columns, uri_column)
+    reader = ReadManifest(plan)
+    if not any(next(iter(reader.lines(path)), None) for path in files):
+        raise ManifestError(f"the manifests at {', '.join(map(repr, patterns))} list no URIs; nothing to do")
+    return plan
 
 
 def resolve(uri: str, manifest: str) -> str:
@@ -173,12 +177,16 @@ class ReadManifest(beam.DoFn):
     def setup(self):
         self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
 
-    def process(self, path: str) -> Iterator[Entry]:
+    def lines(self, path: str):
+        """``(line number, uri, values, error)`` for each line that is not blank or a comment."""
         fmt, compressed = manifest_format(path)
         reader = {"text": self._text, "csv": self._delimited, "tsv": self._delimited,
                   "jsonl": self._jsonl, "parquet": self._parquet}[fmt]
+        return reader(path, fmt, compressed)
+
+    def process(self, path: str) -> Iterator[Entry]:
         name = path.rsplit("/", 1)[-1]
-        for line, uri, values, error in reader(path, fmt, compressed):
+        for line, uri, values, error in self.lines(path):
             self._rows.inc()
             if error is None and (not isinstance(uri, str) or not uri.strip()):
                 error = f"no URI in column {self._uri_column!r}" if uri is None or isinstance(uri, str) else \
