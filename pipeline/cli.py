@@ -59,6 +59,14 @@ def cmd_demo(args, argv) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from .report import format_report, write_report
+
+    config = config_from_args(args)
+    print(format_report(*write_report(args.directory, config.thresholds)))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -78,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a small corpus offline and run the job on it")
     demo.add_argument("directory", nargs="?", default="nsfw-scan-demo", metavar="DIR")
     demo.set_defaults(func=cmd_demo, beam_flags=True)
+
+    report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR")
+    report.add_argument("directory", metavar="DIR")
+    add_config_flags(report)
+    report.set_defaults(func=cmd_report)
 
     export = commands.add_parser("export-savedmodel", help="write a SavedModel for TF Serving")
     export.add_argument("directory", metavar="DIR")

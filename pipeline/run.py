@@ -112,7 +112,8 @@ def run(argv=None, test_pipeline=None) -> dict:
         dropped = drop_superseded_errors(earlier, run_result_files(results_dir))
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
-    summary = summarize(result, seconds, {"results": f"{args.output.rstrip('/')}/{stamp}", "model": model,
+    summary = summarize(result, seconds, {"output": args.output, "results": f"{args.output.rstrip('/')}/{stamp}",
+                                          "model": model,
                                           "loader": config.loader, "manifests": len(plan.files),
                                           "runner": runner, "earlier_result_files": len(earlier)})
     write_summary(args.output, summary)

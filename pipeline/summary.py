@@ -60,5 +60,6 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s, "
         f"model loads {summary['model_loads']}",
         f"results        {summary['results']}",
+        f"report         nsfw-scan report {summary['output']}",
     ]
     return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""``nsfw-scan report``: counts, chart and review queue from the Parquet results."""
+
+import csv
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from cli import nsfw_scan
+from corpus import REAL, corpus_files
+
+
+def test_report_over_two_runs(tmp_path):
+    files = [str(REAL / f) for f in corpus_files(REAL)]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("thresholds: {safe_below: 0.002, nsfw_from: 0.01}\n")
+    out = tmp_path / "out"
+    (tmp_path / "a.csv").write_text("uri,upload\n" + "".join(f"{u},a{i}\n" for i, u in enumerate(files[:6])))
+    (tmp_path / "b.csv").write_text("uri,upload\n" + "".join(f"{u},b{i}\n" for i, u in enumerate(files[6:]))
+                                    + f"{tmp_path / 'gone.jpg'},b99\n")
+    for manifest in ("a.csv", "b.csv"):
+        result = nsfw_scan("run", "--manifest", tmp_path / manifest, "--output", out, "--config", policy)
+        assert result.returncode == 0, result.stderr
+    assert f"nsfw-scan report {out}" in result.stdout
+
+    result = nsfw_scan("report", out, "--config", policy)
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(out)  # the report's files do not get in the way of reading the results
+    rows = table.to_pylist()
+    counts = {d: sum(r["decision"] == d for r in rows) for d in ("safe", "review", "nsfw", "error")}
+    assert counts["review"] > 0 and counts["nsfw"] > 0 and counts["error"] == 1
+    first = result.stdout.splitlines()[0]
+    assert first == (f"rows {len(rows)}: safe {counts['safe']}, review {counts['review']}, "
+                     f"nsfw {counts['nsfw']}, error {counts['error']}")
+    assert "errors: not_found 1" in result.stdout
+
+    with open(out / "_report" / "review_queue.csv", newline="") as f:
+        queue = list(csv.DictReader(f))
+    assert len(queue) == counts["review"] + counts["nsfw"]
+    scores = [float(r["score"]) for r in queue]
+    assert scores == sorted(scores, reverse=True)
+    assert {r["decision"] for r in queue} == {"review", "nsfw"} and all(r["upload"] for r in queue)
+    with Image.open(out / "_report" / "report.png") as chart:
+        assert chart.format == "PNG" and chart.size == (900, 360)
+        assert len(chart.getcolors(1 << 16)) > 4  # bars, lines and text, not a blank canvas
