@@ -1,0 +1,68 @@
+"""Fuzzing the load-and-preprocess step: any bytes give an array of the right shape or a
+classified error — never another exception, a crash or a hang."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from corpus import HOSTILE, REAL, corpus_files
+from nsfw_scan.model.preprocess import ImageError, load_image
+
+KINDS = {"empty", "undecodable", "truncated", "decompression_bomb", "too_large", "unsupported_format"}
+# Small seeds of many formats, so each mutation is cheap to decode.
+SEEDS = sorted(
+    (p.read_bytes() for p in [HOSTILE / f for f in corpus_files(HOSTILE)] + [REAL / f for f in corpus_files(REAL)]
+     if p.stat().st_size <= 16_384),
+    key=len,
+)
+
+
+@st.composite
+def mutated(draw):
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "truncate", "splice", "header", "insert"]))
+        if not data:
+            break
+        if op == "flip":
+            for _ in range(draw(st.integers(1, 8))):
+                i = draw(st.integers(0, len(data) - 1))
+                data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "truncate":
+            del data[draw(st.integers(0, len(data) - 1)):]
+        elif op == "splice":
+            other = draw(st.sampled_from(SEEDS))
+            cut = draw(st.integers(0, len(data)))
+            data[cut:] = other[draw(st.integers(0, len(other))):]
+        elif op == "header":
+            n = draw(st.integers(1, min(64, len(data))))
+            data[:n] = draw(st.binary(min_size=n, max_size=n))
+        else:
+            at = draw(st.integers(0, len(data)))
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+    return bytes(data)
+
+
+def check(data: bytes):
+    try:
+        result = load_image(data, max_pixels=16_000_000)
+    except ImageError as exc:
+        assert exc.kind in KINDS, exc
+        return
+    assert result.array.shape == (224, 224, 3) and result.array.dtype == np.float32
+    assert np.isfinite(result.array).all()
+    assert result.width > 0 and result.height > 0
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(mutated())
+def test_mutated_images_quick(data):
+    check(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(mutated())
+def test_mutated_images_10k(data):
+    check(data)
