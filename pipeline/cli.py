@@ -67,6 +67,21 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from ..model.bench import cpu_threads, images_per_second
+    from ..model.engines import make_engine
+
+    config = config_from_args(args)
+    engine = make_engine(args.engine, **config.scorer_options())
+    batch = args.batch_size or 32
+    rate = images_per_second(engine.score, batch, args.seconds)
+    result = {"engine": args.engine, "batch_size": batch, "threads": config.tensorflow.intra_op_threads or cpu_threads(),
+              "images_per_s": round(rate, 2)}
+    print(json.dumps(result) if args.json else
+          f"{args.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -91,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("directory", metavar="DIR")
     add_config_flags(report)
     report.set_defaults(func=cmd_report)
+
+    bench = commands.add_parser("bench", help="model-only throughput on synthetic input")
+    bench.add_argument("--engine", choices=("tensorflow", "onnxruntime"), default="tensorflow")
+    bench.add_argument("--seconds", type=float, default=10.0, help="measuring time after warm-up")
+    bench.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
+    add_config_flags(bench)
+    bench.set_defaults(func=cmd_bench)
 
     export = commands.add_parser("export-savedmodel", help="write a SavedModel for TF Serving")
     export.add_argument("directory", metavar="DIR")
