@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_cli
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real"
 
@@ -57,20 +55,8 @@ def main() -> None:
         for rows in map(int, args.rows.split(",")):
             manifest = make_manifest(work, rows, args.images)
             output = work / f"out-{rows}"
-            started = time.monotonic()
-            # Peak RSS of the job: each size runs in its own process, measured by a wrapper.
-            wrapper = ("import resource, runpy, sys; sys.argv = ['nsfw-scan'] + sys.argv[1:]\n"
-                       "try:\n    runpy.run_module('nsfw_scan.pipeline.cli', run_name='__main__')\n"
-                       "finally:\n    print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-            result = subprocess.run(
-                [sys.executable, "-c", wrapper, "run", "--manifest", str(manifest), "--output", str(output), *args.beam],
-                capture_output=True, text=True,
-            )
-            seconds = time.monotonic() - started
-            if result.returncode != 0:
-                sys.exit(f"run failed for {rows} rows:\n{result.stderr[-3000:]}")
-            peak = int(next(l for l in result.stderr.splitlines() if l.startswith("PEAK")).split()[1]) // 1024
-            scored = next(l for l in result.stdout.splitlines() if l.startswith("scored")).split()[1]
+            stdout, seconds, peak = run_cli("run", "--manifest", manifest, "--output", output, *args.beam)
+            scored = next(l for l in stdout.splitlines() if l.startswith("scored")).split()[1]
             print(f"| {rows} | {scored} | {seconds:.1f} | {rows / seconds:.0f} | {peak} |", flush=True)
             shutil.rmtree(output)
     finally:

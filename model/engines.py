@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .weights import locate, WeightsSource
+from .weights import WeightsSource, locate, weights_id
 
 ENGINES = ("tensorflow", "onnxruntime")
 
 
-class OnnxRuntimeScorer:
+class LoadReport:
+    """Lets a caller count model loads where its metrics are live: ``take_load_report()`` is
+    True exactly once per engine (a method, so it also works through Beam's cross-process
+    model proxies)."""
+
+    _load_unreported = True
+
+    def take_load_report(self) -> bool:
+        first, self._load_unreported = self._load_unreported, False
+        return first
+
+
+class OnnxRuntimeScorer(LoadReport):
     def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
         import onnxruntime
 
         if source.kind != "onnx":
             raise ValueError("the onnxruntime engine reads ONNX weights only")
-        path, _ = locate(source)
+        path, digest = locate(source)
+        self.model_id = weights_id(source, digest)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from .engines import LoadReport
 from .network import INPUT_SHAPE, build_resnet50_thin
 from .weights import WeightsSource, load_into, load_weights
 
@@ -29,7 +30,7 @@ def set_threads(intra_op: int, inter_op: int) -> None:
                 log.warning("TensorFlow already started in this process; thread setting %d ignored", wanted)
 
 
-class Scorer:
+class Scorer(LoadReport):
     """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
@@ -51,13 +52,6 @@ class Scorer:
 
         self._predict = nsfw_probability
         self.load_seconds = time.perf_counter() - started
-        self._load_unreported = True
-
-    def take_load_report(self) -> bool:
-        """True exactly once per scorer: lets the caller count model loads where its metrics
-        are live (a method, so it also works through Beam's cross-process model proxies)."""
-        first, self._load_unreported = self._load_unreported, False
-        return first
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: float32 ``[N, 224, 224, 3]`` from a loader -> float32 ``[N]``."""

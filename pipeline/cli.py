@@ -15,11 +15,11 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_score(args) -> int:
-    from ..model.scorer import Scorer
+    from ..model.engines import make_engine
     from .score_files import score_paths
 
     config = config_from_args(args)
-    scorer = Scorer(**config.scorer_options())
+    scorer = make_engine(config.engine, **config.scorer_options())
     any_error = False
     for result in score_paths(args.paths, config, scorer):
         any_error |= result.error is not None
@@ -72,13 +72,13 @@ def cmd_bench(args) -> int:
     from ..model.engines import make_engine
 
     config = config_from_args(args)
-    engine = make_engine(args.engine, **config.scorer_options())
+    engine = make_engine(config.engine, **config.scorer_options())
     batch = args.batch_size or 32
     rate = images_per_second(engine.score, batch, args.seconds)
-    result = {"engine": args.engine, "batch_size": batch, "threads": config.tensorflow.intra_op_threads or cpu_threads(),
+    result = {"engine": config.engine, "batch_size": batch, "threads": config.tensorflow.intra_op_threads or cpu_threads(),
               "images_per_s": round(rate, 2)}
     print(json.dumps(result) if args.json else
-          f"{args.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")
+          f"{config.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")
     return EXIT_OK
 
 
@@ -108,7 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     bench = commands.add_parser("bench", help="model-only throughput on synthetic input")
-    bench.add_argument("--engine", choices=("tensorflow", "onnxruntime"), default="tensorflow")
     bench.add_argument("--seconds", type=float, default=10.0, help="measuring time after warm-up")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
     add_config_flags(bench)

@@ -15,6 +15,7 @@ import yaml
 
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
+from ..model.engines import ENGINES
 from ..model.weights import READERS, WeightsSource
 
 
@@ -69,6 +70,7 @@ class TensorFlow:
 class Config:
     thresholds: Thresholds = Thresholds()
     loader: str = "yahoo"
+    engine: str = "tensorflow"
     batch: Batch = Batch()
     limits: Limits = Limits()
     weights: Weights = Weights()

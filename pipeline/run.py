@@ -10,7 +10,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
 from ..model.weights import locate, weights_id
 from ..transforms.earlier import DoneKeys
@@ -47,7 +47,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     """The job's graph; returns the PCollection of result rows. ``earlier``: result files of
     earlier runs; URIs that have a row there are not read again."""
     handler = OpenNsfwModelHandler(
-        config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+        config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors) if earlier else None
@@ -98,7 +98,7 @@ def run(argv=None, test_pipeline=None) -> dict:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
     results_dir = beam.io.filesystems.FileSystems.join(args.output, stamp)
 
-    pipeline = test_pipeline or make_pipeline(PipelineOptions(config.beam_args() + beam_args))
+    pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
     runner = pipeline.options.view_as(StandardOptions).runner
     build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors)
     started = time.monotonic()
@@ -115,7 +115,8 @@ def run(argv=None, test_pipeline=None) -> dict:
     summary = summarize(result, seconds, {"output": args.output, "results": f"{args.output.rstrip('/')}/{stamp}",
                                           "model": model,
                                           "loader": config.loader, "manifests": len(plan.files),
-                                          "runner": runner, "earlier_result_files": len(earlier)})
+                                          "runner": runner, "engine": config.engine,
+                                          "earlier_result_files": len(earlier)})
     write_summary(args.output, summary)
     return summary
 

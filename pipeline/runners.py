@@ -3,13 +3,16 @@
 Recent Beam's DirectRunner first tries the Prism runner, which downloads a binary at run time.
 For ``--runner DirectRunner`` (the default) this job runs Beam's in-process FnApiRunner
 directly — what DirectRunner itself falls back to for batch pipelines — which honours
-``--direct_num_workers`` and ``--direct_running_mode``. Every other runner is Beam's own.
+``--direct_num_workers`` and ``--direct_running_mode``; without them it runs one worker thread
+per core, sharing one model. Every other runner is Beam's own.
 """
 
 from __future__ import annotations
 
+import os
+
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}
 
@@ -24,9 +27,15 @@ def local_runner(options: PipelineOptions):
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
-def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
+def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
+    options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
     if standard.runner in LOCAL_RUNNER_NAMES:
         standard.runner = "DirectRunner"
+        if not any(a.startswith(("--direct_num_workers", "--direct_running_mode")) for a in beam_args):
+            # one worker thread per core: Pillow decodes (without the GIL) while TensorFlow scores
+            direct = options.view_as(DirectOptions)
+            direct.direct_num_workers = len(os.sched_getaffinity(0))
+            direct.direct_running_mode = "multi_threading"
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)

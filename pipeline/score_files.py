@@ -9,7 +9,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ..model.preprocess import ImageError, load_image
-from ..model.scorer import Scorer
 from ..transforms.read import read_bytes
 from .config import Config
 
@@ -25,8 +24,9 @@ class FileResult:
         return dataclasses.asdict(self)
 
 
-def score_paths(paths: Iterable[str], config: Config, scorer: Scorer) -> Iterator[FileResult]:
-    """Results in input order, scoring ``config.batch.max_size`` images per model call."""
+def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:
+    """Results in input order, scoring ``config.batch.max_size`` images per model call.
+    ``scorer``: an engine from ``model.engines.make_engine``."""
     paths = iter(paths)
     while chunk := list(itertools.islice(paths, config.batch.max_size)):
         results, arrays, scored = [], [], []

@@ -17,7 +17,8 @@ def manifest(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def in_process(manifest, tmp_path_factory):
-    return run_job(tmp_path_factory.mktemp("in-process"), manifest)
+    return run_job(tmp_path_factory.mktemp("in-process"), manifest,
+                   extra=["--direct_num_workers", "1", "--direct_running_mode", "in_memory"])
 
 
 def outcome(rows):
@@ -32,8 +33,7 @@ def test_in_process_loads_the_model_once(in_process):
 
 
 def test_threads_share_one_model(manifest, tmp_path, in_process):
-    summary, rows = run_job(tmp_path, manifest, extra=[
-        "--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"])
+    summary, rows = run_job(tmp_path, manifest, extra=["--batch-size", "8"])  # default: a thread per core
     assert summary["model_loads"] == 1
     assert outcome(rows) == outcome(in_process[1])
 

