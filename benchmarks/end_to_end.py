@@ -130,6 +130,8 @@ def main() -> None:
         ("run, fast loader", "fast", []),
         ("run, onnxruntime engine", "yahoo", ["--engine", "onnxruntime"]),
         ("run, onnxruntime engine + fast loader", "fast", ["--engine", "onnxruntime"]),
+        ("run, bfloat16", "yahoo", ["--precision", "bfloat16"]),
+        ("run, bfloat16 + fast loader", "fast", ["--precision", "bfloat16"]),
     ]:
         output = work / f"out-{len(rows)}"
         stdout, wall, peak = run_cli("run", "--manifest", manifest, "--output", output, "--loader", loader, *flags)

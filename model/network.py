@@ -57,8 +57,23 @@ def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
     return layers.ReLU(name=f"relu_{name}")(y)
 
 
-def build_resnet50_thin() -> keras.Model:
-    """The open_nsfw network with untrained weights (load them with ``weights.load_into``)."""
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
+def build_resnet50_thin(precision: str = "float32") -> keras.Model:
+    """The open_nsfw network with untrained weights (load them with ``weights.load_into``).
+
+    ``precision="bfloat16"`` computes the convolutions in bfloat16 (weights kept in float32),
+    the classifier and softmax in float32: faster on CPUs with AVX512-BF16/AMX, not exact."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[precision])
+    try:
+        return _build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build() -> keras.Model:
     inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="data")
     x = conv(inputs, 64, 7, 2, "conv_1")
     x = layers.ReLU(name="relu_1")(x)
@@ -74,8 +89,8 @@ def build_resnet50_thin() -> keras.Model:
             )
     x = layers.AveragePooling2D(7, strides=1, padding="valid", name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(2, name="fc_nsfw")(x)
-    outputs = layers.Softmax(name="prob")(x)
+    x = layers.Dense(2, name="fc_nsfw", dtype="float32")(x)
+    outputs = layers.Softmax(name="prob", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="resnet_50_1by2_nsfw")
 
 

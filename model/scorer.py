@@ -34,15 +34,15 @@ class Scorer(LoadReport):
     """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0):
+                 intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = "float32"):
         import tensorflow as tf
 
         started = time.perf_counter()
         set_threads(intra_op_threads, inter_op_threads)
         loaded = load_weights(source, use_cache=use_cache)
-        self.model = build_resnet50_thin()
+        self.model = build_resnet50_thin(precision)
         load_into(self.model, loaded.weights)
-        self.model_id = loaded.model_id
+        self.model_id = loaded.model_id if precision == "float32" else f"{loaded.model_id}:{precision}"
         self.weights_from_cache = loaded.from_cache
         model = self.model
 

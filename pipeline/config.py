@@ -64,6 +64,7 @@ class TensorFlow:
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +84,11 @@ class Config:
 
     def scorer_options(self) -> dict:
         """Keyword arguments for ``model.scorer.Scorer``."""
-        return {"source": self.weights.source(), "intra_op_threads": self.tensorflow.intra_op_threads,
-                "inter_op_threads": self.tensorflow.inter_op_threads}
+        options = {"source": self.weights.source(), "intra_op_threads": self.tensorflow.intra_op_threads,
+                   "inter_op_threads": self.tensorflow.inter_op_threads}
+        if self.engine == "tensorflow":
+            options["precision"] = self.tensorflow.precision
+        return options
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""
@@ -114,6 +118,10 @@ class Config:
             fail("weights.path", f"weights kind {self.weights.kind!r} needs a path")
         if self.progress_every < 1:
             fail("progress_every", "must be a positive number of images")
+        if self.tensorflow.precision not in ("float32", "bfloat16"):
+            fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not float32 or bfloat16")
+        if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
+            fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
         if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads) < 0:
             fail("tensorflow", "thread counts must be 0 (TensorFlow's default) or positive")
         if self.model_sharing.copies is not None and self.model_sharing.copies < 1:

@@ -11,6 +11,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
     parser.add_argument("--loader", choices=("yahoo", "fast", "tensorflow"), help="preprocessing (default: yahoo, exact)")
     parser.add_argument("--engine", choices=("tensorflow", "onnxruntime"), help="model runtime (default: tensorflow)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"),
+                        help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
     parser.add_argument("--weights-kind", choices=("onnx", "caffemodel", "npy"), help="format of --weights")
@@ -26,6 +28,8 @@ def config_from_args(args) -> Config:
         overrides["loader"] = args.loader
     if args.engine:
         overrides["engine"] = args.engine
+    if args.precision:
+        overrides["tensorflow"] = {"precision": args.precision}
     if args.batch_size is not None:
         overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
     weights = {}

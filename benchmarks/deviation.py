@@ -1,11 +1,11 @@
-"""How far the opt-in ``fast`` loader's scores move from the exact ``yahoo`` loader's, and how
-much preprocessing CPU it saves.
+"""How far the opt-in speed-ups move scores from the exact path: the ``fast`` loader, the
+``bfloat16`` precision of the TensorFlow engine, and both together.
 
 Corpora: the shared real and hostile corpora (files both loaders decode) and a generated set of
-upload-like photos (see end_to_end.py). Prints max and p99 |Δ|, the share of decisions that
-change, and the CPU per image of each loader.
+upload-like photos (see end_to_end.py). Prints max and p99 |Δ| against the exact scores
+(``yahoo`` loader, float32), the share of decisions that change, and preprocessing CPU per image.
 
-    python benchmarks/fast_loader.py [--scale 2]
+    python benchmarks/deviation.py [--scale 2]
 """
 
 from __future__ import annotations
@@ -44,22 +44,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=2)
     args = parser.parse_args()
-    scorer, thresholds = Scorer(), Thresholds()
+    exact_scorer, bf16_scorer, thresholds = Scorer(), Scorer(precision="bfloat16"), Thresholds()
     corpora = {
         "shared real": sorted(str(p) for p in (SHARED / "real").rglob("*") if p.is_file()),
         "shared hostile": sorted(str(p) for p in (SHARED / "hostile").rglob("*") if p.is_file()),
         "generated uploads": make_corpus(Path(tempfile.mkdtemp(prefix="nsfw-scan-fast-")), args.scale),
     }
-    print("| corpus | images | max abs Δ | p99 abs Δ | decisions changed | yahoo CPU ms | fast CPU ms |")
+    variants = {"fast loader": (exact_scorer, "fast"), "bfloat16": (bf16_scorer, "yahoo"),
+                "fast loader + bfloat16": (bf16_scorer, "fast")}
+    print("| corpus | variant | images | max abs Δ | p99 abs Δ | decisions changed | preprocess CPU ms (exact → variant) |")
     print("|---|---|---|---|---|---|---|")
     for name, files in corpora.items():
-        exact, exact_cpu = scores(scorer, files, "yahoo")
-        fast, fast_cpu = scores(scorer, files, "fast")
-        common = sorted(set(exact) & set(fast))
-        delta = np.array([abs(exact[k] - fast[k]) for k in common])
-        changed = sum(thresholds.decide(exact[k]) != thresholds.decide(fast[k]) for k in common)
-        print(f"| {name} | {len(common)} | {delta.max():.2e} | {np.percentile(delta, 99):.2e} | "
-              f"{changed / len(common):.2%} | {exact_cpu * 1e3:.1f} | {fast_cpu * 1e3:.1f} |", flush=True)
+        exact, exact_cpu = scores(exact_scorer, files, "yahoo")
+        for variant, (scorer, loader) in variants.items():
+            other, other_cpu = scores(scorer, files, loader)
+            common = sorted(set(exact) & set(other))
+            delta = np.array([abs(exact[k] - other[k]) for k in common])
+            changed = sum(thresholds.decide(exact[k]) != thresholds.decide(other[k]) for k in common)
+            print(f"| {name} | {variant} | {len(common)} | {delta.max():.2e} | {np.percentile(delta, 99):.2e} | "
+                  f"{changed / len(common):.2%} | {exact_cpu * 1e3:.1f} → {other_cpu * 1e3:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
