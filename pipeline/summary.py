@@ -21,8 +21,20 @@ def counters(result) -> dict[str, int]:
     return totals
 
 
+def model_load_seconds(result) -> float:
+    """The longest model load (RunInference's own metric; loads in parallel workers overlap)."""
+    longest = 0.0
+    for dist in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["distributions"]:
+        if dist.key.metric.name.endswith("load_model_latency_milli_secs"):
+            value = dist.committed if dist.committed is not None else dist.attempted
+            if value and value.count:
+                longest = max(longest, value.max / 1000)
+    return longest
+
+
 def summarize(result, seconds: float, extra: dict) -> dict:
     c = counters(result)
+    load = model_load_seconds(result)
     decisions = {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
     errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
@@ -40,6 +52,8 @@ def summarize(result, seconds: float, extra: dict) -> dict:
         "model_loads": c.get("model_loads", 0),
         "seconds": round(seconds, 2),
         "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
+        "model_load_seconds": round(load, 2),
+        "images_per_s_after_load": round(scored / (seconds - load), 2) if seconds > load else None,
     }
 
 
@@ -57,7 +71,8 @@ def format_summary(summary: dict) -> str:
         f"duplicates {summary['duplicates']}, already in earlier runs {summary['already_done']})",
         f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}",
         f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
-        f"time           {summary['seconds']} s, {summary['images_per_s']} images/s, "
+        f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
+        f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
         f"model loads {summary['model_loads']}",
         f"results        {summary['results']}",
         f"report         nsfw-scan report {summary['output']}",
