@@ -141,7 +141,9 @@ def read_onnx(path: Path) -> Weights:
         elif node.op_type == "MatMul" and node.input[1] in tensors:
             kernel = take(node.input[1])
             layer = node.name.split("/")[0]
-            bias_node = next(n for n in graph.node if n.op_type == "Add" and n.input[0] == node.output[0])
+            bias_node = next((n for n in graph.node if n.op_type == "Add" and n.input[0] == node.output[0]), None)
+            if bias_node is None:
+                raise WeightsError(f"{path}: the classifier {layer!r} has no bias")
             weights[layer] = (kernel, take(bias_node.input[1]))
     shape_constants = {n.input[1] for n in graph.node if n.op_type == "Reshape"}
     unused = set(tensors) - used - shape_constants

@@ -1,4 +1,4 @@
-"""The ``nsfw-scan`` command: ``score``, ``export-savedmodel`` (and the batch job's commands)."""
+"""The ``nsfw-scan`` command: ``run``, ``demo``, ``report``, ``score``, ``bench``, ``export-savedmodel``."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def cmd_demo(args, argv) -> int:
 
     manifest = make_demo_corpus(args.directory)
     print(f"demo corpus: {manifest}")
-    summary = run(["--manifest", manifest, "--output", os.path.join(args.directory, "results"), *argv])
+    # --force: the demo corpus is made anew each time, so each demo run scores all of it
+    summary = run(["--manifest", manifest, "--output", os.path.join(args.directory, "results"), "--force", *argv])
     print_run(summary)
     return EXIT_OK
 
