@@ -77,6 +77,7 @@ class Config:
     weights: Weights = Weights()
     manifest: Manifest = Manifest()
     progress_every: int = 1000
+    content_dedup: bool = False
     model_sharing: ModelSharing = ModelSharing()
     tensorflow: TensorFlow = TensorFlow()
     # Beam pipeline options (runner presets); flags on the command line win over these.

@@ -14,7 +14,8 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from ..model.weights import locate, weights_id
 from ..transforms.earlier import DoneKeys
-from ..transforms.load import ERRORS, LoadImage
+from ..transforms.content import FOLLOWERS, REUSED, EarlierScores, GroupByContent, ShareResults
+from ..transforms.load import ERRORS, HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
 from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
@@ -34,6 +35,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="manifest file or glob (local, gs://, s3://); repeat for several")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
     parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
+    parser.add_argument("--content-dedup", action="store_true",
+                        help="score identical files (same sha256) once, and reuse earlier runs' scores for them")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--rescore-errors", action="store_true",
                        help="also redo URIs whose earlier row in --output is an error")
@@ -51,19 +54,26 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors) if earlier else None
-    images = (
-        pipeline
-        | "ReadManifests" >> ReadManifests(plan, done)
-        | "LoadImages" >> beam.ParDo(
-            LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
-        ).with_outputs(ERRORS, main="images")
-    )
+    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done)
+    load = LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+    count = DecideAndCount(config.thresholds, config.progress_every)
+    if config.content_dedup:
+        hashed = entries | "HashFiles" >> beam.ParDo(
+            HashFile(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+        ).with_outputs(ERRORS, main="hashed")
+        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
+        content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
+        images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
+        failed = (hashed[ERRORS], images[ERRORS]) | "MergeErrors" >> beam.Flatten()
+    else:
+        images = entries | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
+        failed = images[ERRORS]
     scored = images.images | "Score" >> RunInference(KeyedModelHandler(handler))
-    rows = (
-        (scored, images[ERRORS])
-        | "Merge" >> beam.Flatten()
-        | "Decide" >> beam.ParDo(DecideAndCount(config.thresholds, config.progress_every))
-    )
+    rows = (scored, failed) | "Merge" >> beam.Flatten() | "Decide" >> beam.ParDo(count)
+    if config.content_dedup:
+        shared = rows | "ShareResults" >> ShareResults(content[FOLLOWERS])
+        others = (shared, content[REUSED]) | "MergeShared" >> beam.Flatten() | "CountShared" >> beam.ParDo(count)
+        rows = (rows, others) | "AllRows" >> beam.Flatten()
     rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
     return rows
 

@@ -43,6 +43,8 @@ def summarize(result, seconds: float, extra: dict) -> dict:
         "manifest_rows": c.get("manifest_rows", 0),
         "duplicates": c.get("duplicates", 0),
         "already_done": c.get("already_done", 0),
+        "content_duplicates": c.get("content_duplicates", 0),
+        "content_reused": c.get("content_reused", 0),
         "rows": sum(decisions.values()),
         "scored": scored,
         "errors": sum(errors.values()),
@@ -69,7 +71,10 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"rows written   {summary['rows']}  (manifest lines {summary['manifest_rows']}, "
         f"duplicates {summary['duplicates']}, already in earlier runs {summary['already_done']})",
-        f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}",
+        f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}"
+        + (f"  (identical content: {summary['content_duplicates']} shared this run's result, "
+           f"{summary['content_reused']} reused an earlier run's)"
+           if summary["content_duplicates"] or summary["content_reused"] else ""),
         f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
         f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
