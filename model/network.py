@@ -7,7 +7,8 @@ Caffe convolution whose (folded) weights it holds: ``conv_1``,
 is ``fc_nsfw``. A weight reader therefore maps tensors to layers by name.
 
 Caffe conventions kept here:
-- explicit symmetric zero padding (3 for the 7x7 stem, 1 for 3x3 convolutions);
+- explicit symmetric zero padding (3 for the 7x7 stem, 1 for 3x3 convolutions), inside the
+  convolution op (:class:`CaffeConv2D`);
 - the stem max-pool (3x3, stride 2, no padding) rounds its output size up, which is TensorFlow's
   ``same`` padding with the extra row/column at the bottom/right;
 - strided bottleneck blocks put the stride on the first 1x1 convolution (``branch2a``) and on
@@ -33,12 +34,36 @@ STAGES = (
 )
 
 
+class CaffeConv2D(layers.Conv2D):
+    """A convolution with Caffe's explicit symmetric zero padding, as one TensorFlow op.
+
+    Keras' own Conv2D wraps the convolution in reshapes, which keeps TensorFlow from fusing
+    convolution, bias and ReLU; this layer emits plain ``Conv2D`` + ``BiasAdd``."""
+
+    def __init__(self, filters: int, kernel_size: int, pad: int = 0, **kwargs):
+        kwargs.pop("padding", None)  # the padding is ``pad``, applied by the convolution itself
+        super().__init__(filters, kernel_size, padding="valid", **kwargs)
+        self.pad = pad
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d + 2 * self.pad  # noqa: E731
+        return super().compute_output_shape((n, grow(h), grow(w), c))
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        p = self.pad
+        padding = [[0, 0], [p, p], [p, p], [0, 0]] if p else "VALID"
+        return tf.nn.bias_add(tf.nn.conv2d(inputs, self.kernel, strides=self.strides, padding=padding), self.bias)
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
 def conv(x, filters: int, kernel: int, stride: int, name: str):
-    """Caffe-style convolution: explicit symmetric padding, then a ``valid`` Conv2D."""
-    pad = kernel // 2
-    if pad:
-        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name)(x)
+    """Caffe-style convolution: symmetric padding of kernel // 2 (3 for 7x7, 1 for 3x3)."""
+    return CaffeConv2D(filters, kernel, pad=kernel // 2, strides=stride, name=name)(x)
 
 
 def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
