@@ -78,6 +78,7 @@ class Config:
     manifest: Manifest = Manifest()
     progress_every: int = 1000
     content_dedup: bool = False
+    partitions: int = 1
     model_sharing: ModelSharing = ModelSharing()
     tensorflow: TensorFlow = TensorFlow()
     # Beam pipeline options (runner presets); flags on the command line win over these.
@@ -117,6 +118,8 @@ class Config:
             fail("weights.kind", f"{self.weights.kind!r} is not one of {sorted(READERS)}")
         if self.weights.kind != "onnx" and not self.weights.path:
             fail("weights.path", f"weights kind {self.weights.kind!r} needs a path")
+        if self.partitions < 1:
+            fail("partitions", "must be 1 or more")
         if self.progress_every < 1:
             fail("progress_every", "must be a positive number of images")
         if self.tensorflow.precision not in ("float32", "bfloat16"):

@@ -43,6 +43,8 @@ def config_from_args(args) -> Config:
         weights["trusted"] = True
     if weights:
         overrides["weights"] = weights
+    if getattr(args, "partitions", None):
+        overrides["partitions"] = args.partitions
     if getattr(args, "content_dedup", False):
         overrides["content_dedup"] = True
     if getattr(args, "uri_column", None):

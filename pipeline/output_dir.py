@@ -101,8 +101,7 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     return dropped
 
 
-def remove_runs_except(output: str, keep: str) -> None:
-    """After ``--force``: the new run replaces every earlier one."""
-    older = sorted(f for f in run_folders(output) if f.rstrip("/") != keep.rstrip("/"))
-    if older:
-        FileSystems.delete(older)
+def remove_runs(folders: list[str]) -> None:
+    """After ``--force``: the new run replaces these earlier ones."""
+    if folders:
+        FileSystems.delete(sorted(folders))

@@ -22,8 +22,8 @@ from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
 from .flags import add_config_flags, config_from_args
-from .output_dir import (drop_superseded_errors, remove_runs_except, remove_unfinished_runs, result_files,
-                         run_result_files)
+from .output_dir import (drop_superseded_errors, remove_runs, remove_unfinished_runs, result_files,
+                         run_folders, run_result_files)
 from .runners import make_pipeline
 from .summary import format_summary, summarize, write_summary
 
@@ -35,6 +35,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="manifest file or glob (local, gs://, s3://); repeat for several")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
     parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
+    parser.add_argument("--partitions", type=int, metavar="K",
+                        help="run the URIs in K parts, one after the other (bounded memory, finished parts kept)")
     parser.add_argument("--content-dedup", action="store_true",
                         help="score identical files (same sha256) once, and reuse earlier runs' scores for them")
     again = parser.add_mutually_exclusive_group()
@@ -46,15 +48,16 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
-          earlier: list[str] = (), rescore_errors: bool = False):
+          earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
     """The job's graph; returns the PCollection of result rows. ``earlier``: result files of
-    earlier runs; URIs that have a row there are not read again."""
+    earlier runs; URIs that have a row there are not read again. ``partition``: (i, K), this
+    graph handles the URIs whose stable hash is i modulo K."""
     handler = OpenNsfwModelHandler(
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
-    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors) if earlier else None
-    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done)
+    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
+    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
     load = LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
@@ -93,7 +96,12 @@ def check_output_dir(directory: str) -> None:
 
 
 def run(argv=None, test_pipeline=None) -> dict:
-    """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``)."""
+    """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``).
+
+    With ``partitions: K`` the URIs are split by a stable hash into K parts, run one after the
+    other as K pipelines, each finishing its own results folder: memory is bounded by a K-th
+    of the URIs (the local runner shuffles in memory), and a killed job keeps the parts that
+    finished. De-duplication stays exact, since equal URIs hash to the same part."""
     parser = argparse.ArgumentParser(prog="nsfw-scan run")
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
@@ -104,29 +112,36 @@ def run(argv=None, test_pipeline=None) -> dict:
     check_output_dir(args.output)
     for folder in remove_unfinished_runs(args.output):
         log.info("removed %s: a run that did not finish", folder)
+    replaced = list(run_folders(args.output)) if args.force else []
     earlier = [] if args.force else result_files(args.output)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
-    results_dir = beam.io.filesystems.FileSystems.join(args.output, stamp)
+    parts = config.partitions
+    folders = [beam.io.filesystems.FileSystems.join(args.output, stamp if parts == 1 else f"{stamp}-part{i:03d}of{parts:03d}")
+               for i in range(parts)]
 
-    pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
-    runner = pipeline.options.view_as(StandardOptions).runner
-    build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
+    results, runner, started = [], None, time.monotonic()
+    for i, results_dir in enumerate(folders):
+        pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
+        runner = pipeline.options.view_as(StandardOptions).runner
+        build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
+        result = pipeline.run()
+        result.wait_until_finish()
+        results.append(result)
+        if parts > 1:
+            log.info("part %d of %d finished", i + 1, parts)
     seconds = time.monotonic() - started
 
     if args.force:
-        remove_runs_except(args.output, results_dir)
+        remove_runs(replaced)
     elif args.rescore_errors and earlier:
-        dropped = drop_superseded_errors(earlier, run_result_files(results_dir))
+        dropped = drop_superseded_errors(earlier, [f for d in folders for f in run_result_files(d)])
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
-    summary = summarize(result, seconds, {"output": args.output, "results": f"{args.output.rstrip('/')}/{stamp}",
-                                          "model": model,
-                                          "loader": config.loader, "manifests": len(plan.files),
-                                          "runner": runner, "engine": config.engine,
-                                          "earlier_result_files": len(earlier)})
+    results_name = f"{args.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
+    summary = summarize(results, seconds, {"output": args.output, "results": results_name, "model": model,
+                                           "loader": config.loader, "manifests": len(plan.files),
+                                           "runner": runner, "engine": config.engine, "partitions": parts,
+                                           "earlier_result_files": len(earlier)})
     write_summary(args.output, summary)
     return summary
 

@@ -13,28 +13,34 @@ from ..transforms.manifests import NAMESPACE
 SUMMARY_FILE = "_SUMMARY.json"
 
 
-def counters(result) -> dict[str, int]:
+def _query(result, kind: str):
+    for metric in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))[kind]:
+        yield metric.key.metric.name, metric.committed if metric.committed is not None else metric.attempted
+
+
+def counters(results) -> dict[str, int]:
     totals: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+    for result in results:
+        for name, value in _query(result, "counters"):
+            totals[name] = totals.get(name, 0) + (value or 0)
     return totals
 
 
-def model_load_seconds(result) -> float:
-    """The longest model load (RunInference's own metric; loads in parallel workers overlap)."""
-    longest = 0.0
-    for dist in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["distributions"]:
-        if dist.key.metric.name.endswith("load_model_latency_milli_secs"):
-            value = dist.committed if dist.committed is not None else dist.attempted
-            if value and value.count:
-                longest = max(longest, value.max / 1000)
-    return longest
+def model_load_seconds(results) -> float:
+    """Time spent loading models: per pipeline the longest load (RunInference's own metric;
+    loads in parallel workers overlap), added up over the pipelines of a partitioned run."""
+    total = 0.0
+    for result in results:
+        loads = [value.max / 1000 for name, value in _query(result, "distributions")
+                 if name.endswith("load_model_latency_milli_secs") and value and value.count]
+        total += max(loads, default=0.0)
+    return total
 
 
-def summarize(result, seconds: float, extra: dict) -> dict:
-    c = counters(result)
-    load = model_load_seconds(result)
+def summarize(results, seconds: float, extra: dict) -> dict:
+    """``results``: the PipelineResult of each pipeline the run was made of."""
+    c = counters(results)
+    load = model_load_seconds(results)
     decisions = {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
     errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}

@@ -7,7 +7,7 @@ import re
 import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquet
 
-from .manifests import BAD_LINE, bad_line_key
+from .manifests import BAD_LINE, bad_line_key, in_partition
 
 _BAD_LINE = re.compile(rf"^{BAD_LINE}: (.*) line (\d+): ")
 
@@ -25,16 +25,18 @@ def done_key(row: dict, rescore_errors: bool):
 class DoneKeys(beam.PTransform):
     """Parquet result files -> the keys they cover (read column-wise: ``uri`` and ``error``)."""
 
-    def __init__(self, files: list[str], rescore_errors: bool = False):
+    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
         super().__init__()
         self._files = files
         self._rescore_errors = rescore_errors
+        self._partition = partition
 
     def expand(self, pbegin):
-        rescore = self._rescore_errors
+        rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
             | "ListEarlierResults" >> beam.Create(self._files)
             | "ReadEarlierResults" >> ReadAllFromParquet(columns=["uri", "error"])
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
+            | "ThisPart" >> beam.Filter(in_partition, partition)
         )

@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -140,6 +141,12 @@ def _as_type(value, dtype: pa.DataType):
     return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
+def in_partition(key: str, partition: tuple[int, int]) -> bool:
+    """Whether a dedup key belongs to part i of K (a stable hash: the same in every process)."""
+    index, count = partition
+    return count == 1 or zlib.crc32(key.encode("utf-8", "surrogatepass")) % count == index
+
+
 def bad_line_key(manifest: str, line: int) -> str:
     return f"\0{manifest}:{line}"
 
@@ -170,12 +177,13 @@ class Entry:
 class ReadManifest(beam.DoFn):
     """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
 
-    def __init__(self, plan: ManifestPlan):
+    def __init__(self, plan: ManifestPlan, count_rows: bool = True):
         self._columns = plan.columns
         self._uri_column = plan.uri_column
+        self._count_rows = count_rows  # a partitioned run reads the manifests once per part
 
     def setup(self):
-        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
+        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows" if self._count_rows else "manifest_rows_again")
 
     def lines(self, path: str):
         """``(line number, uri, values, error)`` for each line that is not blank or a comment."""
@@ -289,18 +297,22 @@ class ReadManifests(beam.PTransform):
     one combine per URI, which Beam shuffles (and distributed runners spill to disk): nothing
     holds the set of URIs in one process."""
 
-    def __init__(self, plan: ManifestPlan, done=None):
+    def __init__(self, plan: ManifestPlan, done=None, partition: tuple[int, int] = (0, 1)):
         super().__init__()
         self._plan = plan
         self._done = done
+        self._partition = partition
 
     def expand(self, pbegin):
         keyed = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
-            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan))
+            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, count_rows=self._partition[0] == 0))
             | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
         )
+        if self._partition[1] > 1:
+            partition = self._partition
+            keyed = keyed | "ThisPart" >> beam.Filter(lambda kv: in_partition(kv[0], partition))
         if self._done is not None:
             marks = self._done | "MarkDone" >> beam.Map(lambda key: (key, None))
             keyed = (keyed, marks) | "WithEarlierRuns" >> beam.Flatten()
