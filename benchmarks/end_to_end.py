@@ -131,8 +131,8 @@ def main() -> None:
     rows = []
     exact = None
     for label, loader, flags in [
-        ("run, default (a thread per core)", "yahoo", []),
-        ("run, one thread", "yahoo", ["--direct_num_workers", "1", "--direct_running_mode", "in_memory"]),
+        ("run, default (one thread)", "yahoo", []),
+        ("run, 2 threads", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]),
         ("run, 2 processes", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]),
         ("run, fast loader", "fast", []),
         ("run, onnxruntime engine", "yahoo", ["--engine", "onnxruntime"]),

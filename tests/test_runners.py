@@ -33,7 +33,8 @@ def test_in_process_loads_the_model_once(in_process):
 
 
 def test_threads_share_one_model(manifest, tmp_path, in_process):
-    summary, rows = run_job(tmp_path, manifest, extra=["--batch-size", "8"])  # default: a thread per core
+    summary, rows = run_job(tmp_path, manifest, extra=[
+        "--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"])
     assert summary["model_loads"] == 1
     assert outcome(rows) == outcome(in_process[1])
 
