@@ -80,24 +80,29 @@ def _rewrite(path: str, table) -> None:
 
 def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     """After ``--rescore-errors``: remove earlier error rows whose URI the new run has redone,
-    so each URI keeps exactly one row. Holds only the earlier runs' error URIs in memory."""
-    failed = set()
+    so each URI keeps exactly one row. Holds only the earlier runs' error URIs in memory, and
+    rewrites only the files that hold such rows."""
+    failed_in: dict[str, set[str]] = {}
     for path in earlier:
         table = _read(path, ["uri", "error"])
-        failed.update(u for u, e in zip(table["uri"].to_pylist(), table["error"].to_pylist()) if u and e)
-    if not failed:
+        failed = {u for u, e in zip(table["uri"].to_pylist(), table["error"].to_pylist()) if u and e}
+        if failed:
+            failed_in[path] = failed
+    if not failed_in:
         return 0
+    failed = set().union(*failed_in.values())
     redone = set()
     for path in new:
         redone.update(u for u in _read(path, ["uri"])["uri"].to_pylist() if u in failed)
     dropped = 0
-    for path in earlier:
+    for path, failed in failed_in.items():
+        if not failed & redone:
+            continue
         table = _read(path)
         keep = pc.invert(pc.fill_null(pc.is_in(table["uri"], value_set=pa.array(sorted(redone), pa.string())), False))
         kept = table.filter(keep)
-        if kept.num_rows != table.num_rows:
-            dropped += table.num_rows - kept.num_rows
-            _rewrite(path, kept)
+        dropped += table.num_rows - kept.num_rows
+        _rewrite(path, kept)
     return dropped
 
 
