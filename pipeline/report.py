@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-from apache_beam.io.filesystems import FileSystems
 from PIL import Image, ImageDraw
 
 from ..model.decision import DECISIONS, Thresholds
@@ -31,11 +31,11 @@ REVIEW_CSV = "review_queue.csv"
 
 
 def _dataset(directory: str) -> ds.Dataset:
+    if "://" in directory:
+        raise ConfigError(f"{directory}: reports read local folders; copy the results here first")
     files = result_files(directory)
     if not files:
         raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
-    if "://" in directory:
-        raise ConfigError(f"{directory}: reports read local folders; copy the results here first")
     return ds.dataset(files, format="parquet")
 
 
@@ -95,9 +95,9 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
 
 def write_report(directory: str, thresholds: Thresholds) -> tuple[dict, str, str]:
     report = collect(directory)
-    folder = FileSystems.join(directory, REPORT_DIR)
-    FileSystems.mkdirs(folder) if not FileSystems.exists(folder) else None
-    png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
+    folder = os.path.join(directory, REPORT_DIR)  # local only, see _dataset
+    os.makedirs(folder, exist_ok=True)
+    png, csv = os.path.join(folder, REPORT_PNG), os.path.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
     draw(report, thresholds).save(buffer, format="PNG")
     with open(png, "wb") as f:
