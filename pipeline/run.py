@@ -58,12 +58,11 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     )
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
     entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
-    load = LoadImage(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+    reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+    load = LoadImage(*reading)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
-        hashed = entries | "HashFiles" >> beam.ParDo(
-            HashFile(config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
-        ).with_outputs(ERRORS, main="hashed")
+        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")
         scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
         content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
         images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
