@@ -32,36 +32,25 @@ def test_in_process_loads_the_model_once(in_process):
     assert len(rows) == len(SAMPLE) and summary["scored"] > len(SAMPLE) // 2
 
 
-def test_threads_share_one_model(manifest, tmp_path, in_process):
-    summary, rows = run_job(tmp_path, manifest, extra=[
-        "--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"])
-    assert summary["model_loads"] == 1
-    assert outcome(rows) == outcome(in_process[1])
+SHARED_MODEL = ("model_sharing:\n  large_model: true\npipeline_options:\n"
+                "  direct_num_workers: 2\n  direct_running_mode: multi_processing\n")
 
 
-@pytest.mark.slow
-def test_worker_processes_load_at_most_one_model_each(manifest, tmp_path, in_process):
-    summary, rows = run_job(tmp_path, manifest, extra=[
-        "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"])
-    assert 1 <= summary["model_loads"] <= 2
-    assert outcome(rows) == outcome(in_process[1])
-
-
-@pytest.mark.slow
-def test_portable_runner_with_embedded_job_service(manifest, tmp_path, in_process):
-    summary, rows = run_job(tmp_path, manifest, extra=[
-        "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"])
-    assert summary["model_loads"] == 1
-    assert outcome(rows) == outcome(in_process[1])
-
-
-@pytest.mark.slow
-def test_large_model_shares_one_copy_across_worker_processes(manifest, tmp_path, in_process):
-    config = tmp_path / "shared.yaml"
-    config.write_text("model_sharing:\n  large_model: true\npipeline_options:\n"
-                      "  direct_num_workers: 2\n  direct_running_mode: multi_processing\n")
-    summary, rows = run_job(tmp_path, manifest, extra=["--config", config])
-    assert summary["model_loads"] == 1
+@pytest.mark.parametrize("flags,config,loads", [
+    pytest.param(["--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"],
+                 None, {1}, id="threads-share-one-model"),
+    pytest.param(["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+                 None, {1, 2}, id="worker-processes-one-model-each", marks=pytest.mark.slow),
+    pytest.param(["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"],
+                 None, {1}, id="portable-runner-embedded-job-service", marks=pytest.mark.slow),
+    pytest.param([], SHARED_MODEL, {1}, id="large-model-one-copy-across-processes", marks=pytest.mark.slow),
+])
+def test_other_execution_paths_give_the_same_rows(flags, config, loads, manifest, tmp_path, in_process):
+    if config:
+        (tmp_path / "config.yaml").write_text(config)
+        flags = flags + ["--config", tmp_path / "config.yaml"]
+    summary, rows = run_job(tmp_path, manifest, extra=flags)
+    assert summary["model_loads"] in loads
     assert outcome(rows) == outcome(in_process[1])
 
 
