@@ -13,7 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from ..model.decision import Thresholds
 from .manifests import NAMESPACE
-from .results import finish
+from .results import error_kind, finish
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class DecideAndCount(beam.DoFn):
             row = element
         beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
         if row["error"]:
-            beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error"].split(":", 1)[0]).inc()
+            beam.metrics.Metrics.counter(NAMESPACE, "error_" + error_kind(row)).inc()
         self._progress()
         yield row
 
