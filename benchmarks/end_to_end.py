@@ -131,8 +131,9 @@ def main() -> None:
     rows = []
     exact = None
     for label, loader, flags in [
-        ("run, default (one thread)", "yahoo", []),
-        ("run, 2 threads", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]),
+        ("run, default (one worker thread, decoding ahead)", "yahoo", []),
+        ("run, no decoding ahead (--decode-threads 0)", "yahoo", ["--decode-threads", "0"]),
+        ("run, 2 worker threads", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]),
         ("run, 2 processes", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]),
         ("run, fast loader", "fast", []),
         ("run, onnxruntime engine", "yahoo", ["--engine", "onnxruntime"]),

@@ -36,6 +36,19 @@ class Limits:
 
 
 @dataclasses.dataclass(frozen=True)
+class Decoding:
+    """Reading and decoding ahead of the model, in a pool of threads per worker process."""
+
+    threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
+    ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
+
+    def thread_count(self) -> int:
+        from ..transforms.load import default_decode_threads
+
+        return default_decode_threads() if self.threads is None else self.threads
+
+
+@dataclasses.dataclass(frozen=True)
 class Weights:
     kind: str = "onnx"
     path: str | None = None
@@ -74,6 +87,7 @@ class Config:
     engine: str = "tensorflow"
     batch: Batch = Batch()
     limits: Limits = Limits()
+    decoding: Decoding = Decoding()
     weights: Weights = Weights()
     manifest: Manifest = Manifest()
     progress_every: int = 1000
@@ -114,6 +128,8 @@ class Config:
             fail("batch", f"need 1 <= min_size <= max_size, got {self.batch.min_size}, {self.batch.max_size}")
         if self.limits.max_bytes < 1 or self.limits.max_pixels < 1:
             fail("limits", "max_bytes and max_pixels must be positive")
+        if (self.decoding.threads or 0) < 0 or (self.decoding.ahead is not None and self.decoding.ahead < 1):
+            fail("decoding", "threads must be null or 0 or more, ahead null or 1 or more")
         if self.weights.kind not in READERS:
             fail("weights.kind", f"{self.weights.kind!r} is not one of {sorted(READERS)}")
         if self.weights.kind != "onnx" and not self.weights.path:

@@ -45,6 +45,8 @@ def config_from_args(args) -> Config:
         overrides["weights"] = weights
     if getattr(args, "partitions", None):
         overrides["partitions"] = args.partitions
+    if getattr(args, "decode_threads", None) is not None:
+        overrides["decoding"] = {"threads": args.decode_threads}
     if getattr(args, "content_dedup", False):
         overrides["content_dedup"] = True
     if getattr(args, "uri_column", None):

@@ -37,6 +37,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
     parser.add_argument("--partitions", type=int, metavar="K",
                         help="run the URIs in K parts, one after the other (bounded memory, finished parts kept)")
+    parser.add_argument("--decode-threads", type=int, metavar="N",
+                        help="threads per worker process reading and decoding ahead of the model (default: one per core; 0: none)")
     parser.add_argument("--content-dedup", action="store_true",
                         help="score identical files (same sha256) once, and reuse earlier runs' scores for them")
     again = parser.add_mutually_exclusive_group()
@@ -59,7 +61,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
     entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
-    load = LoadImage(*reading)
+    load = LoadImage(*reading, decode_threads=config.decoding.thread_count(),
+                     ahead=config.decoding.ahead or config.batch.max_size)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
         hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")

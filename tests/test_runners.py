@@ -36,7 +36,12 @@ SHARED_MODEL = ("model_sharing:\n  large_model: true\npipeline_options:\n"
                 "  direct_num_workers: 2\n  direct_running_mode: multi_processing\n")
 
 
+DECODE_ONE_AT_A_TIME = "decoding:\n  threads: 3\n  ahead: 1\n"
+
+
 @pytest.mark.parametrize("flags,config,loads", [
+    pytest.param(["--decode-threads", "0"], None, {1}, id="decoding-in-the-worker-thread"),
+    pytest.param([], DECODE_ONE_AT_A_TIME, {1}, id="decoding-ahead-by-one-element"),
     pytest.param(["--direct_num_workers", "2", "--direct_running_mode", "multi_threading", "--batch-size", "8"],
                  None, {1}, id="threads-share-one-model"),
     pytest.param(["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
@@ -52,6 +57,7 @@ def test_other_execution_paths_give_the_same_rows(flags, config, loads, manifest
     summary, rows = run_job(tmp_path, manifest, extra=flags)
     assert summary["model_loads"] in loads
     assert outcome(rows) == outcome(in_process[1])
+    assert summary["bytes_read"] == in_process[0]["bytes_read"] > 0
 
 
 def test_runner_presets_become_beam_options():

@@ -1,10 +1,23 @@
-"""Read each image's bytes and preprocess it; every failure becomes a row, never an exception."""
+"""Read each image's bytes and preprocess it; every failure becomes a row, never an exception.
+
+``LoadImage`` reads and decodes ahead: each element is handed to a small thread pool shared by
+the worker process, and its output is emitted, in order, once ``ahead`` newer elements have
+been handed over (the rest at the end of the bundle). Decoding then runs while the same worker
+thread is busy in the model downstream, and remote reads (gs://, s3://) overlap each other;
+Pillow, the Beam filesystems and TensorFlow release the GIL for the heavy parts.
+"""
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
+import numpy as np
+from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.preprocess import ImageError, load_image
 from .manifests import NAMESPACE, Entry
@@ -13,9 +26,25 @@ from .results import base_row, finish
 
 ERRORS = "errors"  # tag of the output that carries finished error rows
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def decode_pool(threads: int) -> ThreadPoolExecutor:
+    """The worker process's pool of ``threads`` decoding threads (one per size, shared by all
+    of the process's DoFn instances so that threads stay bounded per process)."""
+    with _pools_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="nsfw-scan-decode")
+        return _pools[threads]
+
+
+def default_decode_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 
 class _ReadsFiles(beam.DoFn):
-    """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set, bytes counted."""
+    """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str):
         self._loader = loader
@@ -31,10 +60,14 @@ class _ReadsFiles(beam.DoFn):
 
     def _read_into(self, row: dict) -> bytes:
         data = read_bytes(row["uri"], self._max_bytes)
-        self._bytes_read.inc(len(data))
         row["bytes"] = len(data)
         row["sha256"] = hashlib.sha256(data).hexdigest()
         return data
+
+    def _count(self, row: dict) -> None:
+        # Beam's metrics live in the worker thread: counted there, never in a decoding thread.
+        if row.get("bytes"):
+            self._bytes_read.inc(row["bytes"])
 
 
 def _failed(row: dict, error: str):
@@ -43,23 +76,64 @@ def _failed(row: dict, error: str):
 
 class LoadImage(_ReadsFiles):
     """``Entry`` (or a row from ``HashFile``) -> ``(row, array)`` on the main output, or a
-    finished error row on ``errors``."""
+    finished error row on ``errors``.
 
-    def process(self, element):
+    ``decode_threads``: size of the process's decoding pool, 0 to decode in the worker thread
+    itself; ``ahead``: how many elements may be in the pool per DoFn instance (at least a
+    batch, so that the next batch decodes while this one is scored)."""
+
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str,
+                 decode_threads: int = 0, ahead: int = 64):
+        super().__init__(loader, max_bytes, max_pixels, model_id)
+        self._threads = decode_threads
+        self._ahead = ahead
+
+    def setup(self):
+        super().setup()
+        self._pool = decode_pool(self._threads) if self._threads else None
+
+    def start_bundle(self):
+        self._pending = collections.deque()
+
+    def process(self, element, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        if self._pool is None:
+            yield from self._emit(self._load(element))
+            return
+        self._pending.append((self._pool.submit(self._load, element), timestamp, window))
+        while len(self._pending) > self._ahead:
+            yield from self._emit_oldest()
+
+    def finish_bundle(self):
+        while self._pending:
+            yield from self._emit_oldest()
+
+    def _emit_oldest(self):
+        future, timestamp, window = self._pending.popleft()
+        for output in self._emit(future.result()):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
+            else:
+                yield WindowedValue(output, timestamp, (window,))
+
+    def _emit(self, loaded: tuple[dict, np.ndarray | str]):
+        row, result = loaded
+        self._count(row)
+        yield _failed(row, result) if isinstance(result, str) else (row, result)
+
+    def _load(self, element) -> tuple[dict, np.ndarray | str]:
+        """``(row, array)``, or ``(row, error message)``; runs in a decoding thread."""
         if isinstance(element, Entry):
             row = self._row(element)
             if element.error:
-                yield _failed(row, element.error)
-                return
+                return row, element.error
         else:
             row = dict(element)
         try:
             image = load_image(self._read_into(row), self._loader, self._max_pixels)
         except ImageError as exc:
-            yield _failed(row, str(exc))
-            return
+            return row, str(exc)
         row["width"], row["height"] = image.width, image.height
-        yield row, image.array
+        return row, image.array
 
 
 class HashFile(_ReadsFiles):
@@ -76,4 +150,6 @@ class HashFile(_ReadsFiles):
         except ImageError as exc:
             yield _failed(row, str(exc))
             return
+        finally:
+            self._count(row)
         yield row["sha256"], row
