@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bench import cpu_threads
 from .weights import WeightsSource, locate, weights_id
 
 ENGINES = ("tensorflow", "onnxruntime")
@@ -35,6 +36,7 @@ class OnnxRuntimeScorer(LoadReport):
         self.model_id = weights_id(source, digest)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        self.threads = threads or cpu_threads()  # cores the model uses
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 

@@ -69,14 +69,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from ..model.bench import cpu_threads, images_per_second
+    from ..model.bench import images_per_second
     from ..model.engines import make_engine
 
     config = config_from_args(args)
     engine = make_engine(config.engine, **config.scorer_options())
     batch = args.batch_size or 32
     rate = images_per_second(engine.score, batch, args.seconds)
-    result = {"engine": config.engine, "batch_size": batch, "threads": config.tensorflow.intra_op_threads or cpu_threads(),
+    result = {"engine": config.engine, "batch_size": batch, "threads": engine.threads,
               "images_per_s": round(rate, 2)}
     print(json.dumps(result) if args.json else
           f"{config.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")

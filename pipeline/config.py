@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ..model.bench import cpu_threads
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES
@@ -43,9 +44,7 @@ class Decoding:
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
 
     def thread_count(self) -> int:
-        from ..transforms.load import default_decode_threads
-
-        return default_decode_threads() if self.threads is None else self.threads
+        return cpu_threads() if self.threads is None else self.threads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +72,12 @@ class ModelSharing:
 
 @dataclasses.dataclass(frozen=True)
 class TensorFlow:
-    """TensorFlow's thread pools per process; 0 lets TensorFlow use every core."""
+    """TensorFlow's thread pools per process and how a batch is split among them (0: the
+    defaults of ``model.scorer.Scorer``, every core busy)."""
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    parallel_batches: int = 0
     precision: str = "float32"
 
 
@@ -104,6 +105,7 @@ class Config:
                    "inter_op_threads": self.tensorflow.inter_op_threads}
         if self.engine == "tensorflow":
             options["precision"] = self.tensorflow.precision
+            options["parallel_batches"] = self.tensorflow.parallel_batches
         return options
 
     def beam_args(self) -> list[str]:
@@ -142,8 +144,8 @@ class Config:
             fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not float32 or bfloat16")
         if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
             fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
-        if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads) < 0:
-            fail("tensorflow", "thread counts must be 0 (TensorFlow's default) or positive")
+        if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads, self.tensorflow.parallel_batches) < 0:
+            fail("tensorflow", "thread counts must be 0 (default) or positive")
         if self.model_sharing.copies is not None and self.model_sharing.copies < 1:
             fail("model_sharing.copies", "must be a positive number or null")
         return self

@@ -67,6 +67,6 @@ def test_runner_presets_become_beam_options():
     dataflow = load_config("dataflow")
     assert "--runner=DataflowRunner" in dataflow.beam_args()
     assert "--setup_file=./setup.py" in dataflow.beam_args()
-    assert dataflow.tensorflow.intra_op_threads == 1
+    assert dataflow.tensorflow.intra_op_threads == dataflow.tensorflow.parallel_batches == 1
     assert "--runner=FlinkRunner" in load_config("flink").beam_args()
     assert "--runner=SparkRunner" in load_config("spark").beam_args()

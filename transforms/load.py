@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils.windowed_value import WindowedValue
 
+from ..model.bench import cpu_threads
 from ..model.preprocess import ImageError, load_image
 from .manifests import NAMESPACE, Entry
 from .read import read_bytes
@@ -37,10 +37,6 @@ def decode_pool(threads: int) -> ThreadPoolExecutor:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="nsfw-scan-decode")
         return _pools[threads]
-
-
-def default_decode_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _ReadsFiles(beam.DoFn):
