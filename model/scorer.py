@@ -78,6 +78,8 @@ class Scorer(LoadReport):
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() * parts  # cores the model uses
         self._predict = nsfw_probability
         self._predict_in_pieces = nsfw_probability_in_pieces
+        for size in {1, parts}:  # warm-up: both graphs traced and optimised as part of loading
+            self.score(np.zeros((size, *INPUT_SHAPE), np.float32))
         self.load_seconds = time.perf_counter() - started
 
     def score(self, batch: np.ndarray) -> np.ndarray:
