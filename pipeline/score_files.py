@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -25,22 +26,41 @@ class FileResult:
 
 
 def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:
-    """Results in input order, scoring ``config.batch.max_size`` images per model call.
-    ``scorer``: an engine from ``model.engines.make_engine``."""
+    """Results in input order, scoring ``config.batch.max_size`` images per model call; the
+    next batch is read and decoded (by ``decoding.threads`` threads) while this one is
+    scored. ``scorer``: an engine from ``model.engines.make_engine``."""
+    threads = config.decoding.thread_count()
     paths = iter(paths)
-    while chunk := list(itertools.islice(paths, config.batch.max_size)):
-        results, arrays, scored = [], [], []
-        for path in chunk:
-            result = FileResult(path)
-            try:
-                data = read_bytes(path, config.limits.max_bytes)
-                arrays.append(load_image(data, config.loader, config.limits.max_pixels).array)
-                scored.append(result)
-            except ImageError as exc:
-                result.error = str(exc)
-            results.append(result)
-        if arrays:
-            for result, score in zip(scored, scorer.score(np.stack(arrays))):
-                result.score = round(float(score), 6)
+    chunks = iter(lambda: list(itertools.islice(paths, config.batch.max_size)), [])
+
+    def load(path: str) -> tuple[FileResult, np.ndarray | None]:
+        result = FileResult(path)
+        try:
+            data = read_bytes(path, config.limits.max_bytes)
+            return result, load_image(data, config.loader, config.limits.max_pixels).array
+        except ImageError as exc:
+            result.error = str(exc)
+            return result, None
+
+    def score(loaded: list[tuple[FileResult, np.ndarray | None]]) -> list[FileResult]:
+        decoded = [(result, array) for result, array in loaded if array is not None]
+        if decoded:
+            scores = scorer.score(np.stack([array for _, array in decoded]))
+            for (result, _), value in zip(decoded, scores):
+                result.score = round(float(value), 6)
                 result.decision = config.thresholds.decide(result.score)
-        yield from results
+        return [result for result, _ in loaded]
+
+    if not threads:
+        for chunk in chunks:
+            yield from score([load(path) for path in chunk])
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending = None
+        for chunk in chunks:
+            submitted = [pool.submit(load, path) for path in chunk]
+            if pending:
+                yield from score([future.result() for future in pending])
+            pending = submitted
+        if pending:
+            yield from score([future.result() for future in pending])

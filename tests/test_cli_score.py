@@ -25,6 +25,11 @@ def test_scores_good_and_bad_paths_in_order(tmp_path):
     assert kinds == ["not_found", "empty", "not_a_file", "truncated"]
     assert all(line["score"] is None and line["decision"] == "error" for line in lines[1:5])
 
+    one_thread = tmp_path / "no-decoding-ahead.yaml"
+    one_thread.write_text("decoding:\n  threads: 0\n")
+    again = nsfw_scan("score", "--batch-size", "2", "--config", one_thread, *paths)
+    assert again.stdout == result.stdout
+
 
 def test_all_good_exits_zero_and_thresholds_come_from_config(tmp_path):
     config = tmp_path / "strict.yaml"
