@@ -26,6 +26,17 @@ def by_uri(rows) -> dict[str, dict]:
     return {r["uri"]: r for r in rows}
 
 
+def assert_same_outcomes(a: dict[str, dict], b: dict[str, dict], tolerance: float = 1e-6) -> None:
+    """Same URIs, decisions and errors; scores equal up to float rounding (a batch's split
+    into pieces, which varies with how elements are batched, moves scores by ~1e-8)."""
+    assert {u: (r["decision"], r["error"]) for u, r in a.items()} == {u: (r["decision"], r["error"]) for u, r in b.items()}
+    for uri, row in a.items():
+        if row["score"] is None:
+            assert b[uri]["score"] is None, uri
+        else:
+            assert abs(row["score"] - b[uri]["score"]) <= tolerance, uri
+
+
 def run_job(tmp_path, *manifests, extra=()):
     output = tmp_path / "out"
     argv = [a for m in manifests for a in ("--manifest", str(m))] + ["--output", str(output), *map(str, extra)]

@@ -9,6 +9,7 @@ import pytest
 
 from corpus import HOSTILE, REAL, corpus_files
 from nsfw_scan.pipeline.run import run
+from test_pipeline import assert_same_outcomes
 
 REAL_URIS = [str(REAL / f) for f in corpus_files(REAL)]
 
@@ -101,6 +102,6 @@ def test_partitioned_run_gives_the_same_rows(tmp_path):
     for key in ("manifest_rows", "duplicates", "rows", "scored", "errors", "errors_by_kind", "decisions"):
         assert parts[key] == whole[key], key
     a, b = rows_by_uri(tmp_path / "whole"), rows_by_uri(tmp_path / "parts")
-    assert {u: (r["score"], r["error"]) for u, r in a.items()} == {u: (r["score"], r["error"]) for u, r in b.items()}
+    assert_same_outcomes(a, b)
     again = job(manifest, tmp_path / "parts", "--partitions", "2")  # resume works across part counts
     assert again["rows"] == 0 and again["already_done"] == len(uris)

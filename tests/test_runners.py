@@ -3,7 +3,7 @@
 import pytest
 
 from corpus import HOSTILE, REAL, corpus_files
-from test_pipeline import by_uri, run_job
+from test_pipeline import assert_same_outcomes, by_uri, run_job
 
 SAMPLE = [REAL / f for f in corpus_files(REAL)] + [HOSTILE / f for f in corpus_files(HOSTILE)[:60]]
 
@@ -19,11 +19,6 @@ def manifest(tmp_path_factory):
 def in_process(manifest, tmp_path_factory):
     return run_job(tmp_path_factory.mktemp("in-process"), manifest,
                    extra=["--direct_num_workers", "1", "--direct_running_mode", "in_memory"])
-
-
-def outcome(rows):
-    return {uri: (round(r["score"], 5) if r["score"] is not None else None, r["decision"], r["error"])
-            for uri, r in by_uri(rows).items()}
 
 
 def test_in_process_loads_the_model_once(in_process):
@@ -56,7 +51,7 @@ def test_other_execution_paths_give_the_same_rows(flags, config, loads, manifest
         flags = flags + ["--config", tmp_path / "config.yaml"]
     summary, rows = run_job(tmp_path, manifest, extra=flags)
     assert summary["model_loads"] in loads
-    assert outcome(rows) == outcome(in_process[1])
+    assert_same_outcomes(by_uri(rows), by_uri(in_process[1]))
     assert summary["bytes_read"] == in_process[0]["bytes_read"] > 0
 
 
