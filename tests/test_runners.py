@@ -65,3 +65,18 @@ def test_runner_presets_become_beam_options():
     assert dataflow.tensorflow.intra_op_threads == dataflow.tensorflow.parallel_batches == 1
     assert "--runner=FlinkRunner" in load_config("flink").beam_args()
     assert "--runner=SparkRunner" in load_config("spark").beam_args()
+
+
+@pytest.mark.parametrize("text,key", [
+    ("decoding:\n  threads: -1\n", "decoding"),
+    ("decoding:\n  ahead: 0\n", "decoding"),
+    ("tensorflow:\n  parallel_batches: -2\n", "tensorflow"),
+])
+def test_impossible_thread_settings_name_the_file_and_key(text, key, tmp_path):
+    from nsfw_scan.pipeline.config import ConfigError, load_config
+
+    path = tmp_path / "threads.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{path}: {key}: "):
+        load_config(str(path))
+    assert load_config(None).decoding.thread_count() >= 1
