@@ -44,7 +44,7 @@ class Scorer(LoadReport):
     ``parallel_batches``: each batch is split into this many pieces, scored concurrently on
     TensorFlow's inter-op threads with one intra-op thread each (0: one piece per core). The
     pieces never wait for each other inside a layer, which measured about 5% faster than one
-    piece on all cores (benchmarks/model_speed.py); the scores are the same."""
+    piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
                  intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = "float32",
