@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 
-from ..model.bench import cpu_threads
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES
@@ -42,9 +41,6 @@ class Decoding:
 
     threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
-
-    def thread_count(self) -> int:
-        return cpu_threads() if self.threads is None else self.threads
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,7 +61,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
     entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
-    load = LoadImage(*reading, decode_threads=config.decoding.thread_count(),
+    load = LoadImage(*reading, decode_threads=config.decoding.threads,
                      ahead=config.decoding.ahead or config.batch.max_size)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..model.preprocess import ImageError, load_image
+from ..transforms.load import decode_pool
 from ..transforms.read import read_bytes
 from .config import Config
 
@@ -29,7 +29,7 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
     """Results in input order, scoring ``config.batch.max_size`` images per model call; the
     next batch is read and decoded (by ``decoding.threads`` threads) while this one is
     scored. ``scorer``: an engine from ``model.engines.make_engine``."""
-    threads = config.decoding.thread_count()
+    pool = decode_pool(config.decoding.threads)
     paths = iter(paths)
     chunks = iter(lambda: list(itertools.islice(paths, config.batch.max_size)), [])
 
@@ -51,16 +51,15 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
                 result.decision = config.thresholds.decide(result.score)
         return [result for result, _ in loaded]
 
-    if not threads:
+    if pool is None:
         for chunk in chunks:
             yield from score([load(path) for path in chunk])
         return
-    with ThreadPoolExecutor(threads) as pool:
-        pending = None
-        for chunk in chunks:
-            submitted = [pool.submit(load, path) for path in chunk]
-            if pending:
-                yield from score([future.result() for future in pending])
-            pending = submitted
+    pending = None
+    for chunk in chunks:
+        submitted = [pool.submit(load, path) for path in chunk]
         if pending:
             yield from score([future.result() for future in pending])
+        pending = submitted
+    if pending:
+        yield from score([future.result() for future in pending])

@@ -74,9 +74,10 @@ def test_runner_presets_become_beam_options():
 ])
 def test_impossible_thread_settings_name_the_file_and_key(text, key, tmp_path):
     from nsfw_scan.pipeline.config import ConfigError, load_config
+    from nsfw_scan.transforms.load import decode_pool
 
     path = tmp_path / "threads.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"^{path}: {key}: "):
         load_config(str(path))
-    assert load_config(None).decoding.thread_count() >= 1
+    assert decode_pool(load_config(None).decoding.threads)._max_workers >= 1

@@ -30,9 +30,13 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
-def decode_pool(threads: int) -> ThreadPoolExecutor:
-    """The worker process's pool of ``threads`` decoding threads (one per size, shared by all
-    of the process's DoFn instances so that threads stay bounded per process)."""
+def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
+    """This process's pool of decoding threads (``None``: one per core of the machine it runs
+    on; 0: no pool, decode in the caller's thread). One pool per size, shared by all of the
+    process's DoFn instances so that threads stay bounded per process."""
+    if threads == 0:
+        return None
+    threads = threads or cpu_threads()
     with _pools_lock:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="nsfw-scan-decode")
@@ -74,19 +78,19 @@ class LoadImage(_ReadsFiles):
     """``Entry`` (or a row from ``HashFile``) -> ``(row, array)`` on the main output, or a
     finished error row on ``errors``.
 
-    ``decode_threads``: size of the process's decoding pool, 0 to decode in the worker thread
-    itself; ``ahead``: how many elements may be in the pool per DoFn instance (at least a
+    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`; resolved
+    in ``setup``, on the worker); ``ahead``: how many elements may be in the pool per DoFn instance (at least a
     batch, so that the next batch decodes while this one is scored)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str,
-                 decode_threads: int = 0, ahead: int = 64):
+                 decode_threads: int | None = 0, ahead: int = 64):
         super().__init__(loader, max_bytes, max_pixels, model_id)
         self._threads = decode_threads
         self._ahead = ahead
 
     def setup(self):
         super().setup()
-        self._pool = decode_pool(self._threads) if self._threads else None
+        self._pool = decode_pool(self._threads)
 
     def start_bundle(self):
         self._pending = collections.deque()
