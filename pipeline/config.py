@@ -136,6 +136,8 @@ class Config:
             fail("partitions", "must be 1 or more")
         if self.progress_every < 1:
             fail("progress_every", "must be a positive number of images")
+        if self.engine not in ENGINES:
+            fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
         if self.tensorflow.precision not in ("float32", "bfloat16"):
             fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not float32 or bfloat16")
         if self.tensorflow.precision != "float32" and self.engine != "tensorflow":

@@ -71,6 +71,7 @@ def test_runner_presets_become_beam_options():
     ("decoding:\n  threads: -1\n", "decoding"),
     ("decoding:\n  ahead: 0\n", "decoding"),
     ("tensorflow:\n  parallel_batches: -2\n", "tensorflow"),
+    ("engine: tensorflw\n", "engine"),
 ])
 def test_impossible_thread_settings_name_the_file_and_key(text, key, tmp_path):
     from nsfw_scan.pipeline.config import ConfigError, load_config
