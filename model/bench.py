@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
-
-
-def cpu_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def images_per_second(score, batch_size: int, seconds: float, warmup: int = 2) -> float:

@@ -6,12 +6,18 @@ packaged ONNX file as shipped, the reference the benchmarks compare against.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from .bench import cpu_threads
 from .weights import WeightsSource, locate, weights_id
 
 ENGINES = ("tensorflow", "onnxruntime")
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (what the engines and the decoding pool size to)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class LoadReport:

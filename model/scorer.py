@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 
-from .bench import cpu_threads
-from .engines import LoadReport
+from .engines import LoadReport, cpu_threads
 from .network import INPUT_SHAPE, build_resnet50_thin
 from .weights import WeightsSource, load_into, load_weights
 
