@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from measure import run_cli
 from nsfw_scan.model.engines import cpu_threads
-from nsfw_scan.model.preprocess import CROP, LOADERS, OFFSET, RESIZE, _decode_rgb, _resize_reencode_crop
+from nsfw_scan.model.preprocess import CROP, _decode_rgb, _resize_reencode_crop
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     light, light_peak = measure("light", args.batch_size)
     model, model_peak = measure("model", args.batch_size)
-    print(f"| process | RSS MiB | peak RSS MiB |\n|---|---|---|")
+    print("| process | RSS MiB | peak RSS MiB |\n|---|---|---|")
     print(f"| SDK process without model | {light} | {light_peak} |")
     print(f"| SDK process with model, after a batch of {args.batch_size} | {model} | {model_peak} |")
     print()
