@@ -31,21 +31,14 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from .errors import ImageError
+
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 RESIZE = 256
 CROP = 224
 OFFSET = (RESIZE - CROP) // 2
 # Pillow raises DecompressionBombError above twice its MAX_IMAGE_PIXELS; the same default here.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
-
-
-class ImageError(Exception):
-    """An image that cannot be scored. ``kind`` names the class of failure for reports."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)

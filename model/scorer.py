@@ -9,7 +9,7 @@ import numpy as np
 
 from .engines import LoadReport, cpu_threads
 from .network import INPUT_SHAPE, build_resnet50_thin
-from .weights import WeightsSource, load_into, load_weights
+from .weights import WeightsSource, load_into, load_weights, model_id
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Scorer(LoadReport):
         loaded = load_weights(source, use_cache=use_cache)
         self.model = build_resnet50_thin(precision)
         load_into(self.model, loaded.weights)
-        self.model_id = loaded.model_id if precision == "float32" else f"{loaded.model_id}:{precision}"
+        self.model_id = model_id(loaded.model_id, precision)
         self.weights_from_cache = loaded.from_cache
         model = self.model
 

@@ -319,6 +319,12 @@ def weights_id(source: WeightsSource, digest: str) -> str:
     return f"open_nsfw:{source.kind}:{digest[:12]}"
 
 
+def model_id(weights: str, precision: str = "float32") -> str:
+    """How output rows name the model that scored them: the weights' id, with ``:<precision>``
+    appended when it is not float32 (the exact one)."""
+    return weights if precision == "float32" else f"{weights}:{precision}"
+
+
 def load_weights(source: WeightsSource = WeightsSource(), use_cache: bool = True) -> LoadedWeights:
     path, digest = locate(source)
     cache_file = cache_dir() / f"{source.kind}-{digest}-v{CACHE_FORMAT}.npz"

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import StandardOptions
 
-from ..model.weights import locate, weights_id
+from ..model.weights import locate, model_id, weights_id
 from ..transforms.earlier import DoneKeys
 from ..transforms.content import FOLLOWERS, REUSED, EarlierScores, GroupByContent, ShareResults
 from ..transforms.load import ERRORS, HashFile, LoadImage
@@ -51,22 +51,24 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
           earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
-    """The job's graph; returns the PCollection of result rows. ``earlier``: result files of
-    earlier runs; URIs that have a row there are not read again. ``partition``: (i, K), this
-    graph handles the URIs whose stable hash is i modulo K."""
+    """The job's graph; returns the PCollection of result rows. ``model``: the id the configured
+    model will give its scores (content de-duplication reuses only earlier scores of that model;
+    rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
+    have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
+    stable hash is i modulo K."""
     handler = OpenNsfwModelHandler(
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
     entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
-    reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
+    reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
     load = LoadImage(*reading, decode_threads=config.decoding.threads,
                      ahead=config.decoding.ahead or config.batch.max_size)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
         hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")
-        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
+        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader) if earlier else None
         content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
         images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
         failed = (hashed[ERRORS], images[ERRORS]) | "MergeErrors" >> beam.Flatten()
@@ -110,7 +112,8 @@ def run(argv=None, test_pipeline=None) -> dict:
     config = config_from_args(args)
     plan = plan_manifests(args.manifest, config.manifest.uri_column)
     source = config.weights.source()
-    model = weights_id(source, locate(source)[1])
+    precision = config.tensorflow.precision if config.engine == "tensorflow" else "float32"
+    model = model_id(weights_id(source, locate(source)[1]), precision)
     check_output_dir(args.output)
     for folder in remove_unfinished_runs(args.output):
         log.info("removed %s: a run that did not finish", folder)

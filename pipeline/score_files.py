@@ -19,6 +19,7 @@ class FileResult:
     path: str
     score: float | None = None
     decision: str = "error"
+    error_kind: str | None = None  # model.errors.ERROR_KINDS
     error: str | None = None
 
     def as_dict(self) -> dict:
@@ -39,7 +40,7 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
             data = read_bytes(path, config.limits.max_bytes)
             return result, load_image(data, config.loader, config.limits.max_pixels).array
         except ImageError as exc:
-            result.error = str(exc)
+            result.error_kind, result.error = exc.kind, str(exc)
             return result, None
 
     def score(loaded: list[tuple[FileResult, np.ndarray | None]]) -> list[FileResult]:

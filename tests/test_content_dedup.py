@@ -40,3 +40,31 @@ def test_identical_files_share_one_result_within_and_across_runs(tmp_path):
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert rows[str(later)]["score"] == rows[str(copies[0])]["score"] and rows[str(later)]["decision"] == "safe"
     assert len(rows) == 9
+
+
+def test_scores_of_another_model_are_never_relabelled(tmp_path, scorer):
+    """Rows name the model that computed their score, and content de-duplication reuses only a
+    score from the same model and loader."""
+    import numpy as np
+    from PIL import Image
+
+    from nsfw_scan.model.preprocess import load_image
+
+    rng = np.random.default_rng(7)
+    first, copy = tmp_path / "upload.png", tmp_path / "reupload.png"
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(first)
+    shutil.copy(first, copy)
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+
+    manifest.write_text(f"{first}\n")
+    assert run(["--manifest", str(manifest), "--output", str(out), "--precision", "bfloat16"])["scored"] == 1
+    [row] = pq.read_table(out).to_pylist()
+    assert row["model"] == scorer.model_id + ":bfloat16" and row["loader"] == "yahoo"
+
+    manifest.write_text(f"{first}\n{copy}\n")  # the same bytes again, now with the exact model
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    assert summary["content_reused"] == 0 and summary["scored"] == 1
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    exact = float(scorer.score(load_image(first.read_bytes(), "yahoo").array[None])[0])
+    assert rows[str(copy)]["model"] == scorer.model_id
+    assert abs(rows[str(copy)]["score"] - exact) < 1e-6

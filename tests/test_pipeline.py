@@ -118,6 +118,10 @@ def test_manifest_formats_pass_through_columns(tmp_path):
         "line 1 column 2 (char 1))",
         "bad_manifest_line: f.parquet line 2: no URI in column 'uri'",
     ]
+    assert {(r["error_kind"], r["source_manifest"].rsplit("/", 1)[-1], r["source_line"])
+            for r in rows if not r["uri"]} == {("bad_manifest_line", "b.csv", 3), ("bad_manifest_line", "d.jsonl", 2),
+                                               ("bad_manifest_line", "f.parquet", 2)}
+    assert all(r["error_kind"] is None and r["model"] for r in good.values())
     assert summary["duplicates"] == 1 and summary["scored"] == 6 and summary["errors"] == 3
 
 

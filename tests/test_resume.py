@@ -105,3 +105,20 @@ def test_partitioned_run_gives_the_same_rows(tmp_path):
     assert_same_outcomes(a, b)
     again = job(manifest, tmp_path / "parts", "--partitions", "2")  # resume works across part counts
     assert again["rows"] == 0 and again["already_done"] == len(uris)
+
+
+def test_malformed_lines_are_known_by_their_full_source(tmp_path):
+    """Two manifests of one name in two folders, each with a malformed line 3: two rows, which
+    a rerun finds again from their source columns (not from the error text)."""
+    gone = tmp_path / "gone.png"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.csv").write_text(f"uri,id\n{gone},1\nno-comma-here\n")
+    pattern, out = tmp_path / "*" / "m.csv", tmp_path / "out"
+    first = job(pattern, out)
+    assert first["rows"] == 3 and first["duplicates"] == 1
+    bad = sorted((r["source_manifest"], r["source_line"], r["error_kind"])
+                 for r in pq.read_table(out).to_pylist() if r["uri"] is None)
+    assert bad == [(str(tmp_path / f / "m.csv"), 3, "bad_manifest_line") for f in ("a", "b")]
+    again = job(pattern, out)
+    assert again["rows"] == 0 and again["already_done"] == 3

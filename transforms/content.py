@@ -1,7 +1,9 @@
 """Content de-duplication: identical bytes are decoded and scored once.
 
 Files are first read only to hash them. Rows are then grouped by sha256 together with the
-scores earlier runs gave the same bytes: a hash scored before is reused as is; otherwise one
+scores earlier runs gave the same bytes with the same model and loader as this run (a score
+made with other weights, precision or preprocessing is never relabelled as this run's): a hash
+scored before is reused as is, its row's ``model`` and ``loader`` with it; otherwise one
 row per hash (the first URI) goes on to be read again, decoded and scored, and the other rows
 take its result. Grouping and the join are Beam steps, so they scale with the runner. The cost
 is a second read of each distinct file, which is why this is opt-in (``content_dedup``).
@@ -18,22 +20,30 @@ from .results import finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_COPIED = ("score", "decision", "error", "width", "height")
+_COPIED = ("score", "decision", "error_kind", "error", "width", "height", "loader", "model")
+
+
+def _reusable(row: dict, model: str, loader: str):
+    if row["sha256"] and row["score"] is not None and row["model"] == model and row["loader"] == loader:
+        yield row["sha256"], row
 
 
 class EarlierScores(beam.PTransform):
-    """Result files of earlier runs -> ``(sha256, row)`` for every scored row."""
+    """Result files of earlier runs -> ``(sha256, row)`` for every row scored by ``model``
+    (a ``model.weights.model_id``) after preprocessing with ``loader``."""
 
-    def __init__(self, files: list[str]):
+    def __init__(self, files: list[str], model: str, loader: str):
         super().__init__()
         self._files = files
+        self._model = model
+        self._loader = loader
 
     def expand(self, pbegin):
         return (
             pbegin
             | "ListScoredResults" >> beam.Create(self._files)
-            | "ReadScores" >> ReadAllFromParquet(columns=["sha256", "score", "width", "height"])
-            | "KeyScoredBySha" >> beam.FlatMap(lambda r: [(r["sha256"], r)] if r["sha256"] and r["score"] is not None else [])
+            | "ReadScores" >> ReadAllFromParquet(columns=["sha256", "score", "width", "height", "model", "loader"])
+            | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader)
         )
 
 
@@ -52,9 +62,9 @@ class _SplitByContent(beam.DoFn):
         if earlier is not None:
             beam.metrics.Metrics.counter(NAMESPACE, "content_reused").inc(len(rows))
             for row in rows:
-                row = dict(row, width=earlier["width"], height=earlier["height"])
-                yield beam.pvalue.TaggedOutput(
-                    REUSED, finish(row, score=earlier["score"], decision=self._thresholds.decide(earlier["score"])))
+                row = dict(row, width=earlier["width"], height=earlier["height"], loader=earlier["loader"])
+                yield beam.pvalue.TaggedOutput(REUSED, finish(
+                    row, score=earlier["score"], decision=self._thresholds.decide(earlier["score"]), model=earlier["model"]))
             return
         yield rows[0]
         if len(rows) > 1:

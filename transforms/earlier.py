@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import re
-
 import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquet
 
-from .manifests import BAD_LINE, bad_line_key, in_partition
+from .manifests import bad_line_key, in_partition
 
-_BAD_LINE = re.compile(rf"^{BAD_LINE}: (.*) line (\d+): ")
+COLUMNS = ["uri", "error_kind", "source_manifest", "source_line"]
 
 
 def done_key(row: dict, rescore_errors: bool):
-    """The dedup key a result row covers, or nothing if the row is to be redone."""
+    """The dedup key a result row covers, or nothing if the row is to be redone. A malformed
+    manifest line (no URI) is known by its source columns."""
     if row["uri"] is not None:
-        if rescore_errors and row["error"]:
+        if rescore_errors and row["error_kind"]:
             return
         yield row["uri"]
-    elif row["error"] and (match := _BAD_LINE.match(row["error"])):
-        yield bad_line_key(match.group(1), int(match.group(2)))
+    elif row["source_manifest"] is not None:
+        yield bad_line_key(row["source_manifest"], row["source_line"])
 
 
 class DoneKeys(beam.PTransform):
-    """Parquet result files -> the keys they cover (read column-wise: ``uri`` and ``error``)."""
+    """Parquet result files -> the keys they cover (read column-wise)."""
 
     def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
         super().__init__()
@@ -36,7 +35,7 @@ class DoneKeys(beam.PTransform):
         return (
             pbegin
             | "ListEarlierResults" >> beam.Create(self._files)
-            | "ReadEarlierResults" >> ReadAllFromParquet(columns=["uri", "error"])
+            | "ReadEarlierResults" >> ReadAllFromParquet(columns=COLUMNS)
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

@@ -22,7 +22,7 @@ from ..model.engines import cpu_threads
 from ..model.preprocess import ImageError, load_image
 from .manifests import NAMESPACE, Entry
 from .read import read_bytes
-from .results import base_row, finish
+from .results import bad_line, base_row, fail
 
 ERRORS = "errors"  # tag of the output that carries finished error rows
 
@@ -46,17 +46,13 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
 class _ReadsFiles(beam.DoFn):
     """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set."""
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str):
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int):
         self._loader = loader
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
-        self._model_id = model_id
 
     def setup(self):
         self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
-
-    def _row(self, entry: Entry) -> dict:
-        return base_row(entry.uri, entry.columns, self._loader, self._model_id)
 
     def _read_into(self, row: dict) -> bytes:
         data = read_bytes(row["uri"], self._max_bytes)
@@ -70,8 +66,9 @@ class _ReadsFiles(beam.DoFn):
             self._bytes_read.inc(row["bytes"])
 
 
-def _failed(row: dict, error: str):
-    return beam.pvalue.TaggedOutput(ERRORS, finish(row, decision="error", error=error))
+def _failed(row: dict):
+    """A finished error row, on the ``errors`` output."""
+    return beam.pvalue.TaggedOutput(ERRORS, row)
 
 
 class LoadImage(_ReadsFiles):
@@ -82,9 +79,9 @@ class LoadImage(_ReadsFiles):
     in ``setup``, on the worker); ``ahead``: how many elements may be in the pool per DoFn instance (at least a
     batch, so that the next batch decodes while this one is scored)."""
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str,
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int,
                  decode_threads: int | None = 0, ahead: int = 64):
-        super().__init__(loader, max_bytes, max_pixels, model_id)
+        super().__init__(loader, max_bytes, max_pixels)
         self._threads = decode_threads
         self._ahead = ahead
 
@@ -115,23 +112,28 @@ class LoadImage(_ReadsFiles):
             else:
                 yield WindowedValue(output, timestamp, (window,))
 
-    def _emit(self, loaded: tuple[dict, np.ndarray | str]):
-        row, result = loaded
-        self._count(row)
-        yield _failed(row, result) if isinstance(result, str) else (row, result)
+    def _emit(self, loaded: tuple[dict, np.ndarray] | dict):
+        if isinstance(loaded, dict):
+            self._count(loaded)
+            yield _failed(loaded)
+        else:
+            self._count(loaded[0])
+            yield loaded
 
-    def _load(self, element) -> tuple[dict, np.ndarray | str]:
-        """``(row, array)``, or ``(row, error message)``; runs in a decoding thread."""
+    def _load(self, element) -> tuple[dict, np.ndarray] | dict:
+        """``(row, array)``, or a finished error row; runs in a decoding thread."""
         if isinstance(element, Entry):
-            row = self._row(element)
+            row = base_row(element)
             if element.error:
-                return row, element.error
+                return bad_line(row, element.error)
         else:
             row = dict(element)
         try:
-            image = load_image(self._read_into(row), self._loader, self._max_pixels)
+            data = self._read_into(row)
+            row["loader"] = self._loader
+            image = load_image(data, self._loader, self._max_pixels)
         except ImageError as exc:
-            return row, str(exc)
+            return fail(row, exc.kind, exc.message)
         row["width"], row["height"] = image.width, image.height
         return row, image.array
 
@@ -141,14 +143,14 @@ class HashFile(_ReadsFiles):
     finished error row on ``errors``."""
 
     def process(self, entry: Entry):
-        row = self._row(entry)
+        row = base_row(entry)
         if entry.error:
-            yield _failed(row, entry.error)
+            yield _failed(bad_line(row, entry.error))
             return
         try:
             self._read_into(row)
         except ImageError as exc:
-            yield _failed(row, str(exc))
+            yield _failed(fail(row, exc.kind, exc.message))
             return
         finally:
             self._count(row)

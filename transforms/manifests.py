@@ -151,18 +151,15 @@ def bad_line_key(manifest: str, line: int) -> str:
     return f"\0{manifest}:{line}"
 
 
-BAD_LINE = "bad_manifest_line"
-
-
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One manifest line: a URI with its pass-through columns, or why the line is unusable."""
 
     uri: str | None
     columns: dict
-    manifest: str  # file name of the manifest
+    manifest: str  # the manifest's path or URI, as matched
     line: int  # line (or Parquet row) number, from 1
-    error: str | None = None
+    error: str | None = None  # what is wrong with the line (error kind bad_manifest_line)
 
     @property
     def dedup_key(self) -> str:
@@ -193,7 +190,6 @@ class ReadManifest(beam.DoFn):
         return reader(path, fmt, compressed)
 
     def process(self, path: str) -> Iterator[Entry]:
-        name = path.rsplit("/", 1)[-1]
         for line, uri, values, error in self.lines(path):
             self._rows.inc()
             if error is None and (not isinstance(uri, str) or not uri.strip()):
@@ -201,9 +197,9 @@ class ReadManifest(beam.DoFn):
                     f"the URI is not a string: {uri!r}"
             columns = {c: _as_type(values.get(c), t) for c, t in self._columns.items()}
             if error:
-                yield Entry(None, columns, name, line, f"{BAD_LINE}: {name} line {line}: {error}")
+                yield Entry(None, columns, path, line, error)
             else:
-                yield Entry(resolve(uri.strip(), path), columns, name, line)
+                yield Entry(resolve(uri.strip(), path), columns, path, line)
 
     def _text(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:

@@ -1,7 +1,12 @@
 """The output row: its Parquet schema (defined once, here) and how rows are made.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``, ``scored_at``.
+``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``,
+``source_manifest``, ``source_line``, ``scored_at``.
+
+Each fact is written by the step that knows it: ``loader`` by the step that ran the loader,
+``model`` by the model that produced the score (Beam's ``PredictionResult.model_id``),
+``source_*`` by the manifest reader, ``error_kind`` wherever the failure happened.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ import datetime
 
 import pyarrow as pa
 
+from ..model.errors import BAD_MANIFEST_LINE
+
 RESULT_FIELDS = [
     pa.field("score", pa.float32()),
     pa.field("decision", pa.string()),
+    pa.field("error_kind", pa.string()),
     pa.field("error", pa.string()),
     pa.field("sha256", pa.string()),
     pa.field("bytes", pa.int64()),
@@ -20,6 +28,8 @@ RESULT_FIELDS = [
     pa.field("height", pa.int32()),
     pa.field("loader", pa.string()),
     pa.field("model", pa.string()),
+    pa.field("source_manifest", pa.string()),
+    pa.field("source_line", pa.int64()),
     pa.field("scored_at", pa.timestamp("us", tz="UTC")),
 ]
 RESERVED = {"uri", *(f.name for f in RESULT_FIELDS)}
@@ -32,19 +42,29 @@ def output_schema(passthrough: dict[str, pa.DataType]) -> pa.Schema:
                      + RESULT_FIELDS)
 
 
-def base_row(uri: str | None, columns: dict, loader: str, model: str) -> dict:
-    """A row with every result column empty; steps fill in what they learn."""
-    row = {"uri": uri, **columns}
+def base_row(entry) -> dict:
+    """A row for a manifest ``Entry`` with every result column empty; steps fill in what they learn."""
+    row = {"uri": entry.uri, **entry.columns}
     row.update({f.name: None for f in RESULT_FIELDS})
-    row["loader"], row["model"] = loader, model
+    row["source_manifest"], row["source_line"] = entry.manifest, entry.line
     return row
 
 
-def finish(row: dict, *, score: float | None = None, decision: str, error: str | None = None) -> dict:
-    row = dict(row, score=score, decision=decision, error=error)
-    row["scored_at"] = datetime.datetime.now(datetime.timezone.utc)
-    return row
+def _stamped(row: dict, **values) -> dict:
+    return dict(row, **values, scored_at=datetime.datetime.now(datetime.timezone.utc))
 
 
-def error_kind(row: dict) -> str | None:
-    return row["error"].split(":", 1)[0] if row.get("error") else None
+def finish(row: dict, *, score: float, decision: str, model: str) -> dict:
+    """The row of a scored image; ``model``: the id of the model that computed ``score``."""
+    return _stamped(row, score=score, decision=decision, model=model, error_kind=None, error=None)
+
+
+def fail(row: dict, kind: str, message: str) -> dict:
+    """The row of an image that got no score: ``kind`` from ``model.errors.ERROR_KINDS``."""
+    return _stamped(row, score=None, decision="error", model=None, error_kind=kind, error=f"{kind}: {message}")
+
+
+def bad_line(row: dict, message: str) -> dict:
+    """The row of a malformed manifest line (its source columns say which)."""
+    name = row["source_manifest"].rsplit("/", 1)[-1]
+    return fail(row, BAD_MANIFEST_LINE, f"{name} line {row['source_line']}: {message}")

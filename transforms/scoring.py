@@ -9,20 +9,22 @@ from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from ..model.decision import Thresholds
 from .manifests import NAMESPACE
-from .results import error_kind, finish
+from .results import finish
 
 log = logging.getLogger(__name__)
 
 
-class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer | OnnxRuntimeScorer"]):
+class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    ``run_inference`` returns plain NSFW probabilities: the 600 KB input arrays are not carried
-    past inference. ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
+    ``run_inference`` returns Beam's ``PredictionResult`` per image: the NSFW probability and
+    the ``model_id`` of the engine that computed it (weights and precision), so each row names
+    the model that actually ran. The 600 KB input arrays are not carried past inference
+    (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
     all the SDK processes of a worker instead of one per process.
     """
 
@@ -41,10 +43,11 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer | OnnxRuntime
         log.info("model %s (%s) loaded in %.1f s", engine.model_id, self._engine, time.perf_counter() - started)
         return engine
 
-    def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[float]:
+    def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
         if model.take_load_report():  # counted at the first batch, where metrics are live
             beam.metrics.Metrics.counter(NAMESPACE, "model_loads").inc()
-        return model.score(np.stack(batch)).tolist()
+        model_id = model.model_id
+        return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(a.nbytes for a in batch)
@@ -65,14 +68,15 @@ class DecideAndCount(beam.DoFn):
         self._every = progress_every
 
     def process(self, element):
-        if isinstance(element, tuple):  # (row, score) from inference
-            row, score = element
-            row = finish(row, score=score, decision=self._thresholds.decide(score))
+        if isinstance(element, tuple):  # (row, PredictionResult) from inference
+            row, result = element
+            row = finish(row, score=result.inference, decision=self._thresholds.decide(result.inference),
+                         model=result.model_id)
         else:
             row = element
         beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
-        if row["error"]:
-            beam.metrics.Metrics.counter(NAMESPACE, "error_" + error_kind(row)).inc()
+        if row["error_kind"]:
+            beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error_kind"]).inc()
         self._progress()
         yield row
 

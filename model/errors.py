@@ -1,0 +1,34 @@
+"""Why an image got no score: the error kinds, defined once.
+
+A failed row carries its kind as a field (``error_kind``) beside a readable message (``error``);
+nothing reads the kind back out of the message. The README's schema lists the same kinds.
+"""
+
+from __future__ import annotations
+
+ERROR_KINDS = {
+    "not_found": "the URI names no file (deleted upload, wrong path)",
+    "not_a_file": "the URI names a folder",
+    "empty": "the file has no bytes",
+    "too_large": "the file is over limits.max_bytes, or too large to decode in memory",
+    "unsupported_scheme": "no Beam filesystem for the URI's scheme",
+    "read_error": "the bytes could not be read (permissions, network)",
+    "undecodable": "not an image Pillow can read, or broken inside",
+    "truncated": "the image data ends early",
+    "decompression_bomb": "the header declares more than limits.max_pixels pixels",
+    "unsupported_format": "a format refused on purpose (PostScript/EPS would run Ghostscript)",
+    "bad_manifest_line": "the manifest line itself is malformed (wrong field count, broken JSON, no URI)",
+}
+BAD_MANIFEST_LINE = "bad_manifest_line"
+
+
+class ImageError(Exception):
+    """An image that cannot be scored. ``kind`` (one of :data:`ERROR_KINDS`) names the class of
+    failure for reports; ``str()`` gives ``"<kind>: <message>"`` for people."""
+
+    def __init__(self, kind: str, message: str):
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {kind!r}; add it to ERROR_KINDS")
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
