@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from measure import run_cli
-from nsfw_scan.model.engines import cpu_threads
+from nsfw_scan.model.runtime import cpu_threads
 from nsfw_scan.model.preprocess import CROP, _decode_rgb, _resize_reencode_crop
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from nsfw_scan.model.bench import images_per_second
-from nsfw_scan.model.engines import cpu_threads, make_engine
+from nsfw_scan.model.engines import make_engine
+from nsfw_scan.model.runtime import cpu_threads
 
 
 def main() -> None:

@@ -6,33 +6,15 @@ packaged ONNX file as shipped, the reference the benchmarks compare against.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from .runtime import Engine, cpu_threads
 from .weights import WeightsSource, locate, weights_id
 
 ENGINES = ("tensorflow", "onnxruntime")
 
 
-def cpu_threads() -> int:
-    """The cores this process may run on (what the engines and the decoding pool size to)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-class LoadReport:
-    """Lets a caller count model loads where its metrics are live: ``take_load_report()`` is
-    True exactly once per engine (a method, so it also works through Beam's cross-process
-    model proxies)."""
-
-    _load_unreported = True
-
-    def take_load_report(self) -> bool:
-        first, self._load_unreported = self._load_unreported, False
-        return first
-
-
-class OnnxRuntimeScorer(LoadReport):
+class OnnxRuntimeScorer(Engine):
     def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
         import onnxruntime
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 
-from .engines import LoadReport, cpu_threads
 from .network import INPUT_SHAPE, build_resnet50_thin
+from .runtime import Engine, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, model_id
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def set_threads(intra_op: int, inter_op: int, parts: int = 1) -> None:
                 log.warning("TensorFlow already started in this process; thread setting %d ignored", wanted)
 
 
-class Scorer(LoadReport):
+class Scorer(Engine):
     """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image.
 
     ``parallel_batches``: each batch is split into this many pieces, scored concurrently on
@@ -50,7 +49,6 @@ class Scorer(LoadReport):
                  parallel_batches: int = 0):
         import tensorflow as tf
 
-        started = time.perf_counter()
         parts = parallel_batches or cpu_threads()
         set_threads(intra_op_threads, inter_op_threads, parts)
         loaded = load_weights(source, use_cache=use_cache)
@@ -79,7 +77,6 @@ class Scorer(LoadReport):
         self._predict_in_pieces = nsfw_probability_in_pieces
         for size in {1, parts}:  # warm-up: both graphs traced and optimised as part of loading
             self.score(np.zeros((size, *INPUT_SHAPE), np.float32))
-        self.load_seconds = time.perf_counter() - started
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: float32 ``[N, 224, 224, 3]`` from a loader -> float32 ``[N]``."""

@@ -9,6 +9,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
 from ..transforms.manifests import NAMESPACE
+from ..transforms.scoring import MODEL_LOAD_MS
 
 SUMMARY_FILE = "_SUMMARY.json"
 
@@ -26,21 +27,22 @@ def counters(results) -> dict[str, int]:
     return totals
 
 
-def model_load_seconds(results) -> float:
-    """Time spent loading models: per pipeline the longest load (RunInference's own metric;
-    loads in parallel workers overlap), added up over the pipelines of a partitioned run."""
-    total = 0.0
+def model_loads(results) -> tuple[int, float]:
+    """How many models were loaded, and the time spent loading: per pipeline the longest load
+    (loads in parallel workers overlap), added up over the pipelines of a partitioned run."""
+    count, seconds = 0, 0.0
     for result in results:
-        loads = [value.max / 1000 for name, value in _query(result, "distributions")
-                 if name.endswith("load_model_latency_milli_secs") and value and value.count]
-        total += max(loads, default=0.0)
-    return total
+        for name, value in _query(result, "distributions"):
+            if name == MODEL_LOAD_MS and value and value.count:
+                count += value.count
+                seconds += value.max / 1000
+    return count, seconds
 
 
 def summarize(results, seconds: float, extra: dict) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of."""
     c = counters(results)
-    load = model_load_seconds(results)
+    loads, load = model_loads(results)
     decisions = {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
     errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
@@ -57,7 +59,7 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "errors_by_kind": errors,
         "decisions": decisions,
         "bytes_read": c.get("bytes_read", 0),
-        "model_loads": c.get("model_loads", 0),
+        "model_loads": loads,
         "seconds": round(seconds, 2),
         "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
         "model_load_seconds": round(load, 2),

@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ..model.engines import cpu_threads
+from ..model.runtime import cpu_threads
 from ..model.preprocess import ImageError, load_image
 from .manifests import NAMESPACE, Entry
 from .read import read_bytes

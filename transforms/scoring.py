@@ -17,6 +17,11 @@ from .results import finish
 
 log = logging.getLogger(__name__)
 
+# One entry per model load, in ms, reported by the engine itself: the summary's model loads
+# (count) and load time (max) both come from it. Beam's own load_model_latency metric misses
+# loads made in another process (a model shared through ``model_sharing``).
+MODEL_LOAD_MS = "model_load_ms"
+
 
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
@@ -40,13 +45,15 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
 
         started = time.perf_counter()
         engine = make_engine(self._engine, **self._scorer_options)
-        log.info("model %s (%s) loaded in %.1f s", engine.model_id, self._engine, time.perf_counter() - started)
+        engine.load_seconds = time.perf_counter() - started
+        log.info("model %s (%s) loaded in %.1f s", engine.model_id, self._engine, engine.load_seconds)
         return engine
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
-        if model.take_load_report():  # counted at the first batch, where metrics are live
-            beam.metrics.Metrics.counter(NAMESPACE, "model_loads").inc()
-        model_id = model.model_id
+        seconds = model.take_load_report()  # at the first batch, where metrics are live
+        if seconds is not None:
+            beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
+        model_id = model.get_model_id()
         return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:

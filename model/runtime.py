@@ -1,0 +1,35 @@
+"""What every scoring engine shares: the cores it sizes to, and how it reports itself.
+
+Engines are reached through Beam's cross-process model proxies when a model is shared among
+processes (``model_sharing``); only methods pass through those, so what a caller needs to know
+of an engine is asked through methods here.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (what the engines and the decoding pool size to)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Engine:
+    """``score(batch) -> NSFW probabilities``; ``model_id`` names weights and precision."""
+
+    model_id: str
+    threads: int  # cores the model uses
+    load_seconds: float | None = None  # set by whoever loaded it, measured around the load
+    _load_unreported = True
+
+    def get_model_id(self) -> str:
+        return self.model_id
+
+    def take_load_report(self) -> float | None:
+        """The seconds this engine took to load, exactly once (then ``None``), so that a caller
+        counts each load where its metrics are live."""
+        if not self._load_unreported:
+            return None
+        self._load_unreported = False
+        return self.load_seconds or 0.0
