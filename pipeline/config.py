@@ -16,6 +16,7 @@ import yaml
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES
+from ..model.network import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 
 
@@ -138,8 +139,8 @@ class Config:
             fail("progress_every", "must be a positive number of images")
         if self.engine not in ENGINES:
             fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
-        if self.tensorflow.precision not in ("float32", "bfloat16"):
-            fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not float32 or bfloat16")
+        if self.tensorflow.precision not in PRECISIONS:
+            fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not one of {list(PRECISIONS)}")
         if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
             fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
         if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads, self.tensorflow.parallel_batches) < 0:

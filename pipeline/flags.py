@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from ..model.engines import ENGINES
+from ..model.network import PRECISIONS
+from ..model.preprocess import LOADERS
+from ..model.weights import READERS
 from .config import Config, load_config
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
-    parser.add_argument("--loader", choices=("yahoo", "fast", "tensorflow"), help="preprocessing (default: yahoo, exact)")
-    parser.add_argument("--engine", choices=("tensorflow", "onnxruntime"), help="model runtime (default: tensorflow)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"),
+    parser.add_argument("--loader", choices=list(LOADERS), help="preprocessing (default: yahoo, exact)")
+    parser.add_argument("--engine", choices=ENGINES, help="model runtime (default: tensorflow)")
+    parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
-    parser.add_argument("--weights-kind", choices=("onnx", "caffemodel", "npy"), help="format of --weights")
+    parser.add_argument("--weights-kind", choices=list(READERS), help="format of --weights")
     parser.add_argument(
         "--trust-weights-pickle", action="store_true",
         help="allow reading --weights-kind npy, a Python pickle (runs code from the file)",

@@ -9,16 +9,15 @@ import os
 import time
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import StandardOptions
 
 from ..model.weights import locate, model_id, weights_id
+from ..transforms.content import ContentDedup, EarlierScores
 from ..transforms.earlier import DoneKeys
-from ..transforms.content import FOLLOWERS, REUSED, EarlierScores, GroupByContent, ShareResults
-from ..transforms.load import ERRORS, HashFile, LoadImage
-from ..transforms.manifests import ManifestPlan, ReadManifests, plan_manifests
+from ..transforms.load import HashFile, LoadImage
+from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
-from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
+from ..transforms.scoring import CountOutcomes, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
 from .flags import add_config_flags, config_from_args
@@ -60,27 +59,23 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
-    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
-    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
     load = LoadImage(*reading, decode_threads=config.decoding.threads,
                      ahead=config.decoding.ahead or config.batch.max_size)
-    count = DecideAndCount(config.thresholds, config.progress_every)
+    score = ScoreImages(load, handler, config.thresholds)
+
+    entries = {
+        "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),
+        "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition),
+    } | "NewEntries" >> NewEntries()
     if config.content_dedup:
-        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")
-        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader) if earlier else None
-        content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
-        images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
-        failed = (hashed[ERRORS], images[ERRORS]) | "MergeErrors" >> beam.Flatten()
+        rows = {
+            "entries": entries,
+            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader),
+        } | "ContentDedup" >> ContentDedup(HashFile(*reading), score, config.thresholds)
     else:
-        images = entries | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
-        failed = images[ERRORS]
-    scored = images.images | "Score" >> RunInference(KeyedModelHandler(handler))
-    rows = (scored, failed) | "Merge" >> beam.Flatten() | "Decide" >> beam.ParDo(count)
-    if config.content_dedup:
-        shared = rows | "ShareResults" >> ShareResults(content[FOLLOWERS])
-        others = (shared, content[REUSED]) | "MergeShared" >> beam.Flatten() | "CountShared" >> beam.ParDo(count)
-        rows = (rows, others) | "AllRows" >> beam.Flatten()
+        rows = entries | "ScoreImages" >> score
+    rows = rows | "CountOutcomes" >> beam.ParDo(CountOutcomes(config.progress_every))
     rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
     return rows
 

@@ -1,12 +1,12 @@
 """Content de-duplication: identical bytes are decoded and scored once.
 
-Files are first read only to hash them. Rows are then grouped by sha256 together with the
+Files are first read only to hash them. Uploads are then grouped by sha256 together with the
 scores earlier runs gave the same bytes with the same model and loader as this run (a score
 made with other weights, precision or preprocessing is never relabelled as this run's): a hash
 scored before is reused as is, its row's ``model`` and ``loader`` with it; otherwise one
-row per hash (the first URI) goes on to be read again, decoded and scored, and the other rows
-take its result. Grouping and the join are Beam steps, so they scale with the runner. The cost
-is a second read of each distinct file, which is why this is opt-in (``content_dedup``).
+upload per hash (the first URI) goes on to be read again, decoded and scored, and the others
+take its result. Grouping and the joins are Beam steps, so they scale with the runner. The
+cost is a second read of each distinct file, which is why this is opt-in (``content_dedup``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquet
 
 from ..model.decision import Thresholds
+from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
-from .results import finish
+from .results import base_row, finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_COPIED = ("score", "decision", "error_kind", "error", "width", "height", "loader", "model")
+_COPIED = ("score", "decision", "error_kind", "error", "width", "height", "loader", "model", "scored_at")
 
 
 def _reusable(row: dict, model: str, loader: str):
@@ -48,50 +49,30 @@ class EarlierScores(beam.PTransform):
 
 
 class _SplitByContent(beam.DoFn):
-    """Per sha256: reuse an earlier score, or pass one row on to be scored and the rest aside."""
+    """Per sha256: reuse an earlier score, or pass one entry on to be scored and the rest aside."""
 
     def __init__(self, thresholds: Thresholds):
         self._thresholds = thresholds
 
     def process(self, element):
         sha, groups = element
-        rows = sorted(groups["rows"], key=lambda r: r["uri"])
-        if not rows:
+        uploads = sorted(groups["uploads"], key=lambda upload: upload[0].uri)
+        if not uploads:
             return
+        rows = [dict(base_row(entry), sha256=sha, bytes=size) for entry, size in uploads]
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
             beam.metrics.Metrics.counter(NAMESPACE, "content_reused").inc(len(rows))
             for row in rows:
                 row = dict(row, width=earlier["width"], height=earlier["height"], loader=earlier["loader"])
-                yield beam.pvalue.TaggedOutput(REUSED, finish(
-                    row, score=earlier["score"], decision=self._thresholds.decide(earlier["score"]), model=earlier["model"]))
+                yield beam.pvalue.TaggedOutput(
+                    REUSED, finish(row, score=earlier["score"], model=earlier["model"], thresholds=self._thresholds))
             return
-        yield rows[0]
+        yield uploads[0][0]
         if len(rows) > 1:
             beam.metrics.Metrics.counter(NAMESPACE, "content_duplicates").inc(len(rows) - 1)
         for row in rows[1:]:
             yield beam.pvalue.TaggedOutput(FOLLOWERS, (sha, row))
-
-
-class GroupByContent(beam.PTransform):
-    """``(sha256, row)`` -> rows to score (main), ``followers`` (keyed by sha256) and ``reused``
-    (finished rows carrying an earlier run's score)."""
-
-    def __init__(self, thresholds: Thresholds, earlier=None):
-        super().__init__()
-        self._thresholds = thresholds
-        self._earlier = earlier
-
-    def expand(self, hashed):
-        earlier = self._earlier
-        if earlier is None:
-            earlier = hashed.pipeline | "NoEarlierScores" >> beam.Create([])
-        return (
-            {"rows": hashed, "earlier": earlier}
-            | "GroupBySha" >> beam.CoGroupByKey()
-            | "SplitByContent" >> beam.ParDo(_SplitByContent(self._thresholds)).with_outputs(
-                FOLLOWERS, REUSED, main="to_score")
-        )
 
 
 def _copy_result(element):
@@ -100,21 +81,34 @@ def _copy_result(element):
     if scored is None:  # every hash that has followers has its representative's row
         return
     for row in groups["followers"]:
-        yield dict(row, **{k: scored[k] for k in _COPIED}, scored_at=scored["scored_at"])
+        yield dict(row, **{k: scored[k] for k in _COPIED})
 
 
-class ShareResults(beam.PTransform):
-    """Finished rows of the scored representatives + ``followers`` -> finished follower rows."""
+class ContentDedup(beam.PTransform):
+    """``{"entries": Entry, "earlier": (sha256, row) from EarlierScores}`` -> finished rows, one
+    per entry: each distinct content is scored once by ``score`` (a ``ScoreImages``), the other
+    entries with the same bytes share its row's result, and contents an earlier run scored with
+    the same model and loader reuse that score."""
 
-    def __init__(self, followers):
+    def __init__(self, hash_file: HashFile, score: beam.PTransform, thresholds: Thresholds):
         super().__init__()
-        self._followers = followers
+        self._hash_file = hash_file
+        self._score = score
+        self._thresholds = thresholds
 
-    def expand(self, finished):
-        keyed = finished | "KeyFinishedBySha" >> beam.FlatMap(
-            lambda r: [(r["sha256"], r)] if r["sha256"] else [])
-        return (
-            {"scored": keyed, "followers": self._followers}
+    def expand(self, inputs):
+        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file).with_outputs(ERRORS, main="hashed")
+        content = (
+            {"uploads": hashed.hashed, "earlier": inputs["earlier"]}
+            | "GroupBySha" >> beam.CoGroupByKey()
+            | "SplitByContent" >> beam.ParDo(_SplitByContent(self._thresholds)).with_outputs(
+                FOLLOWERS, REUSED, main="to_score")
+        )
+        scored = content.to_score | "ScoreImages" >> self._score
+        shared = (
+            {"scored": scored | "KeyBySha" >> beam.FlatMap(lambda r: [(r["sha256"], r)] if r["sha256"] else []),
+             "followers": content[FOLLOWERS]}
             | "JoinFollowers" >> beam.CoGroupByKey()
             | "CopyResult" >> beam.FlatMap(_copy_result)
         )
+        return (hashed[ERRORS], scored, shared, content[REUSED]) | "AllRows" >> beam.Flatten()

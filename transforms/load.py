@@ -72,8 +72,7 @@ def _failed(row: dict):
 
 
 class LoadImage(_ReadsFiles):
-    """``Entry`` (or a row from ``HashFile``) -> ``(row, array)`` on the main output, or a
-    finished error row on ``errors``.
+    """``Entry`` -> ``(row, array)`` on the main output, or a finished error row on ``errors``.
 
     ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`; resolved
     in ``setup``, on the worker); ``ahead``: how many elements may be in the pool per DoFn instance (at least a
@@ -120,14 +119,11 @@ class LoadImage(_ReadsFiles):
             self._count(loaded[0])
             yield loaded
 
-    def _load(self, element) -> tuple[dict, np.ndarray] | dict:
+    def _load(self, entry: Entry) -> tuple[dict, np.ndarray] | dict:
         """``(row, array)``, or a finished error row; runs in a decoding thread."""
-        if isinstance(element, Entry):
-            row = base_row(element)
-            if element.error:
-                return bad_line(row, element.error)
-        else:
-            row = dict(element)
+        row = base_row(entry)
+        if entry.error:
+            return bad_line(row, entry.error)
         try:
             data = self._read_into(row)
             row["loader"] = self._loader
@@ -139,8 +135,8 @@ class LoadImage(_ReadsFiles):
 
 
 class HashFile(_ReadsFiles):
-    """``Entry`` -> ``(sha256, row)`` without decoding (for content de-duplication), or a
-    finished error row on ``errors``."""
+    """``Entry`` -> ``(sha256, (entry, size in bytes))`` without decoding (for content
+    de-duplication), or a finished error row on ``errors``."""
 
     def process(self, entry: Entry):
         row = base_row(entry)
@@ -154,4 +150,4 @@ class HashFile(_ReadsFiles):
             return
         finally:
             self._count(row)
-        yield row["sha256"], row
+        yield row["sha256"], (entry, row["bytes"])

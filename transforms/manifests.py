@@ -180,7 +180,7 @@ class ReadManifest(beam.DoFn):
         self._count_rows = count_rows  # a partitioned run reads the manifests once per part
 
     def setup(self):
-        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows" if self._count_rows else "manifest_rows_again")
+        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
 
     def lines(self, path: str):
         """``(line number, uri, values, error)`` for each line that is not blank or a comment."""
@@ -191,7 +191,8 @@ class ReadManifest(beam.DoFn):
 
     def process(self, path: str) -> Iterator[Entry]:
         for line, uri, values, error in self.lines(path):
-            self._rows.inc()
+            if self._count_rows:
+                self._rows.inc()
             if error is None and (not isinstance(uri, str) or not uri.strip()):
                 error = f"no URI in column {self._uri_column!r}" if uri is None or isinstance(uri, str) else \
                     f"the URI is not a string: {uri!r}"
@@ -286,34 +287,39 @@ def _new_entries(keyed):
 
 
 class ReadManifests(beam.PTransform):
-    """Manifest files -> one ``Entry`` per distinct URI (plus one per unusable line).
+    """Manifest files -> an ``Entry`` per line (those of part i of K where ``partition`` = (i, K)),
+    streamed: a manifest is never held in memory."""
 
-    ``done``: optional PCollection of keys (URIs, or the key of an unusable line) that already
-    have a row from an earlier run; their entries are dropped. De-duplication and this join are
-    one combine per URI, which Beam shuffles (and distributed runners spill to disk): nothing
-    holds the set of URIs in one process."""
-
-    def __init__(self, plan: ManifestPlan, done=None, partition: tuple[int, int] = (0, 1)):
+    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1)):
         super().__init__()
         self._plan = plan
-        self._done = done
         self._partition = partition
 
     def expand(self, pbegin):
-        keyed = (
+        entries = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
             | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, count_rows=self._partition[0] == 0))
-            | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
         )
         if self._partition[1] > 1:
             partition = self._partition
-            keyed = keyed | "ThisPart" >> beam.Filter(lambda kv: in_partition(kv[0], partition))
-        if self._done is not None:
-            marks = self._done | "MarkDone" >> beam.Map(lambda key: (key, None))
-            keyed = (keyed, marks) | "WithEarlierRuns" >> beam.Flatten()
+            entries = entries | "ThisPart" >> beam.Filter(lambda entry: in_partition(entry.dedup_key, partition))
+        return entries
+
+
+class NewEntries(beam.PTransform):
+    """``{"entries": Entry, "done": key}`` -> one ``Entry`` per distinct URI (plus one per
+    unusable line) whose key is not among ``done`` (the keys earlier runs' rows cover).
+
+    De-duplication and this join are one combine per URI, which Beam shuffles (and distributed
+    runners spill to disk): nothing holds the set of URIs in one process."""
+
+    def expand(self, inputs):
+        keyed = inputs["entries"] | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
+        marks = inputs["done"] | "MarkDone" >> beam.Map(lambda key: (key, None))
         return (
-            keyed
+            (keyed, marks)
+            | "WithEarlierRuns" >> beam.Flatten()
             | "FirstPerUri" >> beam.CombinePerKey(_FirstEntry())
             | "DropDuplicatesAndDone" >> beam.FlatMap(_new_entries)
         )

@@ -15,6 +15,7 @@ import datetime
 
 import pyarrow as pa
 
+from ..model.decision import Thresholds
 from ..model.errors import BAD_MANIFEST_LINE
 
 RESULT_FIELDS = [
@@ -54,9 +55,10 @@ def _stamped(row: dict, **values) -> dict:
     return dict(row, **values, scored_at=datetime.datetime.now(datetime.timezone.utc))
 
 
-def finish(row: dict, *, score: float, decision: str, model: str) -> dict:
-    """The row of a scored image; ``model``: the id of the model that computed ``score``."""
-    return _stamped(row, score=score, decision=decision, model=model, error_kind=None, error=None)
+def finish(row: dict, *, score: float, model: str, thresholds: Thresholds) -> dict:
+    """The row of a scored image, with its decision (made here and nowhere else); ``model``:
+    the id of the model that computed ``score``."""
+    return _stamped(row, score=score, decision=thresholds.decide(score), model=model, error_kind=None, error=None)
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

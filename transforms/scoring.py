@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from ..model.decision import Thresholds
+from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
 from .results import finish
 
@@ -63,24 +64,43 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         return NAMESPACE
 
 
-class DecideAndCount(beam.DoFn):
-    """Finish scored rows with their decision; count outcomes; log progress per process."""
+def _decide(element, thresholds: Thresholds) -> dict:
+    row, result = element  # (row, PredictionResult) from RunInference
+    return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
+
+
+class ScoreImages(beam.PTransform):
+    """``Entry`` -> finished rows: read and preprocess (``LoadImage``), score in batches
+    (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
+
+    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds):
+        super().__init__()
+        self._load = load
+        self._handler = handler
+        self._thresholds = thresholds
+
+    def expand(self, entries):
+        images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
+        scored = (
+            images.images
+            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
+            | "Decide" >> beam.Map(_decide, self._thresholds)
+        )
+        return (scored, images[ERRORS]) | "WithErrors" >> beam.Flatten()
+
+
+class CountOutcomes(beam.DoFn):
+    """Finished rows pass through; decisions and errors by kind are counted, and progress is
+    logged per process."""
 
     _lock = threading.Lock()
     _done = 0
     _started = None
 
-    def __init__(self, thresholds: Thresholds, progress_every: int):
-        self._thresholds = thresholds
+    def __init__(self, progress_every: int):
         self._every = progress_every
 
-    def process(self, element):
-        if isinstance(element, tuple):  # (row, PredictionResult) from inference
-            row, result = element
-            row = finish(row, score=result.inference, decision=self._thresholds.decide(result.inference),
-                         model=result.model_id)
-        else:
-            row = element
+    def process(self, row):
         beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
         if row["error_kind"]:
             beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error_kind"]).inc()
@@ -88,7 +108,7 @@ class DecideAndCount(beam.DoFn):
         yield row
 
     def _progress(self):
-        cls = DecideAndCount
+        cls = CountOutcomes
         with cls._lock:
             cls._started = cls._started or time.monotonic()
             cls._done += 1

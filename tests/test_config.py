@@ -1,0 +1,31 @@
+"""The configuration: the shipped YAML and the code's defaults say the same thing."""
+
+import yaml
+
+from nsfw_scan.pipeline.config import Config, default_config_text, load_config
+
+
+def test_default_yaml_states_the_code_defaults():
+    """Every key of configs/default.yaml holds the value the code would use without it, and
+    the YAML names every setting there is (a key missing there is a setting users cannot find)."""
+    assert load_config(None) == Config()
+    shipped = yaml.safe_load(default_config_text())
+
+    def keys(obj, prefix=""):
+        import dataclasses
+
+        for field in dataclasses.fields(obj):
+            value = getattr(obj, field.name)
+            if dataclasses.is_dataclass(value):
+                yield from keys(value, f"{prefix}{field.name}.")
+            else:
+                yield f"{prefix}{field.name}"
+
+    def yaml_keys(mapping, prefix=""):
+        for key, value in mapping.items():
+            if isinstance(value, dict) and value:
+                yield from yaml_keys(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    assert set(yaml_keys(shipped)) == set(keys(Config()))
