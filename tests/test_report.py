@@ -12,10 +12,10 @@ from corpus import REAL, corpus_files
 def test_report_over_two_runs(tmp_path):
     files = [str(REAL / f) for f in corpus_files(REAL)]
     policy = tmp_path / "policy.yaml"
-    policy.write_text("thresholds: {safe_below: 0.002, nsfw_from: 0.01}\n")
+    policy.write_text("thresholds: {safe_below: 0.001, nsfw_from: 0.02}\n")
     out = tmp_path / "out"
-    (tmp_path / "a.csv").write_text("uri,upload\n" + "".join(f"{u},a{i}\n" for i, u in enumerate(files[:6])))
-    (tmp_path / "b.csv").write_text("uri,upload\n" + "".join(f"{u},b{i}\n" for i, u in enumerate(files[6:]))
+    (tmp_path / "a.csv").write_text("uri,upload\n" + "".join(f"{u},a{i}\n" for i, u in enumerate(files[:3])))
+    (tmp_path / "b.csv").write_text("uri,upload\n" + "".join(f"{u},b{i}\n" for i, u in enumerate(files[3:]))
                                     + f"{tmp_path / 'gone.jpg'},b99\n")
     for manifest in ("a.csv", "b.csv"):
         result = nsfw_scan("run", "--manifest", tmp_path / manifest, "--output", out, "--config", policy)
