@@ -26,14 +26,25 @@ def counters(results) -> dict[str, int]:
     return totals
 
 
+def _model_load_latencies(result):
+    return [value for name, value in _query(result, "distributions")
+            if name.endswith("load_model_latency_milli_secs") and value and value.count]
+
+
 def model_load_seconds(results) -> float:
     """Time spent loading models: per pipeline the longest load (RunInference's own metric;
     loads in parallel workers overlap), added up over the pipelines of a partitioned run."""
-    total = 0.0
+    return sum(max((value.max / 1000 for value in _model_load_latencies(result)), default=0.0) for result in results)
+
+
+def model_loads(results) -> int:
+    """Models loaded, from the same metric as their time: a run with nothing to score still
+    loads its model once. Where a runner does not report that metric, the loads counted at
+    the first batch."""
+    total = 0
     for result in results:
-        loads = [value.max / 1000 for name, value in _query(result, "distributions")
-                 if name.endswith("load_model_latency_milli_secs") and value and value.count]
-        total += max(loads, default=0.0)
+        counted = counters([result]).get("model_loads", 0)
+        total += max(counted, sum(value.count for value in _model_load_latencies(result)))
     return total
 
 
@@ -57,7 +68,7 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "errors_by_kind": errors,
         "decisions": decisions,
         "bytes_read": c.get("bytes_read", 0),
-        "model_loads": c.get("model_loads", 0),
+        "model_loads": model_loads(results),
         "seconds": round(seconds, 2),
         "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
         "model_load_seconds": round(load, 2),
@@ -85,7 +96,7 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
         f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
         f"model loads {summary['model_loads']}",
-        f"results        {summary['results']}",
+        f"results        {summary['results'] or 'none written: nothing new to score'}",
         f"report         nsfw-scan report {summary['output']}",
     ]
     return "\n".join(lines)

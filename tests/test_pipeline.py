@@ -117,10 +117,10 @@ def test_manifest_formats_pass_through_columns(tmp_path):
     assert good[str(images / "hopper.jpg")]["id"] == "11"
     bad = sorted(r["error"] for r in rows if not r["uri"])
     assert bad == [
-        "bad_manifest_line: b.csv line 3: expected 3 fields, got 2",
-        "bad_manifest_line: d.jsonl line 2: not JSON (Expecting property name enclosed in double quotes: "
-        "line 1 column 2 (char 1))",
-        "bad_manifest_line: f.parquet line 2: no URI in column 'uri'",
+        f"bad_manifest_line: {tmp_path / 'b.csv'} line 3: expected 3 fields, got 2",
+        f"bad_manifest_line: {tmp_path / 'd.jsonl'} line 2: not JSON (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1))",
+        f"bad_manifest_line: {tmp_path / 'f.parquet'} line 2: no URI in column 'uri'",
     ]
     assert summary["duplicates"] == 1 and summary["scored"] == 6 and summary["errors"] == 3
 
