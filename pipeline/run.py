@@ -63,7 +63,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
     load = LoadImage(*reading, decode_threads=config.decoding.threads,
                      ahead=config.decoding.ahead or config.batch.max_size)
-    count = DecideAndCount(config.thresholds, config.progress_every)
+    count = DecideAndCount(config.thresholds, config.progress_every, run_id=results_dir)
     if config.content_dedup:
         hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")
         scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
@@ -74,7 +74,10 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         images = entries | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
         failed = images[ERRORS]
     scored = images.images | "Score" >> RunInference(KeyedModelHandler(handler))
-    rows = (scored, failed) | "Merge" >> beam.Flatten() | "Decide" >> beam.ParDo(count)
+    # each branch is decided and counted before they merge: see DecideAndCount
+    decided = scored | "Decide" >> beam.ParDo(count)
+    counted = failed | "CountErrors" >> beam.ParDo(count)
+    rows = (decided, counted) | "Merge" >> beam.Flatten()
     if config.content_dedup:
         shared = rows | "ShareResults" >> ShareResults(content[FOLLOWERS])
         others = (shared, content[REUSED]) | "MergeShared" >> beam.Flatten() | "CountShared" >> beam.ParDo(count)

@@ -5,6 +5,9 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -166,3 +169,30 @@ def test_quiet_by_default_and_history_kept(tmp_path):
     assert "_tiffReadProc" in verbose.stderr or "samples per pixel" in verbose.stderr
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert abs(rows[str(REAL / "grace_hopper.jpg")]["score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
+
+
+def test_progress_lines_come_during_the_run(tmp_path):
+    """Lines every progress_every images while the run goes on (not all at its end), with a
+    rate close to the summary's."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    names = ["grace_hopper.jpg", "chelsea.png", "coins.png"]
+    for i in range(150):
+        shutil.copy(REAL / names[i % 3], uploads / f"{i:03d}-{names[i % 3]}")
+    manifest, config, out = tmp_path / "m.txt", tmp_path / "c.yaml", tmp_path / "out"
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
+    config.write_text("progress_every: 25\nbatch: {min_size: 8, max_size: 16}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
+                             "--output", str(out), "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    arrivals = [(time.monotonic(), line) for line in proc.stderr]
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, "".join(line for _, line in arrivals)
+    progress = [(t, line) for t, line in arrivals if " progress: " in line]
+    done = [int(line.split(" progress: ")[1].split()[0]) for _, line in progress]
+    assert done[:6] == [25, 50, 75, 100, 125, 150]
+    assert progress[-1][0] - progress[0][0] > 1.0  # spread over the run, not all at its end
+    summary = json.loads((out / "_SUMMARY.json").read_text())
+    rate = summary["rows"] / (summary["seconds"] - summary["model_load_seconds"])
+    current = float(progress[-1][1].split("(")[1].split("/s")[0])
+    assert rate / 2 < current < rate * 2, (current, rate)

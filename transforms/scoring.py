@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -53,16 +54,55 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, float, "Scorer | OnnxRuntime
         return NAMESPACE
 
 
+class _Progress:
+    """Images finished in this worker process during one run (shared by its DoFn instances)."""
+
+    WINDOW = 10.0  # seconds the current rate is measured over (rows come in batches)
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.done = 0
+        self.started = self.last_time = None
+        self.recent = collections.deque()  # (time, done), the last WINDOW seconds
+
+    def add(self, now: float) -> None:
+        if self.started is None:
+            self.started = self.last_time = now
+        self.done += 1
+        self.recent.append((now, self.done))
+        while now - self.recent[0][0] > self.WINDOW:
+            self.recent.popleft()
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """(images/s over the last WINDOW seconds, images/s since the first image)."""
+        average = self.done / max(now - self.started, 1e-3)
+        since, done_then = self.recent[0]
+        if now - since < 1.0:  # too short a window to mean anything
+            return average, average
+        return (self.done - done_then) / (now - since), average
+
+
 class DecideAndCount(beam.DoFn):
-    """Finish scored rows with their decision; count outcomes; log progress per process."""
+    """Finish scored rows with their decision; count outcomes; log progress per process: a
+    line every ``progress_every`` images, and at least every ``progress_seconds`` while images
+    come, with the rate since the previous line and since the first image.
 
-    _lock = threading.Lock()
-    _done = 0
-    _started = None
+    Applied to the scored rows and to the error rows separately, never after a ``Flatten`` of
+    the two: Beam's local runner materializes such a Flatten, so the step after it would see
+    every row only once all of them are scored (and progress would come at the very end)."""
 
-    def __init__(self, thresholds: Thresholds, progress_every: int):
+    _runs: dict[str, _Progress] = {}
+    _runs_lock = threading.Lock()
+
+    def __init__(self, thresholds: Thresholds, progress_every: int, run_id: str = "", progress_seconds: float = 10.0):
         self._thresholds = thresholds
         self._every = progress_every
+        self._run_id = run_id  # progress is counted per run (a process may run several pipelines)
+        self._seconds = progress_seconds
+
+    def setup(self):
+        with DecideAndCount._runs_lock:
+            self._state = DecideAndCount._runs.setdefault(self._run_id, _Progress())
 
     def process(self, element):
         if isinstance(element, tuple):  # (row, score) from inference
@@ -77,11 +117,12 @@ class DecideAndCount(beam.DoFn):
         yield row
 
     def _progress(self):
-        cls = DecideAndCount
-        with cls._lock:
-            cls._started = cls._started or time.monotonic()
-            cls._done += 1
-            done = cls._done
-        if done % self._every == 0:
-            rate = done / max(time.monotonic() - cls._started, 1e-9)
-            log.info("progress: %d images done in this worker process (%.1f/s)", done, rate)
+        state, now = self._state, time.monotonic()
+        with state.lock:
+            state.add(now)
+            if state.done % self._every and now - state.last_time < self._seconds:
+                return
+            state.last_time = now
+            done, (current, average) = state.done, state.rates(now)
+        log.info("progress: %d images done in this worker process (%.1f/s over the last %.0f s, %.1f/s since "
+                 "its first image)", done, current, min(now - state.recent[0][0], _Progress.WINDOW), average)
