@@ -114,6 +114,7 @@ def test_manifest_formats_pass_through_columns(tmp_path):
         assert abs(row["score"] - expected[name]) < 1e-3
     assert good[str(images / names[2])]["id"] == "7" and good[str(images / names[2])]["note"] == "x, y"
     assert good[str(images / names[5])]["note"] == "json"
+    assert good[str(images / names[0])]["duplicates"] == 1 and good[str(images / names[1])]["duplicates"] == 0
     assert good[str(images / "hopper.jpg")]["id"] == "11"
     bad = sorted(r["error"] for r in rows if not r["uri"])
     assert bad == [

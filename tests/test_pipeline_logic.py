@@ -86,11 +86,12 @@ def test_duplicates_first_line_wins_and_same_named_manifests_stay_apart(tmp_path
     plan = plan_manifests([str(tmp_path / "*" / "m.csv")])
     with pipeline() as p:
         entries = p | ReadManifests(plan)
-        assert_that(entries | Map(lambda e: (e.uri, e.columns["id"], e.manifest, e.line, e.error)), equal_to([
-            (good[0], "a", monday, 2, None),  # four lines name it: the first by (manifest path, line)
-            (good[1], "b", monday, 4, None),
-            (None, None, monday, 3, f"bad_manifest_line: {monday} line 3: expected 2 fields, got 1"),
-            (None, None, tuesday, 3, f"bad_manifest_line: {tuesday} line 3: expected 2 fields, got 1"),
+        assert_that(entries | Map(lambda e: (e.uri, e.columns["id"], e.manifest, e.line, e.error, e.duplicates)),
+                    equal_to([
+            (good[0], "a", monday, 2, None, 3),  # four lines name it: the first by (manifest path, line)
+            (good[1], "b", monday, 4, None, 1),
+            (None, None, monday, 3, f"bad_manifest_line: {monday} line 3: expected 2 fields, got 1", 0),
+            (None, None, tuesday, 3, f"bad_manifest_line: {tuesday} line 3: expected 2 fields, got 1", 0),
         ]))
 
 

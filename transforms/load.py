@@ -56,7 +56,7 @@ class _ReadsFiles(beam.DoFn):
         self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
 
     def _row(self, entry: Entry) -> dict:
-        return base_row(entry.uri, entry.columns, self._loader, self._model_id)
+        return base_row(entry.uri, entry.columns, self._loader, self._model_id, entry.duplicates)
 
     def _read_into(self, row: dict) -> bytes:
         data = read_bytes(row["uri"], self._max_bytes)

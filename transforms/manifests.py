@@ -217,6 +217,7 @@ class Entry:
     manifest: str  # the manifest's path, as matched
     line: int  # line (or Parquet row) number, from 1
     error: str | None = None
+    duplicates: int = 0  # other manifest lines naming the same URI (set by ReadManifests)
 
     @property
     def dedup_key(self) -> str:
@@ -344,7 +345,7 @@ def _new_entries(keyed):
     if done:
         beam.metrics.Metrics.counter(NAMESPACE, "already_done").inc()
         return
-    yield entry
+    yield dataclasses.replace(entry, duplicates=count - 1) if count > 1 else entry
 
 
 class ReadManifests(beam.PTransform):

@@ -1,7 +1,8 @@
 """The output row: its Parquet schema (defined once, here) and how rows are made.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``, ``scored_at``.
+``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``, ``scored_at``,
+``duplicates``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ RESULT_FIELDS = [
     pa.field("loader", pa.string()),
     pa.field("model", pa.string()),
     pa.field("scored_at", pa.timestamp("us", tz="UTC")),
+    # other lines of this run's manifests that named the same URI (the row has the first's columns)
+    pa.field("duplicates", pa.int32()),
 ]
 RESERVED = {"uri", *(f.name for f in RESULT_FIELDS)}
 
@@ -32,11 +35,11 @@ def output_schema(passthrough: dict[str, pa.DataType]) -> pa.Schema:
                      + RESULT_FIELDS)
 
 
-def base_row(uri: str | None, columns: dict, loader: str, model: str) -> dict:
+def base_row(uri: str | None, columns: dict, loader: str, model: str, duplicates: int = 0) -> dict:
     """A row with every result column empty; steps fill in what they learn."""
     row = {"uri": uri, **columns}
     row.update({f.name: None for f in RESULT_FIELDS})
-    row["loader"], row["model"] = loader, model
+    row["loader"], row["model"], row["duplicates"] = loader, model, duplicates
     return row
 
 
