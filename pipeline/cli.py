@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
 from .config import ConfigError
-from .flags import add_config_flags, config_from_args
+from .flags import add_config_flags, add_verbose_flag, config_from_args, positive_float
 from .logs import configure_logging
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -85,7 +86,8 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    add_verbose_flag(parser)
+    parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     score = commands.add_parser("score", help="score files or URIs here, one JSON line each")
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="generate a small corpus offline and run the job on it")
     demo.add_argument("directory", nargs="?", default="nsfw-scan-demo", metavar="DIR")
+    add_verbose_flag(demo)
     demo.set_defaults(func=cmd_demo, beam_flags=True)
 
     report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR")
@@ -109,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     bench = commands.add_parser("bench", help="model-only throughput on synthetic input")
-    bench.add_argument("--seconds", type=float, default=10.0, help="measuring time after warm-up")
+    bench.add_argument("--seconds", type=positive_float, default=10.0, help="measuring time after warm-up")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
     add_config_flags(bench)
     bench.set_defaults(func=cmd_bench)
@@ -129,7 +132,7 @@ def main(argv=None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, quiet_native=True)
     from ..model.weights import WeightsError
 
     from ..transforms.manifests import ManifestError
@@ -140,8 +143,17 @@ def main(argv=None) -> int:
             return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
         return args.func(args)
     except (ConfigError, WeightsError, ManifestError) as exc:
+        if args.verbose:
+            traceback.print_exc()
         print(f"nsfw-scan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # the job failed: one line, the traceback with --verbose
+        if args.verbose:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"nsfw-scan: error: {type(exc).__name__}: {first}"
+              + ("" if args.verbose else " (run with --verbose for the traceback)"), file=sys.stderr)
+        return EXIT_ERRORS
 
 
 if __name__ == "__main__":

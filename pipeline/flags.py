@@ -11,13 +11,46 @@ from ..model.weights import READERS
 from .config import Config, load_config
 
 
+def at_least(minimum: int):
+    """An argparse type: a whole number of at least ``minimum`` (errors name the flag, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    parse.__name__ = f"number >= {minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` before or after the command name."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log more: libraries' own messages (TensorFlow, Beam, decoders) and tracebacks")
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    add_verbose_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
     parser.add_argument("--loader", choices=list(LOADERS), help="preprocessing (default: yahoo, exact)")
     parser.add_argument("--engine", choices=ENGINES, help="model runtime (default: tensorflow)")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (max batch size)")
+    parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
     parser.add_argument("--weights-kind", choices=list(READERS), help="format of --weights")
     parser.add_argument(
@@ -47,7 +80,7 @@ def config_from_args(args) -> Config:
         weights["trusted"] = True
     if weights:
         overrides["weights"] = weights
-    if getattr(args, "partitions", None):
+    if getattr(args, "partitions", None) is not None:
         overrides["partitions"] = args.partitions
     if getattr(args, "decode_threads", None) is not None:
         overrides["decoding"] = {"threads": args.decode_threads}

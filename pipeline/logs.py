@@ -1,9 +1,19 @@
-"""Console logging: our own progress lines, without the noise of libraries' start-up messages."""
+"""Console logging: our own progress lines, without the noise of libraries' start-up messages.
+
+By default the command is quiet: Python loggers of other libraries show warnings and errors
+only, Beam's worker-side tracebacks are left to the one-line error the command prints, and
+what C libraries write straight to the process's standard error (TensorFlow's and absl's
+start-up lines, oneDNN, libtiff's decoder messages — the rows already say what was wrong
+with an image) goes to /dev/null, while Python's ``sys.stderr`` keeps the terminal.
+``--verbose`` shows all of it.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import warnings
 
 # Messages Beam logs on every run that say nothing about the job (Beam's memory probe needs
 # torch to be installed; the apitools note is about BigQuery, which the job does not use).
@@ -11,6 +21,11 @@ NOISE = (
     "Resource module is not available for current platform",
     "apitools not found",
 )
+# Quiet unless --verbose: Beam's SDK worker logs each failing bundle with its traceback (the
+# command reports the failure itself, in one line); Pillow logs what it finds wrong in a file
+# (the file's row says it).
+QUIET_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker", "apache_beam.runners.portability",
+                 "PIL")
 
 
 class _DropNoise(logging.Filter):
@@ -19,8 +34,33 @@ class _DropNoise(logging.Filter):
         return not any(text in message for text in NOISE)
 
 
-def configure_logging(verbose: bool = False) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def silence_native_stderr() -> None:
+    """Point file descriptor 2 at /dev/null; Python's ``sys.stderr`` (and every logging
+    handler writing to it) moves to a copy of the original descriptor. Child processes
+    inherit the silence."""
+    if getattr(silence_native_stderr, "done", False):
+        return
+    try:
+        sys.stderr.flush()
+        original = sys.stderr
+        terminal = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no real descriptor (e.g. embedded)
+        return
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
+                           errors="backslashreplace")
+    for logger in [logging.getLogger(), *(l for l in logging.Logger.manager.loggerDict.values()
+                                          if isinstance(l, logging.Logger))]:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original:
+                handler.setStream(sys.stderr)
+    silence_native_stderr.done = True
+
+
+def configure_logging(verbose: bool = False, quiet_native: bool = False) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     root = logging.getLogger()
     root.addFilter(_DropNoise())
     if not root.handlers:
@@ -34,3 +74,9 @@ def configure_logging(verbose: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         ours.addHandler(handler)
         ours.propagate = False
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
+    if not verbose:  # Pillow also warns about damaged files ("Truncated File Read")
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+    if quiet_native and not verbose:
+        silence_native_stderr()

@@ -1,10 +1,12 @@
 """``nsfw-scan report DIR``: what all runs in an output folder found, for the people who act on it.
 
 Prints counts per decision, errors by kind and the score distribution; writes
-``DIR/_report/report.png`` (score histogram with the thresholds marked, errors by kind) and
-``DIR/_report/review_queue.csv`` (every ``review`` and ``nsfw`` row, highest score first, with
-the manifests' own columns so rows join back to uploads). The leading underscore keeps the
-folder out of ``pyarrow.parquet.read_table(DIR)``.
+``DIR/_report/report.png`` (drawn with matplotlib: score histogram per decision on a count
+axis, the thresholds marked, totals per decision in the legend, errors by kind, the folder and
+the time range of the rows in the title), ``DIR/_report/review_queue.csv`` (every ``review``
+and ``nsfw`` row, highest score first, with the manifests' own columns so rows join back to
+uploads) and ``DIR/_report/errors.csv`` (every error row, by kind). The leading underscore
+keeps the folder out of ``pyarrow.parquet.read_table(DIR)``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..model.decision import DECISIONS, Thresholds
 from .config import ConfigError
@@ -28,6 +30,8 @@ BINS = 20
 REPORT_DIR = "_report"
 REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
+ERRORS_CSV = "errors.csv"
+COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", "error": "#7878c8"}
 
 
 def _dataset(directory: str) -> ds.Dataset:
@@ -43,54 +47,84 @@ def collect(directory: str) -> dict:
     dataset = _dataset(directory)
     decisions = collections.Counter()
     errors = collections.Counter()
-    histogram = np.zeros(BINS, np.int64)
-    for batch in dataset.to_batches(columns=["score", "decision", "error"]):
+    histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
+    times = []
+    for batch in dataset.to_batches(columns=["score", "decision", "error", "scored_at"]):
         decisions.update(batch.column("decision").to_pylist())
         errors.update(e.split(":", 1)[0] for e in batch.column("error").drop_null().to_pylist())
-        scores = batch.column("score").drop_null().to_numpy(zero_copy_only=False)
-        histogram += np.histogram(scores, bins=BINS, range=(0.0, 1.0))[0]
+        scores = batch.column("score").fill_null(np.nan).to_numpy(zero_copy_only=False)
+        decided = np.asarray(batch.column("decision").to_pylist(), dtype=object)
+        for decision, counts in histograms.items():
+            counts += np.histogram(scores[decided == decision], bins=BINS, range=(0.0, 1.0))[0]
+        if batch.num_rows:
+            times += [pc.min(batch.column("scored_at")).as_py(), pc.max(batch.column("scored_at")).as_py()]
     queue = dataset.to_table(filter=pc.field("decision").isin(["review", "nsfw"]))
     queue = queue.sort_by([("score", "descending")])
+    failed = dataset.to_table(filter=pc.field("decision") == "error")
+    failed = failed.sort_by([("error", "ascending"), ("uri", "ascending")])
+    times = [t for t in times if t is not None]
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
-            "histogram": histogram.tolist(), "queue": queue, "rows": sum(decisions.values())}
+            "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
+            "queue": queue, "failed": failed, "rows": sum(decisions.values()), "directory": directory,
+            "time_range": (min(times), max(times)) if times else None}
 
 
 def draw(report: dict, thresholds: Thresholds) -> Image.Image:
-    """Score histogram (log-scaled counts) with the thresholds marked; errors by kind beside it."""
-    width, height, margin = 900, 360, 40
-    image = Image.new("RGB", (width, height), "white")
-    pen = ImageDraw.Draw(image)
-    plot_w, plot_h = 520, height - 2 * margin
-    scored = int(sum(report["histogram"]))
-    pen.text((margin, 10), f"NSFW scores of {scored} scored images (log count per bin)", fill="black")
-    counts = np.asarray(report["histogram"], float)
-    top = np.log1p(counts.max()) or 1.0
-    bar = plot_w / BINS
-    for i, n in enumerate(counts):
-        h = plot_h * np.log1p(n) / top
-        x = margin + i * bar
-        colour = (70, 150, 70) if (i + 1) / BINS <= thresholds.safe_below else \
-            (200, 60, 60) if i / BINS >= thresholds.nsfw_from else (230, 160, 40)
-        pen.rectangle([x + 1, margin + plot_h - h, x + bar - 1, margin + plot_h], fill=colour)
-    pen.line([margin, margin + plot_h, margin + plot_w, margin + plot_h], fill="black")
-    for t in (thresholds.safe_below, thresholds.nsfw_from):
-        x = margin + t * plot_w
-        pen.line([x, margin, x, margin + plot_h], fill="black", width=2)
-        pen.text((x + 3, margin), f"{t:g}", fill="black")
-    for t in (0.0, 0.5, 1.0):
-        pen.text((margin + t * plot_w - 6, margin + plot_h + 6), f"{t:g}", fill="black")
+    """Score histogram per decision (log count axis) with the thresholds marked and totals per
+    decision in the legend; errors by kind beside it; the folder and time range in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
-    left = margin + plot_w + 50
-    pen.text((left, 10), "errors by kind", fill="black")
-    errors = list(report["errors"].items())[:10]
-    most = max([n for _, n in errors], default=1)
-    for row, (kind, n) in enumerate(errors):
-        y = margin + row * 26
-        pen.text((left, y), f"{kind} ({n})", fill="black")
-        pen.rectangle([left, y + 13, left + 200 * n / most, y + 21], fill=(120, 120, 200))
-    if not errors:
-        pen.text((left, margin), "none", fill="black")
-    return image
+    figure = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    scores_axis, errors_axis = figure.subplots(1, 2, width_ratios=(2.2, 1))
+    d = report["decisions"]
+    edges = np.linspace(0.0, 1.0, BINS + 1)
+    bottom = np.zeros(BINS)
+    handles = []
+    for decision, counts in report["histograms"].items():
+        counts = np.asarray(counts, float)
+        handles.append(scores_axis.bar(edges[:-1], counts, width=1 / BINS, bottom=bottom, align="edge",
+                                       color=COLOURS[decision], edgecolor="white", linewidth=0.5,
+                                       label=f"{decision}: {d[decision]:,}"))
+        bottom += counts
+    handles += scores_axis.plot([], [], " ", label=f"error: {d['error']:,} (not scored)")
+    for value, style, name in ((thresholds.safe_below, "--", "safe below"), (thresholds.nsfw_from, ":", "nsfw from")):
+        handles.append(scores_axis.axvline(value, color="black", linestyle=style, linewidth=1.4,
+                                           label=f"{name} {value:g}"))
+    if bottom.max() > 0:
+        scores_axis.set_yscale("log")
+        scores_axis.set_ylim(0.7, bottom.max() * 3)
+        scores_axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}" if y >= 1 else ""))
+    scores_axis.set_xlim(0, 1)
+    scores_axis.set_xlabel("NSFW score")
+    scores_axis.set_ylabel(f"images per {1 / BINS:g} of score (log scale)")
+    scored = d["safe"] + d["review"] + d["nsfw"]
+    scores_axis.set_title(f"{scored:,} scored images")
+    scores_axis.legend(handles=handles, title="rows per decision; thresholds", loc="upper right")
+    scores_axis.grid(axis="y", alpha=0.3)
+
+    errors = list(report["errors"].items())[:12][::-1]
+    if errors:
+        kinds, counts = zip(*errors)
+        bars = errors_axis.barh(kinds, counts, color=COLOURS["error"])
+        errors_axis.bar_label(bars, labels=[f"{n:,}" for n in counts], padding=3)
+        errors_axis.set_xlim(0, max(counts) * 1.25)
+        errors_axis.set_xlabel("rows")
+    else:
+        errors_axis.text(0.5, 0.5, "no errors", ha="center", va="center", transform=errors_axis.transAxes)
+        errors_axis.set_xticks([])
+        errors_axis.set_yticks([])
+    errors_axis.set_title(f"{d['error']:,} errors by kind")
+
+    span = report.get("time_range")
+    when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
+    figure.suptitle(f"nsfw-scan results in {report['directory']}: {report['rows']:,} rows, {when}", fontsize=13)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    buffer.seek(0)
+    return Image.open(buffer)
 
 
 def write_report(directory: str, thresholds: Thresholds) -> tuple[dict, str, str]:
@@ -102,11 +136,14 @@ def write_report(directory: str, thresholds: Thresholds) -> tuple[dict, str, str
     draw(report, thresholds).save(buffer, format="PNG")
     with open(png, "wb") as f:
         f.write(buffer.getvalue())
-    queue = report["queue"]
-    queue = queue.set_column(queue.schema.get_field_index("scored_at"), "scored_at",
-                             pc.cast(queue["scored_at"], pa.string()))
-    pacsv.write_csv(queue, csv)
+    pacsv.write_csv(_csv_ready(report["queue"]), csv)
+    pacsv.write_csv(_csv_ready(report["failed"]), os.path.join(folder, ERRORS_CSV))
     return report, png, csv
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    return table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
+                            pc.cast(table["scored_at"], pa.string()))
 
 
 def format_report(report: dict, png: str, csv: str) -> str:
@@ -117,5 +154,6 @@ def format_report(report: dict, png: str, csv: str) -> str:
     lines.append("scores  count")
     for i, n in enumerate(report["histogram"]):
         lines.append(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f} {n:>8}")
-    lines += [f"chart: {png}", f"review queue ({report['queue'].num_rows} rows, highest score first): {csv}"]
+    lines += [f"chart: {png}", f"review queue ({report['queue'].num_rows} rows, highest score first): {csv}",
+              f"errors ({report['failed'].num_rows} rows, by kind): {os.path.join(os.path.dirname(csv), ERRORS_CSV)}"]
     return "\n".join(lines)

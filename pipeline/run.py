@@ -20,10 +20,10 @@ from ..transforms.results import output_schema
 from ..transforms.scoring import CountOutcomes, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
-from .flags import add_config_flags, config_from_args
+from .flags import add_config_flags, at_least, config_from_args
 from .output_dir import (drop_superseded_errors, remove_runs, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
-from .runners import make_pipeline
+from .runners import check_beam_args, make_pipeline
 from .summary import format_summary, summarize, write_summary
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="manifest file or glob (local, gs://, s3://); repeat for several")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
     parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
-    parser.add_argument("--partitions", type=int, metavar="K",
+    parser.add_argument("--partitions", type=at_least(1), metavar="K",
                         help="run the URIs in K parts, one after the other (bounded memory, finished parts kept)")
-    parser.add_argument("--decode-threads", type=int, metavar="N",
+    parser.add_argument("--decode-threads", type=at_least(0), metavar="N",
                         help="threads per worker process reading and decoding ahead of the model (default: one per core; 0: none)")
     parser.add_argument("--content-dedup", action="store_true",
                         help="score identical files (same sha256) once, and reuse earlier runs' scores for them")
@@ -62,7 +62,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
     load = LoadImage(*reading, decode_threads=config.decoding.threads,
                      ahead=config.decoding.ahead or config.batch.max_size)
-    score = ScoreImages(load, handler, config.thresholds)
+    count = CountOutcomes(config.progress_every, run_id=results_dir)
+    score = ScoreImages(load, handler, config.thresholds, count)
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),
@@ -72,10 +73,9 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader),
-        } | "ContentDedup" >> ContentDedup(HashFile(*reading), score, config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(*reading), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
-    rows = rows | "CountOutcomes" >> beam.ParDo(CountOutcomes(config.progress_every))
     rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
     return rows
 
@@ -105,10 +105,12 @@ def run(argv=None, test_pipeline=None) -> dict:
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_args(args)
+    check_beam_args(config.beam_args() + beam_args, list(parser._option_string_actions))
     plan = plan_manifests(args.manifest, config.manifest.uri_column)
     source = config.weights.source()
     precision = config.tensorflow.precision if config.engine == "tensorflow" else "float32"
     model = model_id(weights_id(source, locate(source)[1]), precision)
+    created = "://" not in args.output and not os.path.exists(args.output)
     check_output_dir(args.output)
     for folder in remove_unfinished_runs(args.output):
         log.info("removed %s: a run that did not finish", folder)
@@ -120,15 +122,19 @@ def run(argv=None, test_pipeline=None) -> dict:
                for i in range(parts)]
 
     results, runner, started = [], None, time.monotonic()
-    for i, results_dir in enumerate(folders):
-        pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
-        runner = pipeline.options.view_as(StandardOptions).runner
-        build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
-        result = pipeline.run()
-        result.wait_until_finish()
-        results.append(result)
-        if parts > 1:
-            log.info("part %d of %d finished", i + 1, parts)
+    try:
+        for i, results_dir in enumerate(folders):
+            pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
+            runner = pipeline.options.view_as(StandardOptions).runner
+            build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
+            result = pipeline.run()
+            result.wait_until_finish()
+            results.append(result)
+            if parts > 1:
+                log.info("part %d of %d finished", i + 1, parts)
+    except BaseException:
+        discard_unfinished(args.output, folders, created)
+        raise
     seconds = time.monotonic() - started
 
     if args.force:
@@ -137,13 +143,28 @@ def run(argv=None, test_pipeline=None) -> dict:
         dropped = drop_superseded_errors(earlier, [f for d in folders for f in run_result_files(d)])
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
-    results_name = f"{args.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
+    # a pipeline (or part) that wrote no row leaves no folder of empty result files
+    empty = [folder for folder, result in zip(folders, results) if summarize([result], 0, {})["rows"] == 0]
+    remove_runs([folder for folder in empty if folder in run_folders(args.output)])
+    kept = [folder for folder in folders if folder not in empty]
+    results_name = None if not kept else f"{args.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
     summary = summarize(results, seconds, {"output": args.output, "results": results_name, "model": model,
                                            "loader": config.loader, "manifests": len(plan.files),
                                            "runner": runner, "engine": config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier)})
+    for folder in kept:  # each run keeps its own summary; the latest is also at the top
+        write_summary(folder, summary)
     write_summary(args.output, summary)
     return summary
+
+
+def discard_unfinished(output: str, folders: list[str], created: bool) -> None:
+    """After a failed run: its folders without results go (finished parts of a partitioned run
+    stay), and so does the output folder if this run made it and it is left empty."""
+    unfinished = [folder for folder, finished in run_folders(output).items() if folder in folders and not finished]
+    remove_runs(unfinished)
+    if created and os.path.isdir(output) and not os.listdir(output):
+        os.rmdir(output)
 
 
 def print_run(summary: dict) -> None:

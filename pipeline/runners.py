@@ -12,8 +12,12 @@ Beam's own.
 
 from __future__ import annotations
 
+import difflib
+
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from .config import ConfigError
 
 LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}
 
@@ -35,3 +39,38 @@ def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
         standard.runner = "DirectRunner"
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)
+
+
+def _beam_flag_parser():
+    """The parser Beam's ``PipelineOptions.get_all_options`` uses: every options class loaded."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return parser
+
+
+def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
+    """Beam would only warn about flags it does not know ("Discarding unparseable args") and
+    run with its defaults; here a flag that neither nsfw-scan nor Beam knows, or a runner Beam
+    cannot load, is a :class:`ConfigError` naming it. The runner is loaded first, so that its
+    own options (e.g. Flink's ``--flink_master``) are known."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    if runner not in LOCAL_RUNNER_NAMES:
+        from apache_beam.runners.runner import create_runner
+
+        try:
+            create_runner(runner)
+        except (ValueError, ImportError, AttributeError) as exc:
+            raise ConfigError(f"--runner {runner}: Beam cannot load this runner ({exc})") from None
+    parser = _beam_flag_parser()
+    _, unknown = parser.parse_known_args(beam_args)
+    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
+    if flags:
+        known = [*own_flags, *parser._option_string_actions]  # pylint: disable=protected-access
+        close = difflib.get_close_matches(flags[0], known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown flag {flags[0]}{hint}: neither nsfw-scan run nor Beam's pipeline options know it")
+    if unknown:
+        raise ConfigError(f"unexpected argument {unknown[0]!r}: nsfw-scan run takes no positional arguments")

@@ -87,7 +87,7 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
         f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
         f"model loads {summary['model_loads']}",
-        f"results        {summary['results']}",
+        f"results        {summary['results'] or 'none written: nothing new to score'}",
         f"report         nsfw-scan report {summary['output']}",
     ]
     return "\n".join(lines)

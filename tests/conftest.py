@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared corpora, one scorer per test session, an isolated weights cache."""
+"""Shared fixtures: one scorer per test session, an isolated weights cache."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import os
 
 import pytest
 
-from corpus import CORPUS
+from corpus import HAS_SHARED, SHARED, SHARED_FROM_ENV
 
 
 def pytest_configure(config):
-    if not (CORPUS / "reference").is_dir():
-        raise pytest.UsageError(
-            f"test corpus not found at {CORPUS}; the tests need the shared corpus beside the "
-            f"project (../shared/corpus) or NSFW_SCAN_CORPUS pointing at it"
-        )
+    if SHARED_FROM_ENV and not HAS_SHARED:
+        raise pytest.UsageError(f"NSFW_SCAN_CORPUS points at {SHARED}, which holds no corpus (no reference/ folder)")
+
+
+def pytest_report_header(config):
+    return f"shared corpus: {SHARED if HAS_SHARED else 'not found; tests that need it are skipped'}"
 
 
 @pytest.fixture(scope="session", autouse=True)

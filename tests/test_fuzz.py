@@ -11,22 +11,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpus import HOSTILE, REAL, corpus_files
+from corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 from nsfw_scan.model.preprocess import ImageError, load_image
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")
 KINDS = {"empty", "undecodable", "truncated", "decompression_bomb", "too_large", "unsupported_format"}
-# Small seeds of many formats, so each mutation is cheap to decode.
-SEEDS = sorted(
-    (p.read_bytes() for p in [HOSTILE / f for f in corpus_files(HOSTILE)] + [REAL / f for f in corpus_files(REAL)]
-     if p.stat().st_size <= 16_384),
-    key=len,
-)
+
+
+def small_files(*folders) -> list[bytes]:
+    """Small seeds of many formats, so each mutation is cheap to decode."""
+    paths = [folder / f for folder in folders for f in corpus_files(folder)]
+    return sorted((p.read_bytes() for p in paths if p.stat().st_size <= 16_384), key=len)
+
+
+SEEDS = small_files(HOSTILE, REAL)  # the committed corpus: the same seeds on every machine
+# The whole shared corpus where it exists (about 800 seeds).
+SHARED_SEEDS = small_files(SHARED_HOSTILE, SHARED_REAL) if HAS_SHARED else SEEDS
 
 
 @st.composite
-def mutated(draw):
-    data = bytearray(draw(st.sampled_from(SEEDS)))
+def mutated(draw, seeds=SEEDS):
+    data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["flip", "truncate", "splice", "header", "insert"]))
         if not data:
@@ -38,7 +43,7 @@ def mutated(draw):
         elif op == "truncate":
             del data[draw(st.integers(0, len(data) - 1)):]
         elif op == "splice":
-            other = draw(st.sampled_from(SEEDS))
+            other = draw(st.sampled_from(seeds))
             cut = draw(st.integers(0, len(data)))
             data[cut:] = other[draw(st.integers(0, len(other))):]
         elif op == "header":
@@ -68,8 +73,9 @@ def test_mutated_images_quick(data):
 
 
 @pytest.mark.slow
+@needs_shared
 @settings(max_examples=10_000, deadline=None, database=None, derandomize=FIXED,
           suppress_health_check=list(HealthCheck))
-@given(mutated())
+@given(mutated(SHARED_SEEDS))
 def test_mutated_images_10k(data):
     check(data)

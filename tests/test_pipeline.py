@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cli import nsfw_scan
-from corpus import HOSTILE, REAL, corpus_files, reference
+from corpus import COMPACT, HOSTILE, REAL, SHARED, corpus_files, needs_shared, reference
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.manifests import ManifestError
 from nsfw_scan.transforms.results import output_schema
@@ -44,14 +44,17 @@ def run_job(tmp_path, *manifests, extra=()):
     return summary, results(output)
 
 
-@pytest.mark.slow
-def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path):
+@pytest.mark.parametrize("corpus", [
+    pytest.param(COMPACT, id="compact"),
+    pytest.param(SHARED, id="shared", marks=[needs_shared, pytest.mark.slow]),
+])
+def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path, corpus):
     empty = tmp_path / "zero.jpg"
     empty.touch()
     text = tmp_path / "readme.jpg"
     text.write_text("not an image\n")
-    real = [str(REAL / f) for f in REAL_FILES]
-    hostile = [str(HOSTILE / f) for f in corpus_files(HOSTILE)]
+    real = [str(corpus / "real" / f) for f in corpus_files(corpus / "real")]
+    hostile = [str(corpus / "hostile" / f) for f in corpus_files(corpus / "hostile")]
     odd = [str(tmp_path / "missing.jpg"), str(empty), str(tmp_path), str(text)]
     manifest = tmp_path / "all.txt"
     # a few duplicates, across and within lines
@@ -63,8 +66,8 @@ def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path):
     assert summary["manifest_rows"] == len(real) + len(hostile) + len(odd) + 2
     assert summary["duplicates"] == 2 and summary["rows"] == len(rows) and summary["model_loads"] == 1
 
-    for name, folder, files in (("real", REAL, real), ("hostile", HOSTILE, hostile)):
-        expected = {str(folder / k): v for k, v in reference(name).items()}
+    for name, files in (("real", real), ("hostile", hostile)):
+        expected = {str(corpus / name / k): v for k, v in reference(name, corpus).items()}
         scored = {u for u in files if rows[u]["score"] is not None}
         assert scored == set(expected)
         assert max(abs(rows[u]["score"] - expected[u]) for u in scored) < 1e-3
@@ -83,6 +86,7 @@ def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path):
 def test_manifest_formats_pass_through_columns(tmp_path):
     images = tmp_path / "images"
     shutil.copytree(REAL, images)
+    shutil.copy(HOSTILE / "hopper.jpg", images / "hopper.jpg")
     names = REAL_FILES[:6]
     (tmp_path / "a.txt").write_text(f"# comment\n\nimages/{names[0]}\n  images/{names[1]}  \n")
     # line 3 lacks a field: an error row, and names[3] is not scored
@@ -94,7 +98,7 @@ def test_manifest_formats_pass_through_columns(tmp_path):
     with gzip.open(tmp_path / "e.txt.gz", "wt") as f:
         f.write(f"{images / names[0]}\n")  # absolute; the same file as a.txt names: a duplicate
     pq.write_table(pa.table({"id": pa.array([11, 12], pa.int64()),
-                             "uri": [f"images/{REAL_FILES[6]}", None]}), tmp_path / "f.parquet")
+                             "uri": ["images/hopper.jpg", None]}), tmp_path / "f.parquet")
     # the same column typed int in Parquet and text elsewhere is written as text
 
     summary, rows = run_job(tmp_path, tmp_path / "a.txt", tmp_path / "[b-d].*", tmp_path / "e.txt.gz",
@@ -102,25 +106,26 @@ def test_manifest_formats_pass_through_columns(tmp_path):
     table = pq.read_table(tmp_path / "out")
     assert table.schema == output_schema({"id": pa.string(), "note": pa.string()})
     good = by_uri([r for r in rows if r["uri"]])
-    expected = reference("real")
-    scored = [n for n in names if n != names[3]] + [REAL_FILES[6]]
+    expected = {**reference("real"), "hopper.jpg": reference("hostile")["hopper.jpg"]}
+    scored = [n for n in names if n != names[3]] + ["hopper.jpg"]
     assert set(good) == {str(images / n) for n in scored}
     for name in scored:
         row = good[str(images / name)]
         assert abs(row["score"] - expected[name]) < 1e-3
     assert good[str(images / names[2])]["id"] == "7" and good[str(images / names[2])]["note"] == "x, y"
     assert good[str(images / names[5])]["note"] == "json"
-    assert good[str(images / REAL_FILES[6])]["id"] == "11"
+    assert good[str(images / names[0])]["duplicates"] == 1 and good[str(images / names[1])]["duplicates"] == 0
+    assert good[str(images / "hopper.jpg")]["id"] == "11"
     bad = sorted(r["error"] for r in rows if not r["uri"])
     assert bad == [
-        "bad_manifest_line: b.csv line 3: expected 3 fields, got 2",
-        "bad_manifest_line: d.jsonl line 2: not JSON (Expecting property name enclosed in double quotes: "
-        "line 1 column 2 (char 1))",
-        "bad_manifest_line: f.parquet line 2: no URI in column 'uri'",
+        f"bad_manifest_line: {tmp_path / 'b.csv'} line 3: expected 3 fields, got 2",
+        f"bad_manifest_line: {tmp_path / 'd.jsonl'} line 2: not JSON (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1))",
+        f"bad_manifest_line: {tmp_path / 'f.parquet'} line 2: no URI in column 'uri'",
     ]
-    assert {(r["error_kind"], r["source_manifest"].rsplit("/", 1)[-1], r["source_line"])
-            for r in rows if not r["uri"]} == {("bad_manifest_line", "b.csv", 3), ("bad_manifest_line", "d.jsonl", 2),
-                                               ("bad_manifest_line", "f.parquet", 2)}
+    assert {(r["error_kind"], r["source_manifest"], r["source_line"]) for r in rows if not r["uri"]} == {
+        ("bad_manifest_line", str(tmp_path / "b.csv"), 3), ("bad_manifest_line", str(tmp_path / "d.jsonl"), 2),
+        ("bad_manifest_line", str(tmp_path / "f.parquet"), 2)}
     assert all(r["error_kind"] is None and r["model"] for r in good.values())
     assert summary["duplicates"] == 1 and summary["scored"] == 6 and summary["errors"] == 3
 

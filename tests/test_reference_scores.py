@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from corpus import HOSTILE, REAL, corpus_files, reference
+from corpus import COMPACT, HOSTILE, REAL, SHARED, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
 from nsfw_scan.model.preprocess import ImageError, load_image
 
 
@@ -22,9 +22,14 @@ def score_folder(folder, scorer, loader="yahoo"):
     return scores, errors
 
 
-@pytest.mark.parametrize("name,folder", [("real", REAL), ("hostile", HOSTILE)])
-def test_yahoo_loader_matches_reference(name, folder, scorer):
-    expected = reference(name)
+@pytest.mark.parametrize("name,folder,corpus", [
+    pytest.param("real", REAL, COMPACT, id="compact-real"),
+    pytest.param("hostile", HOSTILE, COMPACT, id="compact-hostile"),
+    pytest.param("real", SHARED_REAL, SHARED, id="shared-real", marks=needs_shared),
+    pytest.param("hostile", SHARED_HOSTILE, SHARED, id="shared-hostile", marks=needs_shared),
+])
+def test_yahoo_loader_matches_reference(name, folder, corpus, scorer):
+    expected = reference(name, corpus)
     scores, errors = score_folder(folder, scorer)
     # Exactly the files Yahoo's loader decodes are scored; every other one is a classified error.
     assert set(scores) == set(expected)

@@ -12,10 +12,10 @@ from corpus import REAL, corpus_files
 def test_report_over_two_runs(tmp_path):
     files = [str(REAL / f) for f in corpus_files(REAL)]
     policy = tmp_path / "policy.yaml"
-    policy.write_text("thresholds: {safe_below: 0.002, nsfw_from: 0.01}\n")
+    policy.write_text("thresholds: {safe_below: 0.001, nsfw_from: 0.02}\n")
     out = tmp_path / "out"
-    (tmp_path / "a.csv").write_text("uri,upload\n" + "".join(f"{u},a{i}\n" for i, u in enumerate(files[:6])))
-    (tmp_path / "b.csv").write_text("uri,upload\n" + "".join(f"{u},b{i}\n" for i, u in enumerate(files[6:]))
+    (tmp_path / "a.csv").write_text("uri,upload\n" + "".join(f"{u},a{i}\n" for i, u in enumerate(files[:3])))
+    (tmp_path / "b.csv").write_text("uri,upload\n" + "".join(f"{u},b{i}\n" for i, u in enumerate(files[3:]))
                                     + f"{tmp_path / 'gone.jpg'},b99\n")
     for manifest in ("a.csv", "b.csv"):
         result = nsfw_scan("run", "--manifest", tmp_path / manifest, "--output", out, "--config", policy)
@@ -39,6 +39,17 @@ def test_report_over_two_runs(tmp_path):
     scores = [float(r["score"]) for r in queue]
     assert scores == sorted(scores, reverse=True)
     assert {r["decision"] for r in queue} == {"review", "nsfw"} and all(r["upload"] for r in queue)
+    with open(out / "_report" / "errors.csv", newline="") as f:
+        failed = list(csv.DictReader(f))
+    assert [(r["uri"], r["upload"], r["error"].split(":")[0]) for r in failed] == [(str(tmp_path / "gone.jpg"), "b99", "not_found")]
+    assert "errors (1 rows, by kind)" in result.stdout
+
     with Image.open(out / "_report" / "report.png") as chart:
-        assert chart.format == "PNG" and chart.size == (900, 360)
-        assert len(chart.getcolors(1 << 16)) > 4  # bars, lines and text, not a blank canvas
+        assert chart.format == "PNG" and chart.size == (1200, 540)
+        pixels = chart.convert("RGB")
+        colours = {c for _, c in pixels.getcolors(1 << 20)}
+        # bars in each decision's colour (matplotlib's drawing of pipeline.report.COLOURS)
+        from nsfw_scan.pipeline.report import COLOURS
+        for decision in ("safe", "review", "nsfw", "error"):
+            rgb = tuple(int(COLOURS[decision][i:i + 2], 16) for i in (1, 3, 5))
+            assert rgb in colours, decision

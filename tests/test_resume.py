@@ -1,5 +1,6 @@
 """Running again into the same output: only new URIs are scored, one row per URI across runs."""
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,18 +28,19 @@ def rows_by_uri(output):
 
 def test_rerun_scores_nothing_and_new_uris_only(tmp_path):
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
-    manifest.write_text("\n".join(REAL_URIS[:10]) + "\n# a comment\nbroken\x00line\n")
+    manifest.write_text("\n".join(REAL_URIS[:4]) + "\n# a comment\nbroken\x00line\n")
     first = job(manifest, out)
-    assert first["scored"] == 10
+    assert first["scored"] == 4
 
     again = job(manifest, out)
     assert again["scored"] == 0 and again["rows"] == 0
-    assert again["already_done"] == 11  # ten images and the unusable line
-    assert len(rows_by_uri(out)) == 11
+    assert again["already_done"] == 5  # four images and the unusable line
+    assert len(rows_by_uri(out)) == 5
 
     manifest.write_text("\n".join(REAL_URIS) + "\n")  # tomorrow's manifest: two new uploads
+    assert len(REAL_URIS) == 6
     grown = job(manifest, out)
-    assert grown["scored"] == 2 and grown["already_done"] == 10
+    assert grown["scored"] == 2 and grown["already_done"] == 4
     assert set(rows_by_uri(out)) >= set(REAL_URIS)
 
 
@@ -66,7 +68,12 @@ def test_force_replaces_every_earlier_run(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_leaves_no_results_and_resumes(tmp_path):
-    uris = REAL_URIS + [str(HOSTILE / f) for f in corpus_files(HOSTILE)[:300]]
+    uploads = tmp_path / "uploads"  # 300 distinct uploads: copies of the hostile files
+    uploads.mkdir()
+    hostile = corpus_files(HOSTILE)
+    for i in range(300):
+        shutil.copy(HOSTILE / hostile[i % len(hostile)], uploads / f"{i:03d}-{hostile[i % len(hostile)].replace('/', '_')}")
+    uris = REAL_URIS + [str(p) for p in sorted(uploads.iterdir())]
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("\n".join(REAL_URIS[:4]) + "\n")
     job(manifest, out)  # an earlier, finished run

@@ -90,10 +90,11 @@ class ContentDedup(beam.PTransform):
     entries with the same bytes share its row's result, and contents an earlier run scored with
     the same model and loader reuse that score."""
 
-    def __init__(self, hash_file: HashFile, score: beam.PTransform, thresholds: Thresholds):
+    def __init__(self, hash_file: HashFile, score: beam.PTransform, count: beam.DoFn, thresholds: Thresholds):
         super().__init__()
         self._hash_file = hash_file
         self._score = score
+        self._count = count  # a CountOutcomes, for the rows made here (``score`` counts its own)
         self._thresholds = thresholds
 
     def expand(self, inputs):
@@ -111,4 +112,5 @@ class ContentDedup(beam.PTransform):
             | "JoinFollowers" >> beam.CoGroupByKey()
             | "CopyResult" >> beam.FlatMap(_copy_result)
         )
-        return (hashed[ERRORS], scored, shared, content[REUSED]) | "AllRows" >> beam.Flatten()
+        made_here = (hashed[ERRORS], shared, content[REUSED]) | "MadeHere" >> beam.Flatten()
+        return (scored, made_here | "CountMadeHere" >> beam.ParDo(self._count)) | "AllRows" >> beam.Flatten()

@@ -9,15 +9,19 @@ Formats, chosen by file name (``.gz`` compressed text is read transparently):
 
 Every other column passes through to the output unchanged (columns are taken from the CSV
 header, the first JSON object, or the Parquet schema; CSV and JSON values are strings, Parquet
-values keep their type). Relative URIs resolve against the manifest's own folder. A manifest
-pattern that matches nothing fails before the pipeline starts; a malformed line becomes an
-entry with an error that names the manifest and the line.
+values keep their type). Relative URIs resolve against the manifest's own folder. A byte-order
+mark at the start of a text manifest (Excel's "CSV UTF-8", Notepad) is dropped. A manifest
+pattern that matches nothing or names a folder, and a manifest that cannot be opened, fail
+before the pipeline starts; a compressed manifest found damaged while it is read stops the
+job with a :class:`ManifestError` naming it; a malformed line becomes an entry with an error
+that names the manifest and the line.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import glob
 import gzip
 import io
 import json
@@ -58,7 +62,32 @@ def _open_text(path: str, compressed: bool):
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     if compressed:
         raw = gzip.GzipFile(fileobj=raw, mode="rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    # utf-8-sig: a leading byte-order mark is dropped (and none is required)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _unreadable(path: str, exc: BaseException) -> ManifestError:
+    """What went wrong reading a manifest, in one line that names it."""
+    if isinstance(exc, IsADirectoryError):
+        why = "is a folder, not a manifest file; give the files (e.g. a glob like 'DIR/*.csv')"
+    elif isinstance(exc, PermissionError):
+        why = "cannot be read (permission denied)"
+    elif isinstance(exc, FileNotFoundError):
+        why = "no longer exists"
+    elif isinstance(exc, EOFError):
+        why = "the compressed manifest is truncated (it ends before the end of its gzip stream)"
+    elif isinstance(exc, gzip.BadGzipFile) and "Not a gzipped file" in str(exc):
+        why = "is not gzip-compressed although its name ends in .gz (rename it or compress it)"
+    elif isinstance(exc, (gzip.BadGzipFile, zlib.error)):
+        why = f"the compressed manifest is damaged ({exc})"
+    elif isinstance(exc, pa.ArrowException):
+        why = f"is not a readable Parquet file ({exc})"
+    else:
+        why = f"cannot be read ({type(exc).__name__}: {exc})"
+    return ManifestError(f"manifest {path}: {why}")
+
+
+READ_ERRORS = (OSError, EOFError, zlib.error, pa.ArrowException)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +100,13 @@ class ManifestPlan:
 
 
 def _header_columns(path: str, uri_column: str) -> dict[str, pa.DataType]:
+    try:
+        return _read_header(path, uri_column)
+    except READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _read_header(path: str, uri_column: str) -> dict[str, pa.DataType]:
     fmt, compressed = manifest_format(path)
     if fmt == "text":
         return {}
@@ -103,14 +139,30 @@ def _header_columns(path: str, uri_column: str) -> dict[str, pa.DataType]:
     return columns
 
 
+def _is_folder(path: str) -> bool:
+    """Folders are never manifests (object stores have no folders, only names ending in /)."""
+    return path.endswith("/") or ("://" not in path and os.path.isdir(path))
+
+
 def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan:
-    """Expand the patterns and read the manifests' headers. Fails early, naming the pattern."""
+    """Expand the patterns, check that every manifest opens, and read their headers. Fails
+    early, naming the pattern or the file."""
     files: list[str] = []
     for pattern in patterns:
+        if _is_folder(pattern):
+            raise ManifestError(f"manifest {pattern}: is a folder, not a manifest file; give the files "
+                                f"(e.g. a glob like '{pattern.rstrip('/')}/*.csv')")
         try:
             matched = FileSystems.match([pattern])[0].metadata_list
         except Exception as exc:
             raise ManifestError(f"manifest {pattern}: {exc}") from None
+        # Beam's local match skips folders that a glob matches, or lists the files inside them
+        folders = [m.path for m in matched if _is_folder(m.path)]
+        if "://" not in pattern:
+            folders += [path for path in glob.glob(pattern) if os.path.isdir(path)]
+        if folders:
+            raise ManifestError(f"manifest pattern {pattern!r} matches the folder {folders[0]}; "
+                                f"make the pattern match manifest files only")
         if not matched:
             raise ManifestError(f"no manifest found at {pattern!r}; check the path or glob pattern")
         files += sorted(m.path for m in matched)
@@ -123,7 +175,9 @@ def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan
             columns[name] = dtype
     plan = ManifestPlan(tuple(files), columns, uri_column)
     reader = ReadManifest(plan)
-    if not any(next(iter(reader.lines(path)), None) for path in files):
+    # every manifest opens and starts well (the rest is checked as the pipeline reads it)
+    firsts = [next(iter(reader.lines(path)), None) for path in files]
+    if not any(firsts):
         raise ManifestError(f"the manifests at {', '.join(map(repr, patterns))} list no URIs; nothing to do")
     return plan
 
@@ -160,6 +214,7 @@ class Entry:
     manifest: str  # the manifest's path or URI, as matched
     line: int  # line (or Parquet row) number, from 1
     error: str | None = None  # what is wrong with the line (error kind bad_manifest_line)
+    duplicates: int = 0  # other manifest lines naming the same URI (set by NewEntries)
 
     @property
     def dedup_key(self) -> str:
@@ -183,11 +238,15 @@ class ReadManifest(beam.DoFn):
         self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
 
     def lines(self, path: str):
-        """``(line number, uri, values, error)`` for each line that is not blank or a comment."""
+        """``(line number, uri, values, error)`` for each line that is not blank or a comment.
+        A manifest that cannot be read on (e.g. a truncated ``.gz``) raises :class:`ManifestError`."""
         fmt, compressed = manifest_format(path)
         reader = {"text": self._text, "csv": self._delimited, "tsv": self._delimited,
                   "jsonl": self._jsonl, "parquet": self._parquet}[fmt]
-        return reader(path, fmt, compressed)
+        try:
+            yield from reader(path, fmt, compressed)
+        except READ_ERRORS as exc:
+            raise _unreadable(path, exc) from None
 
     def process(self, path: str) -> Iterator[Entry]:
         for line, uri, values, error in self.lines(path):
@@ -283,7 +342,7 @@ def _new_entries(keyed):
     if done:
         beam.metrics.Metrics.counter(NAMESPACE, "already_done").inc()
         return
-    yield entry
+    yield dataclasses.replace(entry, duplicates=count - 1) if count > 1 else entry
 
 
 class ReadManifests(beam.PTransform):

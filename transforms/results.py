@@ -2,7 +2,7 @@
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
 ``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``,
-``source_manifest``, ``source_line``, ``scored_at``.
+``source_manifest``, ``source_line``, ``duplicates``, ``scored_at``.
 
 Each fact is written by the step that knows it: ``loader`` by the step that ran the loader,
 ``model`` by the model that produced the score (Beam's ``PredictionResult.model_id``),
@@ -31,6 +31,8 @@ RESULT_FIELDS = [
     pa.field("model", pa.string()),
     pa.field("source_manifest", pa.string()),
     pa.field("source_line", pa.int64()),
+    # other lines of this run's manifests that named the same URI (the row has the first's columns)
+    pa.field("duplicates", pa.int32()),
     pa.field("scored_at", pa.timestamp("us", tz="UTC")),
 ]
 RESERVED = {"uri", *(f.name for f in RESULT_FIELDS)}
@@ -47,7 +49,7 @@ def base_row(entry) -> dict:
     """A row for a manifest ``Entry`` with every result column empty; steps fill in what they learn."""
     row = {"uri": entry.uri, **entry.columns}
     row.update({f.name: None for f in RESULT_FIELDS})
-    row["source_manifest"], row["source_line"] = entry.manifest, entry.line
+    row["source_manifest"], row["source_line"], row["duplicates"] = entry.manifest, entry.line, entry.duplicates
     return row
 
 
@@ -68,5 +70,4 @@ def fail(row: dict, kind: str, message: str) -> dict:
 
 def bad_line(row: dict, message: str) -> dict:
     """The row of a malformed manifest line (its source columns say which)."""
-    name = row["source_manifest"].rsplit("/", 1)[-1]
-    return fail(row, BAD_MANIFEST_LINE, f"{name} line {row['source_line']}: {message}")
+    return fail(row, BAD_MANIFEST_LINE, f"{row['source_manifest']} line {row['source_line']}: {message}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -18,9 +19,10 @@ from .results import finish
 
 log = logging.getLogger(__name__)
 
-# One entry per model load, in ms, reported by the engine itself: the summary's model loads
-# (count) and load time (max) both come from it. Beam's own load_model_latency metric misses
-# loads made in another process (a model shared through ``model_sharing``).
+# One entry per model load, in ms, reported by the engine itself at its first batch: the
+# summary's model loads (count) and load time (max), and the "loaded" log line, all come from
+# it, so a model that never scored (nothing new to score) is in none of them. Beam's own
+# load_model_latency metric misses loads made in another process (``model_sharing``).
 MODEL_LOAD_MS = "model_load_ms"
 
 
@@ -47,14 +49,14 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         started = time.perf_counter()
         engine = make_engine(self._engine, **self._scorer_options)
         engine.load_seconds = time.perf_counter() - started
-        log.info("model %s (%s) loaded in %.1f s", engine.model_id, self._engine, engine.load_seconds)
         return engine
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
-        seconds = model.take_load_report()  # at the first batch, where metrics are live
-        if seconds is not None:
-            beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
         model_id = model.get_model_id()
+        seconds = model.take_load_report()  # at the first batch, where metrics are live
+        if seconds is not None:  # counted, timed and logged in one place, so the figures agree
+            beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
+            log.info("model %s (%s) loaded in %.1f s", model_id, self._engine, seconds)
         return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
@@ -69,36 +71,55 @@ def _decide(element, thresholds: Thresholds) -> dict:
     return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
 
 
-class ScoreImages(beam.PTransform):
-    """``Entry`` -> finished rows: read and preprocess (``LoadImage``), score in batches
-    (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
+class _Progress:
+    """Images finished in this worker process during one run (shared by its DoFn instances)."""
 
-    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds):
-        super().__init__()
-        self._load = load
-        self._handler = handler
-        self._thresholds = thresholds
+    WINDOW = 10.0  # seconds the current rate is measured over (rows come in batches)
 
-    def expand(self, entries):
-        images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
-        scored = (
-            images.images
-            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Decide" >> beam.Map(_decide, self._thresholds)
-        )
-        return (scored, images[ERRORS]) | "WithErrors" >> beam.Flatten()
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.done = 0
+        self.started = self.last_time = None
+        self.recent = collections.deque()  # (time, done), the last WINDOW seconds
+
+    def add(self, now: float) -> None:
+        if self.started is None:
+            self.started = self.last_time = now
+        self.done += 1
+        self.recent.append((now, self.done))
+        while now - self.recent[0][0] > self.WINDOW:
+            self.recent.popleft()
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """(images/s over the last WINDOW seconds, images/s since the first image)."""
+        average = self.done / max(now - self.started, 1e-3)
+        since, done_then = self.recent[0]
+        if now - since < 1.0:  # too short a window to mean anything
+            return average, average
+        return (self.done - done_then) / (now - since), average
 
 
 class CountOutcomes(beam.DoFn):
     """Finished rows pass through; decisions and errors by kind are counted, and progress is
-    logged per process."""
+    logged per process: a line every ``progress_every`` images, and at least every
+    ``progress_seconds`` while images come, with the rate over the last seconds and since the
+    first image.
 
-    _lock = threading.Lock()
-    _done = 0
-    _started = None
+    Applied to each branch of finished rows before they are flattened together, never after:
+    Beam's local runner materializes such a Flatten, so the step after it would see every row
+    only once all of them are scored (and progress would come at the very end)."""
 
-    def __init__(self, progress_every: int):
+    _runs: dict[str, _Progress] = {}
+    _runs_lock = threading.Lock()
+
+    def __init__(self, progress_every: int, run_id: str = "", progress_seconds: float = 10.0):
         self._every = progress_every
+        self._run_id = run_id  # progress is counted per run (a process may run several pipelines)
+        self._seconds = progress_seconds
+
+    def setup(self):
+        with CountOutcomes._runs_lock:
+            self._state = CountOutcomes._runs.setdefault(self._run_id, _Progress())
 
     def process(self, row):
         beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
@@ -108,11 +129,35 @@ class CountOutcomes(beam.DoFn):
         yield row
 
     def _progress(self):
-        cls = CountOutcomes
-        with cls._lock:
-            cls._started = cls._started or time.monotonic()
-            cls._done += 1
-            done = cls._done
-        if done % self._every == 0:
-            rate = done / max(time.monotonic() - cls._started, 1e-9)
-            log.info("progress: %d images done in this worker process (%.1f/s)", done, rate)
+        state, now = self._state, time.monotonic()
+        with state.lock:
+            state.add(now)
+            if state.done % self._every and now - state.last_time < self._seconds:
+                return
+            state.last_time = now
+            done, (current, average) = state.done, state.rates(now)
+        log.info("progress: %d images done in this worker process (%.1f/s over the last %.0f s, %.1f/s since "
+                 "its first image)", done, current, min(now - state.recent[0][0], _Progress.WINDOW), average)
+
+
+class ScoreImages(beam.PTransform):
+    """``Entry`` -> finished, counted rows: read and preprocess (``LoadImage``), score in
+    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
+
+    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes):
+        super().__init__()
+        self._load = load
+        self._handler = handler
+        self._thresholds = thresholds
+        self._count = count
+
+    def expand(self, entries):
+        images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
+        scored = (
+            images.images
+            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
+            | "Decide" >> beam.Map(_decide, self._thresholds)
+            | "CountScored" >> beam.ParDo(self._count)
+        )
+        failed = images[ERRORS] | "CountErrors" >> beam.ParDo(self._count)
+        return (scored, failed) | "WithErrors" >> beam.Flatten()

@@ -1,0 +1,218 @@
+"""The fast layer: the pipeline's logic (manifests, de-duplication, resume joins, partitions,
+content joins, error paths) on Beam's TestPipeline with ``assert_that``, and a fake engine whose
+score is a fixed function of the preprocessed array — no TensorFlow, seconds per test. The
+real model runs in test_pipeline.py and the others."""
+
+import io
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from apache_beam import Create, Map
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from nsfw_scan.model.runtime import Engine
+from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.pipeline.config import load_config
+from nsfw_scan.pipeline.run import build, run
+from nsfw_scan.transforms.earlier import done_key
+from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
+
+
+def configured_model_id() -> str:
+    """The id the configured (default) model gives its scores: the fake engine takes it, so
+    that content de-duplication treats its scores as the configured model's."""
+    from nsfw_scan.model.weights import WeightsSource, locate, model_id, weights_id
+
+    return model_id(weights_id(WeightsSource(), locate(WeightsSource())[1]))
+
+
+class FakeEngine(Engine):
+    """Scores an image by the mean of its preprocessed array: deterministic, instant."""
+
+    model_id = configured_model_id()
+    threads = 1
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return fake_score(batch)
+
+
+def fake_score(arrays: np.ndarray) -> np.ndarray:
+    return np.clip((np.asarray(arrays).mean(axis=(-3, -2, -1)) + 130) / 260, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def fake_engine(monkeypatch):
+    import nsfw_scan.model.engines as engines
+
+    monkeypatch.setattr(engines, "make_engine", lambda name, **options: FakeEngine())
+
+
+def pipeline():
+    # Beam's in-process runner (what DirectRunner uses for batch pipelines), never Prism
+    return BeamTestPipeline(runner="FnApiRunner")
+
+
+def png(path, colour, size=(40, 30)):
+    Image.new("RGB", size, colour).save(path, format="PNG")
+    return str(path)
+
+
+def expected_score(path) -> float:
+    with open(path, "rb") as f:
+        return float(fake_score(load_image(f.read()).array))
+
+
+@pytest.fixture
+def uploads(tmp_path):
+    """Images of different greys (so different fake scores) and the usual broken uploads."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    good = [png(folder / f"grey{v}.png", (v, v, v)) for v in (0, 60, 120, 180, 240)]
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not an image\n")
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, format="JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[:2000])
+    broken = {str(folder / "empty.jpg"): "empty", str(folder / "text.jpg"): "undecodable",
+              str(folder / "truncated.jpg"): "truncated", str(folder / "gone.jpg"): "not_found",
+              str(folder): "not_a_file"}
+    return good, broken
+
+
+def test_duplicates_first_line_wins_and_same_named_manifests_stay_apart(tmp_path, uploads):
+    good, _ = uploads
+    for day, ids in (("monday", "ab"), ("tuesday", "cd")):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "m.csv").write_text(
+            f"uri,id\n{good[0]},{ids[0]}\nmalformed\n{good[1]},{ids[1]}\n{good[0]},{ids[0]}-again\n")
+    monday, tuesday = str(tmp_path / "monday" / "m.csv"), str(tmp_path / "tuesday" / "m.csv")
+    plan = plan_manifests([str(tmp_path / "*" / "m.csv")])
+    with pipeline() as p:
+        entries = {"entries": p | ReadManifests(plan), "done": p | "NoneDone" >> Create([])} | NewEntries()
+        assert_that(entries | Map(lambda e: (e.uri, e.columns["id"], e.manifest, e.line, e.error, e.duplicates)),
+                    equal_to([
+            (good[0], "a", monday, 2, None, 3),  # four lines name it: the first by (manifest path, line)
+            (good[1], "b", monday, 4, None, 1),
+            (None, None, monday, 3, "expected 2 fields, got 1", 0),
+            (None, None, tuesday, 3, "expected 2 fields, got 1", 0),
+        ]))
+
+
+def test_resume_join_drops_what_earlier_runs_covered(tmp_path, uploads):
+    good, _ = uploads
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("uri,id\n" + "".join(f"{u},{i}\n" for i, u in enumerate(good)) + "malformed\n")
+    plan = plan_manifests([str(manifest)])
+    covered = [good[0], good[3], bad_line_key(str(manifest), 7), str(tmp_path / "only-in-an-earlier-run.png")]
+    with pipeline() as p:
+        done = p | "Done" >> Create(covered)
+        entries = {"entries": p | ReadManifests(plan), "done": done} | NewEntries()
+        assert_that(entries | Map(lambda e: e.uri), equal_to([good[1], good[2], good[4]]))
+
+
+def test_partitions_split_the_uris_exactly(tmp_path):
+    uris = [f"/uploads/{i}.jpg" for i in range(200)]
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("\n".join(uris + uris[:50]) + "\n")  # with duplicates
+    plan = plan_manifests([str(manifest)])
+    with pipeline() as p:
+        parts = [{"entries": p | f"Part{i}" >> ReadManifests(plan, partition=(i, 3)),
+                  "done": p | f"NoneDone{i}" >> Create([])} | f"New{i}" >> NewEntries() for i in range(3)]
+        for i, part in enumerate(parts):
+            assert_that(part | f"Count{i}" >> Map(lambda e: 1) | f"Sum{i}" >> _Sum(),
+                        lambda sums: None if sums[0] > 30 else pytest.fail("a part far too small"), label=f"Size{i}")
+        everything = parts | _Flatten() | Map(lambda e: e.uri)
+        assert_that(everything, equal_to(uris), label="EachUriInExactlyOnePart")
+
+
+def _Sum():
+    from apache_beam import CombineGlobally
+
+    return CombineGlobally(sum)
+
+
+def _Flatten():
+    from apache_beam import Flatten
+
+    return Flatten()
+
+
+def test_whole_graph_scores_and_error_paths(tmp_path, uploads):
+    good, broken = uploads
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("uri,id\n" + "".join(f"{u},{i}\n" for i, u in enumerate(good + list(broken)))
+                        + "only-one-field-missing-the-id\n")
+    plan = plan_manifests([str(manifest)])
+    config = load_config(None, {"batch": {"min_size": 1, "max_size": 3}, "decoding": {"threads": 2},
+                                "thresholds": {"safe_below": 0.45, "nsfw_from": 0.6}})
+    with pipeline() as p:
+        rows = build(p, plan, config, FakeEngine.model_id, str(tmp_path / "out" / "run-1"))
+        outcome = rows | Map(lambda r: (r["uri"], r["id"], r["decision"], r["error_kind"] or "",
+                                        None if r["score"] is None else round(r["score"], 5)))
+        expected = []
+        for i, uri in enumerate(good):
+            score = expected_score(uri)
+            decision = config.thresholds.decide(score)
+            expected.append((uri, str(i), decision, "", round(score, 5)))
+        expected += [(uri, str(len(good) + i), "error", kind, None) for i, (uri, kind) in enumerate(broken.items())]
+        expected.append((None, None, "error", "bad_manifest_line", None))
+        assert_that(outcome, equal_to(expected))
+    assert {d for _, _, d, _, _ in expected} >= {"safe", "review", "nsfw", "error"}  # every path taken
+    written = pq.read_table(tmp_path / "out").to_pylist()
+    assert len(written) == len(expected)
+    assert all(r["model"] == (FakeEngine.model_id if r["score"] is not None else None) for r in written)
+
+
+def test_content_joins_share_and_reuse_scores(tmp_path, uploads):
+    good, _ = uploads
+    copies = []
+    for i in range(3):  # one upload under three names
+        copies.append(str(tmp_path / f"copy{i}.png"))
+        shutil.copy(good[2], copies[-1])
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(copies + [good[0]]) + "\n")
+    first = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    assert first["content_duplicates"] == 2 and first["scored"] == 4 and first["model_loads"] == 1
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert len({rows[c]["score"] for c in copies}) == 1
+    assert rows[copies[0]]["score"] == pytest.approx(expected_score(good[2]))
+
+    later = str(tmp_path / "copy-late.png")  # the next night: known bytes under a new name
+    shutil.copy(good[2], later)
+    manifest.write_text(f"{later}\n{good[1]}\n")
+    second = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    assert second["content_reused"] == 1 and second["scored"] == 2 and second["already_done"] == 0
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert rows[later]["score"] == rows[copies[0]]["score"] and len(rows) == 6
+
+
+def test_reruns_resume_rescore_errors_and_force(tmp_path, uploads):
+    good, broken = uploads
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    missing = str(tmp_path / "late.png")
+    manifest.write_text("\n".join(good[:3] + [missing]) + "\n")
+    assert run(["--manifest", str(manifest), "--output", str(out)])["errors"] == 1
+    manifest.write_text("\n".join(good + [missing]) + "\n")
+    grown = run(["--manifest", str(manifest), "--output", str(out)])
+    assert grown["already_done"] == 4 and grown["scored"] == 2 and grown["errors"] == 0
+    png(missing, (30, 30, 30))  # the upload arrives
+    again = run(["--manifest", str(manifest), "--output", str(out), "--rescore-errors"])
+    assert again["scored"] == 1 and again["already_done"] == 5
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 6 and all(r["error"] is None for r in rows)
+    forced = run(["--manifest", str(manifest), "--output", str(out), "--force"])
+    assert forced["scored"] == 6 and len(list(out.glob("run-*"))) == 1
+
+
+def test_earlier_bad_line_rows_map_back_to_their_key():
+    path = "/data/2026: nightly/m.csv"  # colons and spaces in a manifest's path
+    row = {"uri": None, "error_kind": "bad_manifest_line", "source_manifest": path, "source_line": 12}
+    assert list(done_key(row, rescore_errors=False)) == [bad_line_key(path, 12)]
+    failed = {"uri": "/a.png", "error_kind": "not_found", "source_manifest": path, "source_line": 3}
+    assert list(done_key(failed, rescore_errors=True)) == []
+    assert list(done_key(failed, rescore_errors=False)) == ["/a.png"]
