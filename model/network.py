@@ -82,7 +82,7 @@ def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
     return layers.ReLU(name=f"relu_{name}")(y)
 
 
-PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.runtime.PRECISIONS -> Keras policy
 
 
 def build_resnet50_thin(precision: str = "float32") -> keras.Model:
@@ -91,7 +91,7 @@ def build_resnet50_thin(precision: str = "float32") -> keras.Model:
     ``precision="bfloat16"`` computes the convolutions in bfloat16 (weights kept in float32),
     the classifier and softmax in float32: faster on CPUs with AVX512-BF16/AMX, not exact."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISIONS[precision])
+    keras.config.set_dtype_policy(DTYPE_POLICIES[precision])
     try:
         return _build()
     finally:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 
+# The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
+# convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
+# that checking a setting does not import TensorFlow.
+PRECISIONS = ("float32", "bfloat16")
+
 
 def cpu_threads() -> int:
     """The cores this process may run on (what the engines and the decoding pool size to)."""

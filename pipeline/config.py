@@ -16,7 +16,7 @@ import yaml
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES
-from ..model.network import PRECISIONS
+from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..model.engines import ENGINES
-from ..model.network import PRECISIONS
+from ..model.runtime import PRECISIONS
 from ..model.preprocess import LOADERS
 from ..model.weights import READERS
 from .config import Config, load_config
