@@ -69,6 +69,8 @@ def _embedded_ipv4(ip):
 def is_blocked(ip) -> bool:
     """Not a public unicast address: loopback, private, link-local, multicast, reserved,
     unspecified, shared (100.64/10), documentation, ...; IPv6 carrying such an IPv4 too."""
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is the IPv4 address itself
+        return is_blocked(ip.ipv4_mapped)
     embedded = _embedded_ipv4(ip)
     if embedded is not None and is_blocked(embedded):
         return True

@@ -46,7 +46,7 @@ def _client(timeout_s: float, connections: int):
                 verify=s3.s3_verify, endpoint_url=s3.s3_endpoint_url, aws_access_key_id=s3.s3_access_key_id,
                 aws_secret_access_key=s3.s3_secret_access_key, aws_session_token=s3.s3_session_token,
                 config=Config(connect_timeout=timeout_s, read_timeout=timeout_s, max_pool_connections=connections,
-                              retries={"max_attempts": 1, "mode": "standard"}))
+                              retries={"total_max_attempts": 1, "mode": "standard"}))
         return _clients[key]
 
 
