@@ -40,7 +40,7 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class Decoding:
-    """Reading and decoding ahead of the model, in a pool of threads per worker process."""
+    """Decoding ahead of the model, in a pool of threads per worker process (reading has its own, ``Reading``)."""
 
     threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size

@@ -219,3 +219,11 @@ def s3_flags(endpoint: str) -> list[str]:
     """Beam's S3 options for an endpoint (what ``FileSystems.set_options`` takes)."""
     return [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=testing", "--s3_secret_access_key=testing",
             "--s3_region_name=us-east-1"]
+
+
+if __name__ == "__main__":  # a latency proxy for benchmarks/remote_read.py: faults.py UPSTREAM_PORT DELAY_MS
+    import sys
+
+    with FaultServer(upstream=("127.0.0.1", int(sys.argv[1])), delay_s=float(sys.argv[2]) / 1000) as proxy:
+        print(proxy.port, flush=True)
+        threading.Event().wait()

@@ -19,7 +19,9 @@ from PIL import Image
 
 from faults import Fault, FaultServer, MotoS3, s3_flags
 from nsfw_scan.model.preprocess import ImageError
-from nsfw_scan.transforms.httpfs import HttpSettings, is_blocked
+from nsfw_scan.pipeline.config import ConfigError, load_config
+from nsfw_scan.transforms.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
+from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
 from nsfw_scan.transforms.read import ReadPolicy, read_bytes
 
 LOOPBACK = ("127.0.0.0/8",)
@@ -190,6 +192,40 @@ def test_unsupported_scheme_names_the_right_fix():
         read_bytes("ftp://example.com/a.jpg", LIMIT)
     assert ftp.value.kind == "unsupported_scheme" and "[gcp]" not in ftp.value.message
     assert "https://" in ftp.value.message
+
+
+def test_beam_filesystems_open_http_with_the_guard_on(web):
+    with pytest.raises(BlockedAddress):
+        FileSystems.open(web.url("/a.jpg"))
+    assert web.requests["/a.jpg"] == 0
+
+
+def test_manifest_over_http(web, monkeypatch):
+    monkeypatch.setattr(HttpFileSystem, "settings", HttpSettings(LOOPBACK))
+    web.files["/lists/today.txt"] = b"# uploads\n../a.jpg\nhttps://cdn.example/b.jpg\n"
+    plan = plan_manifests([web.url("/lists/today.txt")])
+    assert plan.files == (web.url("/lists/today.txt"),)
+    uris = [uri for _, uri, _, _ in ReadManifest(plan).lines(plan.files[0])]
+    assert [resolve(u, plan.files[0]) for u in uris] == [web.url("/a.jpg"), "https://cdn.example/b.jpg"]
+
+
+@pytest.mark.parametrize("text", ["reading:\n  attempts: 0\n", "reading:\n  timeout_s: 0\n",
+                                  "reading:\n  threads: -1\n", "http:\n  allow_networks: [intranet]\n",
+                                  "http:\n  allow_networks: 10.0.0.0/8\n", "http:\n  max_redirects: -1\n"])
+def test_bad_reading_config_is_refused(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(str(path))
+
+
+def test_reading_config_reaches_the_read_policy(tmp_path):
+    path = tmp_path / "intranet.yaml"
+    path.write_text("reading:\n  attempts: 2\n  timeout_s: 5\nhttp:\n  allow_networks: [10.20.0.0/16]\n  timeout_s: 3\n")
+    policy = load_config(str(path)).read_policy()
+    assert (policy.attempts, policy.timeout_s, policy.http.timeout_s) == (2, 5.0, 3.0)
+    assert policy.http.allow_networks == ("10.20.0.0/16",)
+    assert load_config(None).read_policy().http.allow_networks == ()
 
 
 @pytest.mark.slow
