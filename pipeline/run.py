@@ -61,12 +61,13 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
     entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
-    load = LoadImage(*reading, decode_threads=config.decoding.threads,
-                     ahead=config.decoding.ahead or config.batch.max_size, read_policy=config.read_policy(),
-                     read_threads=config.reading.threads, max_bytes_in_flight=config.reading.max_bytes_in_flight)
+    ahead, policy, read_threads = config.decoding.ahead or config.batch.max_size, config.read_policy(), config.reading.threads
+    load = LoadImage(*reading, decode_threads=config.decoding.threads, ahead=ahead, read_policy=policy,
+                     read_threads=read_threads, max_bytes_in_flight=config.reading.max_bytes_in_flight)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
-        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading, config.read_policy())).with_outputs(ERRORS, main="hashed")
+        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading, policy, read_threads, ahead)).with_outputs(
+            ERRORS, main="hashed")
         scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
         content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
         images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")

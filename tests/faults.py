@@ -42,7 +42,7 @@ class FaultServer:
     instead (a proxy). ``delay_s``: added before every answer (latency)."""
 
     def __init__(self, files: dict[str, bytes] | None = None, upstream: tuple[str, int] | None = None,
-                 host: str = "127.0.0.1", slow_s: float = 5.0, delay_s: float = 0.0):
+                 host: str = "127.0.0.1", slow_s: float = 5.0, delay_s: float = 0.0, tls=None):
         self.files = dict(files or {})
         self.upstream = upstream
         self.faults: dict[str, Fault] = {}
@@ -52,11 +52,14 @@ class FaultServer:
         self.delay_s = delay_s
         self._lock = threading.Lock()
         self._server = _Server((host, 0), self._handler())
+        if tls is not None:  # an ssl.SSLContext: serve https
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def __enter__(self):
         self._thread.start()
@@ -213,6 +216,33 @@ class MotoS3:
     def put(self, key: str, data: bytes) -> str:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         return f"s3://{self.bucket}/{key}"
+
+
+def tls_files(directory, name: str) -> tuple[str, str]:
+    """A self-signed certificate for the host ``name`` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = f"{directory}/{name}.pem", f"{directory}/{name}.key"
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 def s3_flags(endpoint: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import socket
+import ssl
 import time
 
 import numpy as np
@@ -17,9 +18,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
-from faults import Fault, FaultServer, MotoS3, s3_flags
+from faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 from nsfw_scan.model.preprocess import ImageError
 from nsfw_scan.pipeline.config import ConfigError, load_config
+from nsfw_scan.transforms import httpfs
 from nsfw_scan.transforms.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
 from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
 from nsfw_scan.transforms.read import ReadPolicy, read_bytes
@@ -173,6 +175,26 @@ def test_connects_to_the_address_it_checked(web, monkeypatch):
         assert outcome(f"http://uploads.example:{web.port}/a.jpg", web.files["/a.jpg"], narrow) == "ok"
         assert web.headers["/a.jpg"]["Host"] == f"uploads.example:{web.port}"
         assert other.requests["/a.jpg"] == 0
+
+
+def test_https_checks_the_certificate_against_the_url_host(tmp_path, monkeypatch):
+    """TLS goes to the pinned address but verifies the URL's host name; an untrusted
+    certificate is a permanent read_error (not retried)."""
+    cert, key = tls_files(tmp_path, "uploads.example")
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: real(
+        "127.0.0.1" if host == "uploads.example" else host, port, *a, **k))
+    with FaultServer({"/a.jpg": photo(4)}, tls=served) as server:
+        url = f"https://uploads.example:{server.port}/a.jpg"
+        untrusted = outcome(url, b"")
+        assert untrusted == "read_error" and server.requests["/a.jpg"] == 0
+        trusting = ssl.create_default_context(cafile=cert)
+        monkeypatch.setattr(httpfs, "_TLS", trusting)
+        assert outcome(url, server.files["/a.jpg"]) == "ok"
+        assert outcome(f"https://127.0.0.1:{server.port}/a.jpg", b"") == "read_error"  # name mismatch
+        assert server.requests["/a.jpg"] == 1
 
 
 @pytest.mark.parametrize("address, blocked", [

@@ -95,7 +95,54 @@ def _failed(row: dict, error: str):
     return beam.pvalue.TaggedOutput(ERRORS, finish(row, decision="error", error=error))
 
 
-class LoadImage(_ReadsFiles):
+class _ReadsAhead(_ReadsFiles):
+    """Hands each element to a pool (``_submit``) and emits the results in order, once
+    ``ahead`` newer elements have been handed over (the rest at the end of the bundle)."""
+
+    _ahead = 64
+
+    def start_bundle(self):
+        self._pending = collections.deque()
+
+    def process(self, element, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        future = self._submit(element)
+        if future is None:
+            yield from self._emit(self._now(element))
+            return
+        self._pending.append((future, timestamp, window))
+        while len(self._pending) > self._ahead:
+            yield from self._emit_oldest()
+
+    def finish_bundle(self):
+        while self._pending:
+            yield from self._emit_oldest()
+
+    def _emit_oldest(self):
+        future, timestamp, window = self._pending.popleft()
+        result = future.result()
+        if isinstance(result, Future):  # read, then handed to a decoding thread
+            result = result.result()
+        for output in self._emit(result):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
+            else:
+                yield WindowedValue(output, timestamp, (window,))
+
+    def _read(self, element, budget: ByteBudget | None = None) -> tuple[dict, bytes | str]:
+        """``(row, bytes)`` or ``(row, error message)``."""
+        if isinstance(element, Entry):
+            row = self._row(element)
+            if element.error:
+                return row, element.error
+        else:
+            row = dict(element)
+        try:
+            return row, self._read_into(row, budget)
+        except ImageError as exc:
+            return row, str(exc)
+
+
+class LoadImage(_ReadsAhead):
     """``Entry`` (or a row from ``HashFile``) -> ``(row, array)`` on the main output, or a
     finished error row on ``errors``.
 
@@ -121,42 +168,19 @@ class LoadImage(_ReadsFiles):
         self._readers = read_pool(self._read_threads) if self._pool else None
         self._budget = byte_budget(self._max_in_flight) if self._readers else None
 
-    def start_bundle(self):
-        self._pending = collections.deque()
-
-    def process(self, element, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+    def _submit(self, element) -> Future | None:
         if self._pool is None:
-            yield from self._emit(self._load(element))
-            return
+            return None
         if self._readers is None:
-            future = self._pool.submit(self._load, element)
-        else:
-            future = self._readers.submit(self._read_then_decode, element)
-        self._pending.append((future, timestamp, window))
-        while len(self._pending) > self._ahead:
-            yield from self._emit_oldest()
-
-    def finish_bundle(self):
-        while self._pending:
-            yield from self._emit_oldest()
-
-    def _emit_oldest(self):
-        future, timestamp, window = self._pending.popleft()
-        loaded = future.result()
-        if isinstance(loaded, Future):  # read, then handed to a decoding thread
-            loaded = loaded.result()
-        for output in self._emit(loaded):
-            if isinstance(output, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
-            else:
-                yield WindowedValue(output, timestamp, (window,))
+            return self._pool.submit(self._now, element)
+        return self._readers.submit(self._read_then_decode, element)
 
     def _emit(self, loaded: tuple[dict, np.ndarray | str]):
         row, result = loaded
         self._count(row)
         yield _failed(row, result) if isinstance(result, str) else (row, result)
 
-    def _load(self, element) -> tuple[dict, np.ndarray | str]:
+    def _now(self, element) -> tuple[dict, np.ndarray | str]:
         """``(row, array)``, or ``(row, error message)``; reads and decodes in this thread."""
         row, data = self._read(element)
         return (row, data) if isinstance(data, str) else self._decode(row, data)
@@ -167,18 +191,6 @@ class LoadImage(_ReadsFiles):
         if isinstance(data, str):
             return row, data
         return self._pool.submit(self._decode_counted, row, data)
-
-    def _read(self, element, budget: ByteBudget | None = None) -> tuple[dict, bytes | str]:
-        if isinstance(element, Entry):
-            row = self._row(element)
-            if element.error:
-                return row, element.error
-        else:
-            row = dict(element)
-        try:
-            return row, self._read_into(row, budget)
-        except ImageError as exc:
-            return row, str(exc)
 
     def _decode_counted(self, row: dict, data: bytes) -> tuple[dict, np.ndarray | str]:
         try:
@@ -195,20 +207,29 @@ class LoadImage(_ReadsFiles):
         return row, image.array
 
 
-class HashFile(_ReadsFiles):
+class HashFile(_ReadsAhead):
     """``Entry`` -> ``(sha256, row)`` without decoding (for content de-duplication), or a
-    finished error row on ``errors``."""
+    finished error row on ``errors``. ``read_threads``: reads overlap in the process's reading
+    pool, ``ahead`` of them per DoFn instance (0 threads: read in the worker thread)."""
 
-    def process(self, entry: Entry):
-        row = self._row(entry)
-        if entry.error:
-            yield _failed(row, entry.error)
-            return
-        try:
-            self._read_into(row)
-        except ImageError as exc:
-            yield _failed(row, str(exc))
-            return
-        finally:
-            self._count(row)
-        yield row["sha256"], row
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str,
+                 read_policy: ReadPolicy = ReadPolicy(), read_threads: int = 0, ahead: int = 64):
+        super().__init__(loader, max_bytes, max_pixels, model_id, read_policy)
+        self._read_threads = read_threads
+        self._ahead = ahead
+
+    def setup(self):
+        super().setup()
+        self._readers = read_pool(self._read_threads)
+
+    def _submit(self, element) -> Future | None:
+        return self._readers.submit(self._now, element) if self._readers else None
+
+    def _now(self, entry: Entry) -> tuple[dict, str | None]:
+        row, data = self._read(entry)  # the bytes are dropped here: only the hash travels
+        return row, data if isinstance(data, str) else None
+
+    def _emit(self, hashed: tuple[dict, str | None]):
+        row, error = hashed
+        self._count(row)
+        yield _failed(row, error) if error else (row["sha256"], row)
