@@ -123,14 +123,16 @@ _TLS = ssl.create_default_context()
 class HttpBody(io.RawIOBase):
     """A response body as a raw stream: each ``read`` is at most one socket read, which may
     take no longer than what is left of ``deadline`` (so a server that sends a byte now and
-    then cannot stretch the answer); a body shorter than its Content-Length raises
-    :class:`IncompleteBody`. ``size``: the Content-Length, or None."""
+    then cannot stretch the answer), or with no deadline (a long manifest) ``read_timeout``;
+    a body shorter than its Content-Length raises :class:`IncompleteBody`. ``size``: the
+    Content-Length, or None."""
 
-    def __init__(self, connection, response, url: str, deadline: float):
+    def __init__(self, connection, response, url: str, deadline: float | None, read_timeout: float):
         self._connection = connection
         self._response = response
         self.url = url
         self._deadline = deadline
+        self._read_timeout = read_timeout
         self.size = response.length  # None for chunked or close-delimited bodies
         self._received = 0
 
@@ -138,7 +140,7 @@ class HttpBody(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        left = self._deadline - time.monotonic()
+        left = self._read_timeout if self._deadline is None else self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"{self.url}: the answer took longer than its timeout")
         if self._connection.sock is not None:
@@ -158,8 +160,10 @@ class HttpBody(io.RawIOBase):
         super().close()
 
 
-def open_url(url: str, settings: HttpSettings = HttpSettings()) -> HttpBody:
-    """GET ``url`` (following redirects, each one checked by the guard) and return the body."""
+def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_timeout: bool = True) -> HttpBody:
+    """GET ``url`` (following redirects, each one checked by the guard) and return the body.
+    ``settings.timeout_s`` bounds the whole answer, or with ``whole_answer_timeout=False``
+    the answer's headers and then each read of the body."""
     deadline = time.monotonic() + settings.timeout_s
     for _ in range(settings.max_redirects + 1):
         parts = urllib.parse.urlsplit(url)
@@ -179,7 +183,7 @@ def open_url(url: str, settings: HttpSettings = HttpSettings()) -> HttpBody:
             connection.close()
             raise
         if response.status == 200:
-            return HttpBody(connection, response, url, deadline)
+            return HttpBody(connection, response, url, deadline if whole_answer_timeout else None, settings.timeout_s)
         location = response.getheader("Location")
         response.close()
         connection.close()
@@ -202,7 +206,7 @@ class HttpFileSystem(FileSystem):
         return "http"
 
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
-        body = io.BufferedReader(open_url(path, self.settings))
+        body = io.BufferedReader(open_url(path, self.settings, whole_answer_timeout=False))
         compression_type = FileSystem._get_compression_type(path, compression_type)
         if compression_type == CompressionTypes.UNCOMPRESSED:
             return body
