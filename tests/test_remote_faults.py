@@ -302,3 +302,22 @@ def test_job_over_faulty_servers_one_row_per_uri_with_the_right_scores(tmp_path,
             assert row[uri]["sha256"] == row[local[same_as]]["sha256"]
     assert s3.requests["/uploads/job/p5.jpg"] == 4  # always failing: every attempt, then one row
     assert s3.requests["/uploads/job/p1.jpg"] == 3
+
+
+def test_score_command_reads_urls_with_the_configured_guard(tmp_path, web):
+    """``nsfw-scan score`` in its own process: the URL (refused by default, see above) is
+    scored like its local copy once the config opens loopback; a 503 on the way is retried."""
+    import json
+
+    from cli import nsfw_scan
+
+    copy = tmp_path / "a.jpg"
+    copy.write_bytes(web.files["/a.jpg"])
+    config = tmp_path / "loopback.yaml"
+    config.write_text("reading:\n  backoff_s: 0.02\nhttp:\n  allow_networks: ['127.0.0.0/8']\n")
+    web.faults["/a.jpg"] = Fault(503, 1)
+    opened = nsfw_scan("score", "--config", config, web.url("/a.jpg"), copy)
+    assert opened.returncode == 0, opened.stderr
+    url_line, local_line = map(json.loads, opened.stdout.splitlines())
+    assert url_line["error"] is None and url_line["score"] == local_line["score"]
+    assert web.requests["/a.jpg"] == 2
