@@ -202,7 +202,7 @@ def test_https_checks_the_certificate_against_the_url_host(tmp_path, monkeypatch
     ("127.0.0.1", True), ("0.0.0.0", True), ("100.64.0.1", True), ("224.0.0.1", True),
     ("240.0.0.1", True), ("255.255.255.255", True), ("::1", True), ("::", True), ("fe80::1", True),
     ("fc00::1", True), ("ff02::1", True), ("::ffff:10.0.0.1", True), ("::ffff:169.254.169.254", True),
-    ("2002:a00:1::", True), ("2001:db8::1", True),
+    ("2002:a00:1::", True), ("2001:db8::1", True), ("64:ff9b::a9fe:a9fe", True), ("64:ff9b::808:808", False),
     ("8.8.8.8", False), ("151.101.1.140", False), ("2606:4700:4700::1111", False), ("::ffff:8.8.8.8", False),
 ])
 def test_address_classes(address, blocked):

@@ -59,9 +59,14 @@ class IncompleteBody(ConnectionError):
     """The connection ended before the body's Content-Length was received."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # a NAT64 gateway forwards these to the IPv4 address inside
+
+
 def _embedded_ipv4(ip):
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client), if any."""
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo client), if any."""
     if ip.version == 6:
+        if ip in NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         return ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
     return None
 
@@ -69,8 +74,8 @@ def _embedded_ipv4(ip):
 def is_blocked(ip) -> bool:
     """Not a public unicast address: loopback, private, link-local, multicast, reserved,
     unspecified, shared (100.64/10), documentation, ...; IPv6 carrying such an IPv4 too."""
-    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is the IPv4 address itself
-        return is_blocked(ip.ipv4_mapped)
+    if ip.version == 6 and (ip.ipv4_mapped or ip in NAT64):  # these reach the IPv4 address itself
+        return is_blocked(_embedded_ipv4(ip))
     embedded = _embedded_ipv4(ip)
     if embedded is not None and is_blocked(embedded):
         return True
