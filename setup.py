@@ -42,7 +42,8 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.70,<3"],
         "aws": ["apache-beam[aws]>=2.70,<3"],
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        # moto's S3 server (and boto3) for the fault-injection tests of remote reads
+        "test": ["pytest>=8", "hypothesis>=6.100", "moto[server]>=5", "apache-beam[aws]>=2.70,<3"],
     },
     entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import ipaddress
 from typing import Any
 
 import yaml
@@ -18,6 +19,8 @@ from ..model.decision import Thresholds
 from ..model.engines import ENGINES
 from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
+from ..transforms.httpfs import HttpSettings
+from ..transforms.read import ReadPolicy
 
 
 class ConfigError(ValueError):
@@ -38,10 +41,31 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class Decoding:
-    """Reading and decoding ahead of the model, in a pool of threads per worker process."""
+    """Decoding ahead of the model, in a pool of threads per worker process (reading has its own, ``Reading``)."""
 
     threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """Reading images' bytes: concurrency per worker process, retries and timeouts."""
+
+    threads: int = 32  # reading threads per worker process; 0: read in the decoding thread
+    max_bytes_in_flight: int = 256 << 20  # read but not yet decoded, per worker process
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_wait_s: float = 20.0
+    timeout_s: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Http:
+    """``http://`` and ``https://`` image URLs (see ``transforms/httpfs.py``)."""
+
+    allow_networks: tuple = ()
+    timeout_s: float = 30.0
+    max_redirects: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +110,8 @@ class Config:
     batch: Batch = Batch()
     limits: Limits = Limits()
     decoding: Decoding = Decoding()
+    reading: Reading = Reading()
+    http: Http = Http()
     weights: Weights = Weights()
     manifest: Manifest = Manifest()
     progress_every: int = 1000
@@ -104,6 +130,12 @@ class Config:
             options["precision"] = self.tensorflow.precision
             options["parallel_batches"] = self.tensorflow.parallel_batches
         return options
+
+    def read_policy(self) -> ReadPolicy:
+        """Retries, timeouts and the http(s) address guard for ``transforms.read.read_bytes``."""
+        r = self.reading
+        http = HttpSettings(tuple(self.http.allow_networks), self.http.timeout_s, self.http.max_redirects)
+        return ReadPolicy(r.attempts, r.backoff_s, r.max_wait_s, r.timeout_s, max(64, r.threads), http)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""
@@ -129,6 +161,16 @@ class Config:
             fail("limits", "max_bytes and max_pixels must be positive")
         if (self.decoding.threads or 0) < 0 or (self.decoding.ahead is not None and self.decoding.ahead < 1):
             fail("decoding", "threads must be null or 0 or more, ahead null or 1 or more")
+        r = self.reading
+        if r.threads < 0 or r.max_bytes_in_flight < 1 or r.attempts < 1 or min(r.backoff_s, r.max_wait_s) < 0 or r.timeout_s <= 0:
+            fail("reading", "need threads >= 0, max_bytes_in_flight >= 1, attempts >= 1, backoff_s and max_wait_s >= 0, timeout_s > 0")
+        if self.http.timeout_s <= 0 or self.http.max_redirects < 0:
+            fail("http", "need timeout_s > 0 and max_redirects >= 0")
+        for cidr in self.http.allow_networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (TypeError, ValueError):
+                fail("http.allow_networks", f"{cidr!r} is not a network like 10.0.0.0/8 or fd00::/8")
         if self.weights.kind not in READERS:
             fail("weights.kind", f"{self.weights.kind!r} is not one of {sorted(READERS)}")
         if self.weights.kind != "onnx" and not self.weights.path:
@@ -151,7 +193,7 @@ class Config:
 
 
 def _typecheck(value, annotation: str, key: str, origin: str):
-    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict,
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict, "tuple": (list, tuple),
                 "str | None": (str, type(None)), "int | None": (int, type(None))}
     wanted = expected.get(annotation)
     if wanted is None:
@@ -160,7 +202,7 @@ def _typecheck(value, annotation: str, key: str, origin: str):
         raise ConfigError(f"{origin}: {key}: expected a number, got {value!r}")
     if not isinstance(value, wanted):
         raise ConfigError(f"{origin}: {key}: expected {annotation}, got {value!r}")
-    return float(value) if annotation == "float" else value
+    return float(value) if annotation == "float" else tuple(value) if annotation == "tuple" else value
 
 
 def _merge(obj, overrides: dict[str, Any], origin: str, prefix: str = ""):

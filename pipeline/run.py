@@ -60,8 +60,9 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
-    load = LoadImage(*reading, decode_threads=config.decoding.threads,
-                     ahead=config.decoding.ahead or config.batch.max_size)
+    ahead, policy, read_threads = config.decoding.ahead or config.batch.max_size, config.read_policy(), config.reading.threads
+    load = LoadImage(*reading, decode_threads=config.decoding.threads, ahead=ahead, read_policy=policy,
+                     read_threads=read_threads, max_bytes_in_flight=config.reading.max_bytes_in_flight)
     count = CountOutcomes(config.progress_every, run_id=results_dir)
     score = ScoreImages(load, handler, config.thresholds, count)
 
@@ -73,7 +74,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader),
-        } | "ContentDedup" >> ContentDedup(HashFile(*reading), score, count, config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(*reading, policy, read_threads, ahead), score, count,
+                                           config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
     rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))

@@ -37,7 +37,7 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
     def load(path: str) -> tuple[FileResult, np.ndarray | None]:
         result = FileResult(path)
         try:
-            data = read_bytes(path, config.limits.max_bytes)
+            data = read_bytes(path, config.limits.max_bytes, config.read_policy())
             return result, load_image(data, config.loader, config.limits.max_pixels).array
         except ImageError as exc:
             result.error_kind, result.error = exc.kind, str(exc)

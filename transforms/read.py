@@ -1,40 +1,189 @@
-"""Reading one image's bytes from any filesystem Beam knows (local, gs://, s3://, hdfs://, ...)."""
+"""Reading one image's bytes from any filesystem Beam knows (local, gs://, s3://, http(s)://, ...).
+
+Remote reads fail for a moment now and then (503 SlowDown, connection resets, bodies cut
+short) and some never answer. :func:`read_bytes` tries each read up to ``attempts`` times,
+waiting with jittered exponential backoff (``backoff_s``, doubling) but never more than
+``max_wait_s`` in all, and only for transient failures: 408, 429 and 5xx answers, resets and
+refused connections, timeouts and bodies shorter than their Content-Length. Permanent answers
+(404, 403, a refused address, a file over the byte limit) end the read at once. Each try has a
+timeout (``timeout_s``: connecting, every socket read, and the whole answer); after the last
+try the error kind says what happened (``timeout``, ``read_error``, ...).
+
+``s3://`` images are read with one GET each (``transforms/s3read.py``), ``http(s)://`` by
+``transforms/httpfs.py`` (which also registers those schemes with Beam's ``FileSystems``), and
+everything else through ``FileSystems.open``.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import http.client
+import random
+import threading
+import time
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from ..model.preprocess import ImageError
+from . import s3read
+from .httpfs import BlockedAddress, HttpSettings, HttpStatusError, open_url
+
+CHUNK = 1 << 20
+EXTRAS = {"gs": "gcp", "s3": "aws"}  # schemes whose Beam filesystem comes with an nsfw-scan extra
 
 
-def read_bytes(uri: str, max_bytes: int) -> bytes:
-    """The file's bytes, as stored (never decompressed); failures are :class:`ImageError`."""
-    try:
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise ImageError("not_found", "no such file") from None
-    except IsADirectoryError:
-        raise ImageError("not_a_file", "the path is a directory") from None
-    except ValueError as exc:
-        if "Unable to get filesystem" not in str(exc):
-            raise ImageError("read_error", f"{type(exc).__name__}: {exc}"[:300]) from None
-        scheme = uri.split("://", 1)[0] if "://" in uri else uri
-        raise ImageError(
-            "unsupported_scheme",
-            f"no Beam filesystem for {scheme!r}; install its extra, e.g. pip install 'nsfw-scan[gcp]' or 'nsfw-scan[aws]'",
-        ) from None
-    except Exception as exc:  # each remote filesystem raises its own types
+@dataclasses.dataclass(frozen=True)
+class ReadPolicy:
+    """How hard to try a remote read (see the module's docstring); local files are read once."""
+
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_wait_s: float = 20.0
+    timeout_s: float = 30.0  # s3:// and other remote schemes; http(s) uses http.timeout_s
+    connections: int = 64  # per-process connection pool of the S3 client (at least the read threads)
+    http: HttpSettings = HttpSettings()
+
+
+class ByteBudget:
+    """Bytes of read-but-not-yet-decoded images a process holds at once: ``acquire`` waits
+    until they fit under ``limit`` (one image always fits, however large)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self._changed:
+            self.used -= n
+            self._changed.notify_all()
+
+
+def _failure(exc: Exception, uri: str) -> tuple[ImageError, bool]:
+    """The error row's kind and message for ``exc``, and whether another try may succeed."""
+    text = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, ImageError):
+        return exc, False
+    if isinstance(exc, BlockedAddress):
+        return ImageError("blocked_address", str(exc)[:300]), False
+    if isinstance(exc, FileNotFoundError):
+        return ImageError("not_found", "no such file"), False
+    if isinstance(exc, IsADirectoryError):
+        return ImageError("not_a_file", "the path is a directory"), False
+    if isinstance(exc, TimeoutError):  # socket timeouts included
+        return ImageError("timeout", str(exc)[:300] or "no answer within the timeout"), True
+    if isinstance(exc, HttpStatusError):
+        return ImageError("read_error", str(exc)[:300]), exc.transient
+    if isinstance(exc, (ConnectionError, http.client.HTTPException)):  # resets, refusals, short bodies
+        return ImageError("read_error", text), True
+    if isinstance(exc, ValueError) and "Unable to get filesystem" in str(exc):
+        return _unsupported(uri), False
+    code = getattr(exc, "code", None)  # google.api_core's errors and others carry the HTTP status
+    if isinstance(code, int) and code == 404:
+        return ImageError("not_found", "no such file"), False
+    if isinstance(code, int) and (code in (408, 429) or code >= 500):
+        return ImageError("read_error", text), True
+    return ImageError("read_error", text), False
+
+
+def _unsupported(uri: str) -> ImageError:
+    scheme = FileSystems.get_scheme(uri) or uri
+    if scheme in EXTRAS:
+        hint = f"install its extra: pip install 'nsfw-scan[{EXTRAS[scheme]}]'"
+    else:
+        hint = "nsfw-scan reads local paths, gs://, s3://, http:// and https://, and any scheme of an installed Beam filesystem"
+    return ImageError("unsupported_scheme", f"no Beam filesystem for {scheme!r}; {hint}")
+
+
+def _open(uri: str, policy: ReadPolicy):
+    scheme = FileSystems.get_scheme(uri)
+    if scheme in ("http", "https"):
+        return open_url(uri, policy.http), True
+    if scheme == "s3":
         try:
-            exists = FileSystems.exists(uri)
-        except Exception:
-            exists = True
-        if not exists:
-            raise ImageError("not_found", "no such file") from None
-        raise ImageError("read_error", f"{type(exc).__name__}: {exc}"[:300]) from None
-    if len(data) > max_bytes:
-        raise ImageError("too_large", f"the file is larger than the limit of {max_bytes} bytes")
-    if not data:
-        raise ImageError("empty", "the file has no bytes")
-    return data
+            return s3read.open_object(uri, policy.timeout_s, policy.connections), True
+        except ImportError:
+            raise _unsupported(uri) from None
+    return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED), scheme not in (None, "file")
+
+
+def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, budget: ByteBudget | None) -> bytes:
+    started = time.monotonic()
+    reserved = 0
+    try:
+        f, remote = _open(uri, policy)
+        with f:
+            size = getattr(f, "size", None)
+            if isinstance(size, int) and size > max_bytes:
+                raise ImageError("too_large", f"the file is larger than the limit of {max_bytes} bytes")
+            if budget and isinstance(size, int):
+                budget.acquire(size)
+                reserved = size
+            if not remote:
+                data = f.read(max_bytes + 1)
+            else:
+                timeout = policy.http.timeout_s if FileSystems.get_scheme(uri) in ("http", "https") else policy.timeout_s
+                chunks, total = [], 0
+                while total <= max_bytes:
+                    if time.monotonic() - started > timeout:
+                        raise TimeoutError(f"{uri}: the answer took longer than {timeout:g} s")
+                    chunk = f.read(min(CHUNK, max_bytes + 1 - total))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    total += len(chunk)
+                data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise ImageError("too_large", f"the file is larger than the limit of {max_bytes} bytes")
+        if budget:
+            if len(data) > reserved:
+                budget.acquire(len(data) - reserved)
+            elif len(data) < reserved:
+                budget.release(reserved - len(data))
+            reserved = len(data)
+        return data
+    except BaseException:
+        if budget and reserved:
+            budget.release(reserved)
+        raise
+
+
+def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), budget: ByteBudget | None = None) -> bytes:
+    """The file's bytes, as stored (never decompressed); failures are :class:`ImageError`.
+
+    With a ``budget``, the returned bytes are counted in it (the caller releases them)."""
+    waited = 0.0
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            data = _read_once(uri, max_bytes, policy, budget)
+        except Exception as exc:
+            error, transient = _failure(exc, uri)
+            delay = policy.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+            if not transient or attempt == policy.attempts or waited + delay > policy.max_wait_s:
+                if attempt > 1:
+                    raise ImageError(error.kind, f"{error.message} ({attempt} attempts)") from None
+                if error.kind == "read_error" and FileSystems.get_scheme(uri) not in ("http", "https", "s3"):
+                    error = _exists_or(error, uri)
+                raise error from None
+            time.sleep(delay)
+            waited += delay
+            continue
+        if not data:
+            raise ImageError("empty", "the file has no bytes")
+        return data
+    raise AssertionError("unreachable")
+
+
+def _exists_or(error: ImageError, uri: str) -> ImageError:
+    """Filesystems raise their own types for a missing file; ask whether it exists."""
+    try:
+        exists = FileSystems.exists(uri)
+    except Exception:
+        exists = True
+    return error if exists else ImageError("not_found", "no such file")
