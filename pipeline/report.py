@@ -74,7 +74,7 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
     decision in the legend; errors by kind beside it; the folder and time range in the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     figure = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
@@ -111,6 +111,7 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
         bars = errors_axis.barh(kinds, counts, color=COLOURS["error"])
         errors_axis.bar_label(bars, labels=[f"{n:,}" for n in counts], padding=3)
         errors_axis.set_xlim(0, max(counts) * 1.25)
+        errors_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         errors_axis.set_xlabel("rows")
     else:
         errors_axis.text(0.5, 0.5, "no errors", ha="center", va="center", transform=errors_axis.transAxes)
@@ -120,7 +121,7 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
 
     span = report.get("time_range")
     when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
-    figure.suptitle(f"nsfw-scan results in {report['directory']}: {report['rows']:,} rows, {when}", fontsize=13)
+    figure.suptitle(f"nsfw-scan results in {report['directory']}\n{report['rows']:,} rows, {when}", fontsize=13)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     buffer.seek(0)
