@@ -3,21 +3,24 @@
 Prints counts per decision, errors by kind and the score distribution; writes
 ``DIR/_report/report.png`` (score histogram with the thresholds marked, errors by kind) and
 ``DIR/_report/review_queue.csv`` (every ``review`` and ``nsfw`` row, highest score first, with
-the manifests' own columns so rows join back to uploads). The leading underscore keeps the
-folder out of ``pyarrow.parquet.read_table(DIR)``.
+the manifests' own columns so rows join back to uploads), or into ``--report-dir``. The leading
+underscore keeps the folder out of ``pyarrow.parquet.read_table(DIR)``. ``DIR`` may be local or
+any Beam filesystem (gs://, s3://, ...): results are read, and the report written, through
+Beam's FileSystems, one result file at a time.
 """
 
 from __future__ import annotations
 
 import collections
 import io
-import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from PIL import Image, ImageDraw
 
 from ..model.decision import DECISIONS, Thresholds
@@ -30,27 +33,29 @@ REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 
 
-def _dataset(directory: str) -> ds.Dataset:
-    if "://" in directory:
-        raise ConfigError(f"{directory}: reports read local folders; copy the results here first")
+def _tables(directory: str):
+    """Each result file of every run in ``directory``, as a table."""
     files = result_files(directory)
     if not files:
         raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
-    return ds.dataset(files, format="parquet")
+    for path in files:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            yield pq.read_table(f)
 
 
 def collect(directory: str) -> dict:
-    dataset = _dataset(directory)
     decisions = collections.Counter()
     errors = collections.Counter()
     histogram = np.zeros(BINS, np.int64)
-    for batch in dataset.to_batches(columns=["score", "decision", "error"]):
+    queues = []
+    for batch in _tables(directory):
         decisions.update(batch.column("decision").to_pylist())
         errors.update(e.split(":", 1)[0] for e in batch.column("error").drop_null().to_pylist())
         scores = batch.column("score").drop_null().to_numpy(zero_copy_only=False)
         histogram += np.histogram(scores, bins=BINS, range=(0.0, 1.0))[0]
-    queue = dataset.to_table(filter=pc.field("decision").isin(["review", "nsfw"]))
-    queue = queue.sort_by([("score", "descending")])
+        queues.append(batch.filter(pc.field("decision").isin(["review", "nsfw"])))
+    # runs over manifests with different columns: missing columns are null
+    queue = pa.concat_tables(queues, promote_options="default").sort_by([("score", "descending")])
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
             "histogram": histogram.tolist(), "queue": queue, "rows": sum(decisions.values())}
 
@@ -93,19 +98,26 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
     return image
 
 
-def write_report(directory: str, thresholds: Thresholds) -> tuple[dict, str, str]:
+def _write(path: str, data: bytes) -> None:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+
+
+def write_report(directory: str, thresholds: Thresholds, report_dir: str | None = None) -> tuple[dict, str, str]:
+    """Reads every run in ``directory``; writes the chart and the review queue into
+    ``report_dir`` (default ``directory/_report``), on any Beam filesystem."""
     report = collect(directory)
-    folder = os.path.join(directory, REPORT_DIR)  # local only, see _dataset
-    os.makedirs(folder, exist_ok=True)
-    png, csv = os.path.join(folder, REPORT_PNG), os.path.join(folder, REVIEW_CSV)
+    folder = report_dir or FileSystems.join(directory, REPORT_DIR)
+    png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
     draw(report, thresholds).save(buffer, format="PNG")
-    with open(png, "wb") as f:
-        f.write(buffer.getvalue())
+    _write(png, buffer.getvalue())
     queue = report["queue"]
     queue = queue.set_column(queue.schema.get_field_index("scored_at"), "scored_at",
                              pc.cast(queue["scored_at"], pa.string()))
-    pacsv.write_csv(queue, csv)
+    buffer = io.BytesIO()
+    pacsv.write_csv(queue, buffer)
+    _write(csv, buffer.getvalue())
     return report, png, csv
 
 

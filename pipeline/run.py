@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from ..model.weights import locate, weights_id
 from ..transforms.earlier import DoneKeys
+from ..transforms.filesystems import storage_options
 from ..transforms.content import FOLLOWERS, REUSED, EarlierScores, GroupByContent, ShareResults
 from ..transforms.load import ERRORS, HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, ReadManifests, plan_manifests
@@ -21,7 +22,9 @@ from ..transforms.results import output_schema
 from ..transforms.scoring import DecideAndCount, OpenNsfwModelHandler
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
+from .filesystems import absolute, storage_from_beam_args
 from .flags import add_config_flags, config_from_args
+from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_runs, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import make_pipeline
@@ -46,6 +49,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                        help="also redo URIs whose earlier row in --output is an error")
     again.add_argument("--force", action="store_true",
                        help="score every URI again; the new run replaces all earlier runs in --output")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="take the lock of --output even if another run seems to hold it (when that run is gone)")
     add_config_flags(parser)
 
 
@@ -53,20 +58,22 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
           earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
     """The job's graph; returns the PCollection of result rows. ``earlier``: result files of
     earlier runs; URIs that have a row there are not read again. ``partition``: (i, K), this
-    graph handles the URIs whose stable hash is i modulo K."""
+    graph handles the URIs whose stable hash is i modulo K. Every step that touches files
+    gets the pipeline's storage options, to set in whichever worker process runs it."""
+    storage = storage_options(pipeline.options)
     handler = OpenNsfwModelHandler(
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
-    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition) if earlier else None
-    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition)
+    done = pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition, storage) if earlier else None
+    entries = pipeline | "ReadManifests" >> ReadManifests(plan, done, partition, storage)
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels, model)
     load = LoadImage(*reading, decode_threads=config.decoding.threads,
-                     ahead=config.decoding.ahead or config.batch.max_size)
+                     ahead=config.decoding.ahead or config.batch.max_size, storage=storage)
     count = DecideAndCount(config.thresholds, config.progress_every)
     if config.content_dedup:
-        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading)).with_outputs(ERRORS, main="hashed")
-        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier)) if earlier else None
+        hashed = entries | "HashFiles" >> beam.ParDo(HashFile(*reading, storage)).with_outputs(ERRORS, main="hashed")
+        scores = pipeline | "EarlierScores" >> EarlierScores(list(earlier), storage) if earlier else None
         content = hashed.hashed | "GroupByContent" >> GroupByContent(config.thresholds, scores)
         images = content.to_score | "LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
         failed = (hashed[ERRORS], images[ERRORS]) | "MergeErrors" >> beam.Flatten()
@@ -79,7 +86,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         shared = rows | "ShareResults" >> ShareResults(content[FOLLOWERS])
         others = (shared, content[REUSED]) | "MergeShared" >> beam.Flatten() | "CountShared" >> beam.ParDo(count)
         rows = (rows, others) | "AllRows" >> beam.Flatten()
-    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
+    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns), storage)
     return rows
 
 
@@ -107,11 +114,20 @@ def run(argv=None, test_pipeline=None) -> dict:
     parser = argparse.ArgumentParser(prog="nsfw-scan run")
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
+    args.manifest, args.output = [absolute(p) for p in args.manifest], absolute(args.output)
     config = config_from_args(args)
+    beam_args = config.beam_args() + beam_args
+    storage = storage_from_beam_args(beam_args)  # before anything touches a file
     plan = plan_manifests(args.manifest, config.manifest.uri_column)
     source = config.weights.source()
     model = weights_id(source, locate(source)[1])
     check_output_dir(args.output)
+    with OutputLock(args.output, storage, args.break_lock) as lock:
+        return _run_locked(args, beam_args, config, plan, model, lock, test_pipeline)
+
+
+def _run_locked(args, beam_args: list[str], config: Config, plan: ManifestPlan, model: str, lock: OutputLock,
+                test_pipeline=None) -> dict:
     for folder in remove_unfinished_runs(args.output):
         log.info("removed %s: a run that did not finish", folder)
     replaced = list(run_folders(args.output)) if args.force else []
@@ -123,7 +139,7 @@ def run(argv=None, test_pipeline=None) -> dict:
 
     results, runner, started = [], None, time.monotonic()
     for i, results_dir in enumerate(folders):
-        pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
+        pipeline = test_pipeline or make_pipeline(beam_args)
         runner = pipeline.options.view_as(StandardOptions).runner
         build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
         result = pipeline.run()
@@ -133,6 +149,7 @@ def run(argv=None, test_pipeline=None) -> dict:
             log.info("part %d of %d finished", i + 1, parts)
     seconds = time.monotonic() - started
 
+    lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if args.force:
         remove_runs(replaced)
     elif args.rescore_errors and earlier:

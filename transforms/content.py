@@ -10,9 +10,9 @@ is a second read of each distinct file, which is why this is opt-in (``content_d
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet
 
 from ..model.decision import Thresholds
+from .filesystems import ReadParquetFiles
 from .manifests import NAMESPACE
 from .results import finish
 
@@ -24,15 +24,15 @@ _COPIED = ("score", "decision", "error", "width", "height")
 class EarlierScores(beam.PTransform):
     """Result files of earlier runs -> ``(sha256, row)`` for every scored row."""
 
-    def __init__(self, files: list[str]):
+    def __init__(self, files: list[str], storage: dict | None = None):
         super().__init__()
         self._files = files
+        self._storage = storage
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "ListScoredResults" >> beam.Create(self._files)
-            | "ReadScores" >> ReadAllFromParquet(columns=["sha256", "score", "width", "height"])
+            | "ReadScores" >> ReadParquetFiles(self._files, ["sha256", "score", "width", "height"], self._storage)
             | "KeyScoredBySha" >> beam.FlatMap(lambda r: [(r["sha256"], r)] if r["sha256"] and r["score"] is not None else [])
         )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet
 
+from .filesystems import ReadParquetFiles
 from .manifests import BAD_LINE, bad_line_key, in_partition
 
 _BAD_LINE = re.compile(rf"^{BAD_LINE}: (.*) line (\d+): ")
@@ -25,9 +25,11 @@ def done_key(row: dict, rescore_errors: bool):
 class DoneKeys(beam.PTransform):
     """Parquet result files -> the keys they cover (read column-wise: ``uri`` and ``error``)."""
 
-    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
+    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
+                 storage: dict | None = None):
         super().__init__()
         self._files = files
+        self._storage = storage
         self._rescore_errors = rescore_errors
         self._partition = partition
 
@@ -35,8 +37,7 @@ class DoneKeys(beam.PTransform):
         rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
-            | "ListEarlierResults" >> beam.Create(self._files)
-            | "ReadEarlierResults" >> ReadAllFromParquet(columns=["uri", "error"])
+            | "ReadEarlierResults" >> ReadParquetFiles(self._files, ["uri", "error"], self._storage)
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

@@ -20,6 +20,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.engines import cpu_threads
 from ..model.preprocess import ImageError, load_image
+from .filesystems import use_storage_options
 from .manifests import NAMESPACE, Entry
 from .read import read_bytes
 from .results import base_row, finish
@@ -46,13 +47,15 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
 class _ReadsFiles(beam.DoFn):
     """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set."""
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str):
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str, storage: dict | None = None):
         self._loader = loader
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._model_id = model_id
+        self._storage = storage  # see transforms/filesystems.py
 
     def setup(self):
+        use_storage_options(self._storage)
         self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
 
     def _row(self, entry: Entry) -> dict:
@@ -83,8 +86,8 @@ class LoadImage(_ReadsFiles):
     batch, so that the next batch decodes while this one is scored)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, model_id: str,
-                 decode_threads: int | None = 0, ahead: int = 64):
-        super().__init__(loader, max_bytes, max_pixels, model_id)
+                 decode_threads: int | None = 0, ahead: int = 64, storage: dict | None = None):
+        super().__init__(loader, max_bytes, max_pixels, model_id, storage)
         self._threads = decode_threads
         self._ahead = ahead
 

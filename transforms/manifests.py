@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from .filesystems import use_storage_options
 from .results import RESERVED
 
 NAMESPACE = "nsfw_scan"
@@ -177,12 +178,14 @@ class Entry:
 class ReadManifest(beam.DoFn):
     """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
 
-    def __init__(self, plan: ManifestPlan, count_rows: bool = True):
+    def __init__(self, plan: ManifestPlan, count_rows: bool = True, storage: dict | None = None):
         self._columns = plan.columns
         self._uri_column = plan.uri_column
         self._count_rows = count_rows  # a partitioned run reads the manifests once per part
+        self._storage = storage  # see transforms/filesystems.py
 
     def setup(self):
+        use_storage_options(self._storage)
         self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows" if self._count_rows else "manifest_rows_again")
 
     def lines(self, path: str):
@@ -297,17 +300,18 @@ class ReadManifests(beam.PTransform):
     one combine per URI, which Beam shuffles (and distributed runners spill to disk): nothing
     holds the set of URIs in one process."""
 
-    def __init__(self, plan: ManifestPlan, done=None, partition: tuple[int, int] = (0, 1)):
+    def __init__(self, plan: ManifestPlan, done=None, partition: tuple[int, int] = (0, 1), storage: dict | None = None):
         super().__init__()
         self._plan = plan
         self._done = done
         self._partition = partition
+        self._storage = storage
 
     def expand(self, pbegin):
         keyed = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
-            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, count_rows=self._partition[0] == 0))
+            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, self._partition[0] == 0, self._storage))
             | "KeyByUri" >> beam.Map(lambda entry: (entry.dedup_key, entry))
         )
         if self._partition[1] > 1:
