@@ -254,6 +254,9 @@ class _S3Store(_Store):
 
 
 class _GcsStore(_Store):
+    """Versions are GCS generations; a server that reports none (the GCS emulator) gets
+    read-compare-write with the content as the version."""
+
     def __init__(self, path: str, storage: dict):
         from apache_beam.io.gcp.gcsio import create_storage_client
 
@@ -264,22 +267,34 @@ class _GcsStore(_Store):
     def read(self):
         from google.api_core.exceptions import NotFound
 
-        blob = self._bucket.blob(self._key)
+        blob = self._bucket.get_blob(self._key)
         try:
-            data = blob.download_as_bytes()
+            if blob is None:
+                return None
+            generation = blob.generation
+            if generation is None:
+                data = blob.download_as_bytes()
+                return data, data
+            return blob.download_as_bytes(if_generation_match=generation), generation
         except NotFound:
             return None
-        return data, blob.generation
 
-    def _upload(self, data, generation):
+    def _unchanged(self, version) -> bool:
+        current = self.read()
+        return current is not None and current[1] == version
+
+    def _upload(self, data, version):
         from google.api_core.exceptions import PreconditionFailed
 
+        if isinstance(version, bytes) and not self._unchanged(version):
+            return None
         blob = self._bucket.blob(self._key)
         try:
-            blob.upload_from_string(data, content_type="application/json", if_generation_match=generation)
+            blob.upload_from_string(data, content_type="application/json",
+                                    if_generation_match=version if isinstance(version, int) else None)
         except PreconditionFailed:
             return None
-        return blob.generation
+        return blob.generation if blob.generation is not None else data
 
     def create(self, data):
         return self._upload(data, 0)
@@ -291,7 +306,11 @@ class _GcsStore(_Store):
         from google.api_core.exceptions import GoogleAPICallError
 
         try:
-            self._bucket.blob(self._key).delete(if_generation_match=version)
+            if isinstance(version, bytes):
+                if self._unchanged(version):
+                    self._bucket.blob(self._key).delete()
+            else:
+                self._bucket.blob(self._key).delete(if_generation_match=version)
         except GoogleAPICallError as exc:
             log.warning("%s: lock not removed: %s", self._key, exc)
 
@@ -335,19 +354,27 @@ class OutputLock:
 
     def __init__(self, output: str, storage: dict | None = None, break_lock: bool = False):
         self.path = FileSystems.join(output, LOCK_FILE)
+        self._output = output
+        self._storage = storage or {}
         self._break = break_lock
         self._record = Holder.this_process()
-        if "://" not in output:
-            self._lock = _LocalLock(self.path)
-        else:
-            scheme = output.split("://", 1)[0]
-            self._lock = _ObjectLock(self.path, _STORES.get(scheme, _FileSystemsStore)(self.path, storage or {}))
+        self._lock = None
         self._stop = threading.Event()
         self._thread = None
         self.lost: str | None = None
 
     def __enter__(self) -> "OutputLock":
-        self._lock.acquire(self._record, self._break)
+        try:
+            if "://" not in self._output:
+                self._lock = _LocalLock(self.path)
+            else:
+                store = _STORES.get(self._output.split("://", 1)[0], _FileSystemsStore)
+                self._lock = _ObjectLock(self.path, store(self.path, self._storage))
+            self._lock.acquire(self._record, self._break)
+        except LockHeld:
+            raise
+        except Exception as exc:  # no such bucket, access denied, the store unreachable
+            raise OutputDirError(f"{self.path}: cannot take the output folder's lock: {type(exc).__name__}: {exc}"[:500]) from None
         self._thread = threading.Thread(target=self._keep, name="nsfw-scan-lock", daemon=True)
         self._thread.start()
         return self

@@ -49,11 +49,10 @@ def use_storage_options(options: dict | None) -> None:
     if options is None:
         return
     with _lock:
-        if _current == options:
-            return
-        FileSystems.set_options(PipelineOptions.from_dictionary(options))
         _skip_google_credential_retries()
-        _current = dict(options)
+        if _current != options:
+            FileSystems.set_options(PipelineOptions.from_dictionary(options))
+            _current = dict(options)
 
 
 def _skip_google_credential_retries() -> None:
