@@ -111,7 +111,7 @@ def test_score_and_report_read_the_bucket(store, tmp_path):
     assert report.returncode == 0, report.stderr
     assert report.stdout.splitlines()[0].endswith("error 1") and "errors: not_found 1" in report.stdout
     queue = store.get("out/_report/review_queue.csv").decode().splitlines()
-    assert queue[0].startswith("uri,upload,score") and len(queue) == 1 + 3
+    assert queue[0].startswith('"uri","upload","score"') and len(queue) == 1 + 3
     assert store.get("out/_report/report.png").startswith(b"\x89PNG")
 
     elsewhere = subprocess.run([sys.executable, "-m", "nsfw_scan.pipeline.cli", "report", store.uri("out"),
