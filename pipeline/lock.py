@@ -254,8 +254,9 @@ class _S3Store(_Store):
 
 
 class _GcsStore(_Store):
-    """Versions are GCS generations; a server that reports none (the GCS emulator) gets
-    read-compare-write with the content as the version."""
+    """Versions are GCS generations (the content where a server reports none). Each write is
+    conditional and also preceded by a read-compare, for servers that ignore the conditions
+    (the GCS emulator): lock writes are rare, the extra read costs nothing."""
 
     def __init__(self, path: str, storage: dict):
         from apache_beam.io.gcp.gcsio import create_storage_client
@@ -286,7 +287,7 @@ class _GcsStore(_Store):
     def _upload(self, data, version):
         from google.api_core.exceptions import PreconditionFailed
 
-        if isinstance(version, bytes) and not self._unchanged(version):
+        if version != 0 and not self._unchanged(version):  # also where the server ignores conditions
             return None
         blob = self._bucket.blob(self._key)
         try:
