@@ -250,7 +250,13 @@ class _S3Store(_Store):
         try:
             self._client.delete_object(Bucket=self._bucket, Key=self._key, IfMatch=version)
         except ClientError as exc:
-            log.warning("%s: lock not removed: %s", self._key, exc)
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                log.warning("%s: lock not removed: another run holds it now", self._key)
+                return
+            # a server without conditional deletes: compare, then delete
+            current = self.read()
+            if current and current[1] == version:
+                self._client.delete_object(Bucket=self._bucket, Key=self._key)
 
 
 class _GcsStore(_Store):
