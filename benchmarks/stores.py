@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from measure import run_cli  # noqa: E402
-from stores import _serve, free_port, gcs_store, image_bytes, s3_store, stop, BIN  # noqa: E402
+from stores import serve, free_port, gcs_store, image_bytes, s3_store, stop, BIN  # noqa: E402
 
 
 def main() -> None:
@@ -32,9 +32,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nsfw-scan-stores-"))
     s3_port, gcs_port = free_port(), free_port()
     servers = [
-        _serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], f"http://127.0.0.1:{s3_port}/",
+        serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], f"http://127.0.0.1:{s3_port}/",
                work / "moto.log"),
-        _serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
+        serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
                f"http://127.0.0.1:{gcs_port}/storage/v1/b", work / "gcs.log"),
     ]
     try:

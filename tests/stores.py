@@ -31,7 +31,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(command: list[str], url: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+def serve(command: list[str], url: str, log: Path, env: dict | None = None) -> subprocess.Popen:
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                 start_new_session=True)
@@ -93,7 +93,7 @@ class Store:
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
     port = free_port()
-    proc = _serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/",
+    proc = serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/",
                   tmp_path_factory.mktemp("moto") / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(proc)
@@ -102,7 +102,7 @@ def moto_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory):
     port = free_port()
-    proc = _serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(port), "-M", "-q"],
+    proc = serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(port), "-M", "-q"],
                   f"http://127.0.0.1:{port}/storage/v1/b", tmp_path_factory.mktemp("gcs") / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(proc)
