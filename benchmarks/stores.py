@@ -33,9 +33,9 @@ def main() -> None:
     s3_port, gcs_port = free_port(), free_port()
     servers = [
         serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], f"http://127.0.0.1:{s3_port}/",
-               work / "moto.log"),
+              work / "moto.log"),
         serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
-               f"http://127.0.0.1:{gcs_port}/storage/v1/b", work / "gcs.log"),
+              f"http://127.0.0.1:{gcs_port}/storage/v1/b", work / "gcs.log"),
     ]
     try:
         (work / "local").mkdir()

@@ -94,7 +94,7 @@ class Store:
 def moto_server(tmp_path_factory):
     port = free_port()
     proc = serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/",
-                  tmp_path_factory.mktemp("moto") / "server.log")
+                 tmp_path_factory.mktemp("moto") / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(proc)
 
@@ -103,7 +103,7 @@ def moto_server(tmp_path_factory):
 def gcs_emulator(tmp_path_factory):
     port = free_port()
     proc = serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(port), "-M", "-q"],
-                  f"http://127.0.0.1:{port}/storage/v1/b", tmp_path_factory.mktemp("gcs") / "server.log")
+                 f"http://127.0.0.1:{port}/storage/v1/b", tmp_path_factory.mktemp("gcs") / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(proc)
 
