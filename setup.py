@@ -2,7 +2,9 @@
 
 The source folders map under one import name, ``nsfw_scan``: ``model/`` -> ``nsfw_scan.model``,
 ``transforms/`` -> ``nsfw_scan.transforms``, ``pipeline/`` -> ``nsfw_scan.pipeline``,
-``configs/`` -> ``nsfw_scan.configs``. The same file serves as Dataflow's ``--setup_file``.
+``configs/`` -> ``nsfw_scan.configs``. The same file serves as Dataflow's ``--setup_file``;
+``pyproject.toml`` names the build backend, so that pip builds every install (editable ones
+too) through it.
 """
 
 from setuptools import setup
@@ -42,8 +44,9 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.70,<3"],
         "aws": ["apache-beam[aws]>=2.70,<3"],
-        # moto's S3 server (and boto3) for the fault-injection tests of remote reads
-        "test": ["pytest>=8", "hypothesis>=6.100", "moto[server]>=5", "apache-beam[aws]>=2.70,<3"],
+        # the store and fault-injection tests run the job against real S3 and GCS servers on 127.0.0.1
+        "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam[aws,gcp]>=2.70,<3",
+                 "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8"],
     },
     entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},
 )

@@ -9,6 +9,7 @@ import sys
 import traceback
 
 from .config import ConfigError
+from .filesystems import add_storage_flags
 from .flags import add_config_flags, add_verbose_flag, config_from_args, positive_float
 from .logs import configure_logging
 
@@ -17,9 +18,11 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 def cmd_score(args) -> int:
     from ..model.engines import make_engine
+    from .filesystems import storage_from_args
     from .score_files import score_paths
 
     config = config_from_args(args)
+    storage_from_args(args)  # before any file is read
     scorer = make_engine(config.engine, **config.scorer_options())
     any_error = False
     for result in score_paths(args.paths, config, scorer):
@@ -62,10 +65,13 @@ def cmd_demo(args, argv) -> int:
 
 
 def cmd_report(args) -> int:
+    from .filesystems import absolute, storage_from_args
     from .report import format_report, write_report
 
     config = config_from_args(args)
-    print(format_report(*write_report(args.directory, config.thresholds)))
+    storage_from_args(args)  # before any file is read
+    report_dir = absolute(args.report_dir) if args.report_dir else None
+    print(format_report(*write_report(absolute(args.directory), config.thresholds, report_dir)))
     return EXIT_OK
 
 
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score files or URIs here, one JSON line each")
     score.add_argument("paths", nargs="+", metavar="PATH", help="local paths or URIs (gs://, s3://, ...)")
     add_config_flags(score)
+    add_storage_flags(score)
     score.set_defaults(func=cmd_score)
 
     from .run import add_run_flags
@@ -107,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo, beam_flags=True)
 
     report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR")
-    report.add_argument("directory", metavar="DIR")
+    report.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    report.add_argument("--report-dir", metavar="DIR", help="where to write the chart and review queue (default: DIR/_report)")
     add_config_flags(report)
+    add_storage_flags(report)
     report.set_defaults(func=cmd_report)
 
     bench = commands.add_parser("bench", help="model-only throughput on synthetic input")
@@ -136,13 +145,14 @@ def main(argv=None) -> int:
     from ..model.weights import WeightsError
 
     from ..transforms.manifests import ManifestError
+    from .output_dir import OutputDirError
 
     try:
         if getattr(args, "beam_flags", False):
             # the job re-parses its own flags and hands the rest to Beam's PipelineOptions
             return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
         return args.func(args)
-    except (ConfigError, WeightsError, ManifestError) as exc:
+    except (ConfigError, WeightsError, ManifestError, OutputDirError) as exc:
         if args.verbose:
             traceback.print_exc()
         print(f"nsfw-scan: error: {exc}", file=sys.stderr)

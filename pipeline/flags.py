@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..model.engines import ENGINES
 from ..model.runtime import PRECISIONS
@@ -71,7 +72,8 @@ def config_from_args(args) -> Config:
         overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
     weights = {}
     if args.weights:
-        weights["path"] = args.weights
+        # absolute: workers in other processes run in other folders
+        weights["path"] = args.weights if "://" in args.weights else os.path.abspath(args.weights)
         weights["kind"] = args.weights_kind or ("caffemodel" if args.weights.endswith(".caffemodel") else
                                                 "npy" if args.weights.endswith(".npy") else "onnx")
     elif args.weights_kind:

@@ -2,13 +2,18 @@
 
 ``DIR/run-<UTC time>/part-*.parquet`` are the results of the runs that finished; a run that was
 killed leaves only Beam's ``beam-temp-*`` folder, which the next run removes. ``DIR/_SUMMARY.json``
-is the latest run's summary. ``pyarrow.parquet.read_table(DIR)`` reads every run.
+is the latest run's summary, ``DIR/_LOCK`` the lock of the run in progress (``pipeline/lock.py``).
+``pyarrow.parquet.read_table(DIR)`` reads every run.
+
+On object stores (s3://, gs://) folders are only prefixes of object names: a run folder is
+listed and deleted as every object under ``<folder>/``; Beam's own ``delete`` of a folder path
+would remove one (missing) object of that name, or only the folder's direct children.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import io
+import logging
 import os
 
 import pyarrow as pa
@@ -18,12 +23,29 @@ from apache_beam.io.filesystems import FileSystems
 
 RUN_GLOB = "run-*"
 
+log = logging.getLogger(__name__)
+
+
+class OutputDirError(Exception):
+    """The output folder cannot be used as it is; the message names it and says why."""
+
 
 def _match(pattern: str) -> list[str]:
+    """Paths matching ``pattern`` (Beam's globs: ``*`` within a folder, ``**`` across). A pattern
+    under a folder that does not exist matches nothing; any other failure (no such bucket,
+    access denied, the store unreachable) is an :class:`OutputDirError`, never "nothing there"."""
     try:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # a folder that does not exist yet
-        return []
+    except Exception as exc:
+        causes = getattr(exc, "exception_details", None) or {pattern: exc}
+        cause = next(iter(causes.values()))
+        while getattr(cause, "exception_details", None):  # Beam nests its errors
+            cause = next(iter(cause.exception_details.values()))
+        raise OutputDirError(f"cannot list {pattern}: {type(cause).__name__}: {cause}"[:500]) from None
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
 
 
 def result_files(output: str) -> list[str]:
@@ -35,32 +57,50 @@ def run_result_files(run_folder: str) -> list[str]:
     return _match(FileSystems.join(run_folder, "part-*.parquet"))
 
 
-def _run_folder(path: str, output: str) -> str:
-    relative = path[len(output.rstrip("/")) + 1:]
-    return FileSystems.join(output, relative.split("/", 1)[0])
-
-
 def run_folders(output: str) -> dict[str, bool]:
-    """Run folders -> whether the run finished (has result files). Works on object stores too,
-    where folders are only prefixes of file names."""
-    if "://" not in output:  # local folders can be listed, empty ones included
+    """Run folders -> whether the run finished (has result files directly in it)."""
+    if _is_local(output):  # local folders can be listed, empty ones included
+        if not os.path.isdir(output):
+            return {}
         return {
-            os.path.join(output, name): any(f.startswith("part-") for f in os.listdir(os.path.join(output, name)))
-            for name in (os.listdir(output) if os.path.isdir(output) else [])
-            if fnmatch.fnmatch(name, RUN_GLOB) and os.path.isdir(os.path.join(output, name))
+            os.path.join(output, entry.name): any(f.startswith("part-") for f in os.listdir(entry.path))
+            for entry in os.scandir(output) if entry.is_dir() and entry.name.startswith("run-")
         }
+    base = output.rstrip("/") + "/"
     runs: dict[str, bool] = {}
-    for path in _match(FileSystems.join(output, RUN_GLOB, "*")) + _match(FileSystems.join(output, RUN_GLOB, "*", "*")):
-        folder = _run_folder(path, output)
-        runs[folder] = runs.get(folder, False) or path.rsplit("/", 1)[-1].startswith("part-")
+    for path in _match(FileSystems.join(output, RUN_GLOB, "**")):  # one listing of every run's objects
+        folder, _, rest = path[len(base):].partition("/")
+        folder = base + folder
+        runs[folder] = runs.get(folder, False) or (rest.startswith("part-") and "/" not in rest)
     return runs
 
 
+def remove_folders(folders: list[str]) -> int:
+    """Delete whole folders (with everything under them, on object stores too); returns how
+    many files went. Raises :class:`OutputDirError` if anything is left behind."""
+    removed = 0
+    for folder in sorted(folders):
+        if _is_local(folder):
+            removed += sum(len(files) for _, _, files in os.walk(folder))
+            FileSystems.delete([folder])
+            left = os.path.exists(folder)
+        else:
+            files = _match(folder.rstrip("/") + "/**")
+            if files:
+                FileSystems.delete(files)
+            removed += len(files)
+            left = bool(_match(folder.rstrip("/") + "/**"))
+        if left:
+            raise OutputDirError(f"{folder}: could not be removed completely")
+    return removed
+
+
 def remove_unfinished_runs(output: str) -> list[str]:
-    """Folders of runs that were killed hold only Beam's temporary files: never results."""
+    """Folders of runs that were killed hold only Beam's temporary files: never results. Only
+    called while holding the output folder's lock, so no live run's folder is among them."""
     stale = sorted(folder for folder, finished in run_folders(output).items() if not finished)
     if stale:
-        FileSystems.delete(stale)
+        remove_folders(stale)
     return stale
 
 
@@ -109,4 +149,4 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
 def remove_runs(folders: list[str]) -> None:
     """After ``--force``: the new run replaces these earlier ones."""
     if folders:
-        FileSystems.delete(sorted(folders))
+        log.info("removed %d earlier runs (%d files): replaced by this run", len(folders), remove_folders(folders))

@@ -5,21 +5,24 @@ Prints counts per decision, errors by kind and the score distribution; writes
 axis, the thresholds marked, totals per decision in the legend, errors by kind, the folder and
 the time range of the rows in the title), ``DIR/_report/review_queue.csv`` (every ``review``
 and ``nsfw`` row, highest score first, with the manifests' own columns so rows join back to
-uploads) and ``DIR/_report/errors.csv`` (every error row, by kind). The leading underscore
-keeps the folder out of ``pyarrow.parquet.read_table(DIR)``.
+uploads) and ``DIR/_report/errors.csv`` (every error row, by kind), or into ``--report-dir``.
+The leading underscore keeps the folder out of ``pyarrow.parquet.read_table(DIR)``. ``DIR``
+may be local or any Beam filesystem (gs://, s3://, ...): results are read, and the report
+written, through Beam's FileSystems, one result file at a time.
 """
 
 from __future__ import annotations
 
 import collections
 import io
-import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 from ..model.decision import DECISIONS, Thresholds
@@ -34,34 +37,36 @@ ERRORS_CSV = "errors.csv"
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", "error": "#7878c8"}
 
 
-def _dataset(directory: str) -> ds.Dataset:
-    if "://" in directory:
-        raise ConfigError(f"{directory}: reports read local folders; copy the results here first")
+def _tables(directory: str):
+    """Each result file of every run in ``directory``, as a table."""
     files = result_files(directory)
     if not files:
         raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
-    return ds.dataset(files, format="parquet")
+    for path in files:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            yield pq.read_table(f)
 
 
 def collect(directory: str) -> dict:
-    dataset = _dataset(directory)
     decisions = collections.Counter()
     errors = collections.Counter()
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
-    times = []
-    for batch in dataset.to_batches(columns=["score", "decision", "error", "scored_at"]):
-        decisions.update(batch.column("decision").to_pylist())
-        errors.update(e.split(":", 1)[0] for e in batch.column("error").drop_null().to_pylist())
-        scores = batch.column("score").fill_null(np.nan).to_numpy(zero_copy_only=False)
-        decided = np.asarray(batch.column("decision").to_pylist(), dtype=object)
+    times, queues, failures = [], [], []
+    for table in _tables(directory):
+        decisions.update(table.column("decision").to_pylist())
+        errors.update(table.column("error_kind").drop_null().to_pylist())
+        scores = table.column("score").fill_null(np.nan).to_numpy(zero_copy_only=False)
+        decided = np.asarray(table.column("decision").to_pylist(), dtype=object)
         for decision, counts in histograms.items():
             counts += np.histogram(scores[decided == decision], bins=BINS, range=(0.0, 1.0))[0]
-        if batch.num_rows:
-            times += [pc.min(batch.column("scored_at")).as_py(), pc.max(batch.column("scored_at")).as_py()]
-    queue = dataset.to_table(filter=pc.field("decision").isin(["review", "nsfw"]))
-    queue = queue.sort_by([("score", "descending")])
-    failed = dataset.to_table(filter=pc.field("decision") == "error")
-    failed = failed.sort_by([("error", "ascending"), ("uri", "ascending")])
+        if table.num_rows:
+            times += [pc.min(table.column("scored_at")).as_py(), pc.max(table.column("scored_at")).as_py()]
+        queues.append(table.filter(pc.field("decision").isin(["review", "nsfw"])))
+        failures.append(table.filter(pc.field("decision") == "error"))
+    # runs over manifests with different columns: missing columns are null
+    queue = pa.concat_tables(queues, promote_options="default").sort_by([("score", "descending")])
+    failed = pa.concat_tables(failures, promote_options="default").sort_by(
+        [("error_kind", "ascending"), ("uri", "ascending")])
     times = [t for t in times if t is not None]
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
             "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
@@ -128,23 +133,31 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
     return Image.open(buffer)
 
 
-def write_report(directory: str, thresholds: Thresholds) -> tuple[dict, str, str]:
+def _write(path: str, data: bytes) -> None:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+
+
+def write_report(directory: str, thresholds: Thresholds, report_dir: str | None = None) -> tuple[dict, str, str]:
+    """Reads every run in ``directory``; writes the chart and the review queue into
+    ``report_dir`` (default ``directory/_report``), on any Beam filesystem."""
     report = collect(directory)
-    folder = os.path.join(directory, REPORT_DIR)  # local only, see _dataset
-    os.makedirs(folder, exist_ok=True)
-    png, csv = os.path.join(folder, REPORT_PNG), os.path.join(folder, REVIEW_CSV)
+    folder = report_dir or FileSystems.join(directory, REPORT_DIR)
+    png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
     draw(report, thresholds).save(buffer, format="PNG")
-    with open(png, "wb") as f:
-        f.write(buffer.getvalue())
-    pacsv.write_csv(_csv_ready(report["queue"]), csv)
-    pacsv.write_csv(_csv_ready(report["failed"]), os.path.join(folder, ERRORS_CSV))
+    _write(png, buffer.getvalue())
+    _write(csv, _csv_bytes(report["queue"]))
+    _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
     return report, png, csv
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
-    return table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
-                            pc.cast(table["scored_at"], pa.string()))
+def _csv_bytes(table: pa.Table) -> bytes:
+    table = table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
+                             pc.cast(table["scored_at"], pa.string()))
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    return buffer.getvalue()
 
 
 def format_report(report: dict, png: str, csv: str) -> str:
@@ -156,5 +169,5 @@ def format_report(report: dict, png: str, csv: str) -> str:
     for i, n in enumerate(report["histogram"]):
         lines.append(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f} {n:>8}")
     lines += [f"chart: {png}", f"review queue ({report['queue'].num_rows} rows, highest score first): {csv}",
-              f"errors ({report['failed'].num_rows} rows, by kind): {os.path.join(os.path.dirname(csv), ERRORS_CSV)}"]
+              f"errors ({report['failed'].num_rows} rows, by kind): {csv.rsplit('/', 1)[0]}/{ERRORS_CSV}"]
     return "\n".join(lines)

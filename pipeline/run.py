@@ -14,13 +14,16 @@ from apache_beam.options.pipeline_options import StandardOptions
 from ..model.weights import locate, model_id, weights_id
 from ..transforms.content import ContentDedup, EarlierScores
 from ..transforms.earlier import DoneKeys
+from ..transforms.filesystems import storage_options
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
 from ..transforms.scoring import CountOutcomes, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
+from .filesystems import absolute, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
+from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_runs, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import check_beam_args, make_pipeline
@@ -45,6 +48,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                        help="also redo URIs whose earlier row in --output is an error")
     again.add_argument("--force", action="store_true",
                        help="score every URI again; the new run replaces all earlier runs in --output")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="take the lock of --output even if another run seems to hold it (when that run is gone)")
     add_config_flags(parser)
 
 
@@ -54,7 +59,9 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     model will give its scores (content de-duplication reuses only earlier scores of that model;
     rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
-    stable hash is i modulo K."""
+    stable hash is i modulo K. Every step that touches files gets the pipeline's storage
+    options, to set in whichever worker process runs it."""
+    storage = storage_options(pipeline.options)
     handler = OpenNsfwModelHandler(
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
@@ -62,23 +69,24 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
     ahead, policy, read_threads = config.decoding.ahead or config.batch.max_size, config.read_policy(), config.reading.threads
     load = LoadImage(*reading, decode_threads=config.decoding.threads, ahead=ahead, read_policy=policy,
-                     read_threads=read_threads, max_bytes_in_flight=config.reading.max_bytes_in_flight)
+                     read_threads=read_threads, max_bytes_in_flight=config.reading.max_bytes_in_flight,
+                     storage=storage)
     count = CountOutcomes(config.progress_every, run_id=results_dir)
     score = ScoreImages(load, handler, config.thresholds, count)
 
     entries = {
-        "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),
-        "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition),
+        "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition, storage),
+        "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition, storage),
     } | "NewEntries" >> NewEntries()
     if config.content_dedup:
         rows = {
             "entries": entries,
-            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader),
-        } | "ContentDedup" >> ContentDedup(HashFile(*reading, policy, read_threads, ahead), score, count,
+            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage),
+        } | "ContentDedup" >> ContentDedup(HashFile(*reading, policy, read_threads, ahead, storage), score, count,
                                            config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
-    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns))
+    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns), storage)
     return rows
 
 
@@ -106,14 +114,27 @@ def run(argv=None, test_pipeline=None) -> dict:
     parser = argparse.ArgumentParser(prog="nsfw-scan run")
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
+    args.manifest, args.output = [absolute(p) for p in args.manifest], absolute(args.output)
     config = config_from_args(args)
-    check_beam_args(config.beam_args() + beam_args, list(parser._option_string_actions))
+    beam_args = config.beam_args() + beam_args
+    check_beam_args(beam_args, list(parser._option_string_actions))
+    storage = storage_from_beam_args(beam_args)  # before anything touches a file
     plan = plan_manifests(args.manifest, config.manifest.uri_column)
     source = config.weights.source()
     precision = config.tensorflow.precision if config.engine == "tensorflow" else "float32"
     model = model_id(weights_id(source, locate(source)[1]), precision)
     created = "://" not in args.output and not os.path.exists(args.output)
     check_output_dir(args.output)
+    try:
+        with OutputLock(args.output, storage, args.break_lock) as lock:
+            return _run_locked(args, beam_args, config, plan, model, lock, test_pipeline)
+    finally:  # a failed run leaves no output folder it made (its lock is gone by now)
+        if created and os.path.isdir(args.output) and not os.listdir(args.output):
+            os.rmdir(args.output)
+
+
+def _run_locked(args, beam_args: list[str], config: Config, plan: ManifestPlan, model: str, lock: OutputLock,
+                test_pipeline=None) -> dict:
     for folder in remove_unfinished_runs(args.output):
         log.info("removed %s: a run that did not finish", folder)
     replaced = list(run_folders(args.output)) if args.force else []
@@ -126,7 +147,7 @@ def run(argv=None, test_pipeline=None) -> dict:
     results, runner, started = [], None, time.monotonic()
     try:
         for i, results_dir in enumerate(folders):
-            pipeline = test_pipeline or make_pipeline(config.beam_args() + beam_args)
+            pipeline = test_pipeline or make_pipeline(beam_args)
             runner = pipeline.options.view_as(StandardOptions).runner
             build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
             result = pipeline.run()
@@ -135,10 +156,11 @@ def run(argv=None, test_pipeline=None) -> dict:
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
     except BaseException:
-        discard_unfinished(args.output, folders, created)
+        discard_unfinished(args.output, folders)
         raise
     seconds = time.monotonic() - started
 
+    lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if args.force:
         remove_runs(replaced)
     elif args.rescore_errors and earlier:
@@ -160,13 +182,11 @@ def run(argv=None, test_pipeline=None) -> dict:
     return summary
 
 
-def discard_unfinished(output: str, folders: list[str], created: bool) -> None:
+def discard_unfinished(output: str, folders: list[str]) -> None:
     """After a failed run: its folders without results go (finished parts of a partitioned run
-    stay), and so does the output folder if this run made it and it is left empty."""
+    stay)."""
     unfinished = [folder for folder, finished in run_folders(output).items() if folder in folders and not finished]
     remove_runs(unfinished)
-    if created and os.path.isdir(output) and not os.listdir(output):
-        os.rmdir(output)
 
 
 def print_run(summary: dict) -> None:

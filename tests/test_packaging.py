@@ -49,3 +49,19 @@ def test_sdist_installs_into_a_fresh_environment_and_scores(tmp_path):
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert abs(line["score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
+
+
+@pytest.mark.slow
+def test_editable_install_twice_into_the_same_environment(tmp_path):
+    # pyproject.toml's [build-system] makes pip build editable installs through setuptools'
+    # PEP 660 backend; without it, installing again fell back to `setup.py develop`, which
+    # cannot map the source folders under `nsfw_scan`.
+    venv = tmp_path / "venv"
+    sh(sys.executable, "-m", "venv", venv)
+    py = venv / "bin" / "python"
+    fresh_site = Path(sh(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    (fresh_site / "outer-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    for _ in range(2):
+        sh(py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ROOT)
+    where = sh(py, "-c", "import nsfw_scan.pipeline.cli as cli; print(cli.__file__)", cwd=tmp_path).stdout.strip()
+    assert where == str(ROOT / "pipeline" / "cli.py")

@@ -12,9 +12,9 @@ cost is a second read of each distinct file, which is why this is opt-in (``cont
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet
 
 from ..model.decision import Thresholds
+from .filesystems import ReadParquetFiles
 from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
 from .results import base_row, finish
@@ -33,17 +33,18 @@ class EarlierScores(beam.PTransform):
     """Result files of earlier runs -> ``(sha256, row)`` for every row scored by ``model``
     (a ``model.weights.model_id``) after preprocessing with ``loader``."""
 
-    def __init__(self, files: list[str], model: str, loader: str):
+    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None):
         super().__init__()
         self._files = files
         self._model = model
         self._loader = loader
+        self._storage = storage
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "ListScoredResults" >> beam.Create(self._files)
-            | "ReadScores" >> ReadAllFromParquet(columns=["sha256", "score", "width", "height", "model", "loader"])
+            | "ReadScores" >> ReadParquetFiles(self._files, ["sha256", "score", "width", "height", "model", "loader"],
+                                               self._storage)
             | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader)
         )
 

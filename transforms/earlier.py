@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet
 
+from .filesystems import ReadParquetFiles
 from .manifests import bad_line_key, in_partition
 
 COLUMNS = ["uri", "error_kind", "source_manifest", "source_line"]
@@ -24,9 +24,11 @@ def done_key(row: dict, rescore_errors: bool):
 class DoneKeys(beam.PTransform):
     """Parquet result files -> the keys they cover (read column-wise)."""
 
-    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
+    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
+                 storage: dict | None = None):
         super().__init__()
         self._files = files
+        self._storage = storage
         self._rescore_errors = rescore_errors
         self._partition = partition
 
@@ -34,8 +36,7 @@ class DoneKeys(beam.PTransform):
         rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
-            | "ListEarlierResults" >> beam.Create(self._files)
-            | "ReadEarlierResults" >> ReadAllFromParquet(columns=COLUMNS)
+            | "ReadEarlierResults" >> ReadParquetFiles(self._files, COLUMNS, self._storage)
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

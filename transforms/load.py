@@ -24,6 +24,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.runtime import cpu_threads
 from ..model.preprocess import ImageError, load_image
+from .filesystems import use_storage_options
 from .manifests import NAMESPACE, Entry
 from .read import ByteBudget, ReadPolicy, read_bytes
 from .results import bad_line, base_row, fail
@@ -65,13 +66,16 @@ def byte_budget(limit: int) -> ByteBudget:
 class _ReadsFiles(beam.DoFn):
     """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set."""
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int, read_policy: ReadPolicy = ReadPolicy()):
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int, read_policy: ReadPolicy = ReadPolicy(),
+                 storage: dict | None = None):
         self._loader = loader
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._policy = read_policy
+        self._storage = storage  # see transforms/filesystems.py
 
     def setup(self):
+        use_storage_options(self._storage)
         self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
 
     def _read_into(self, row: dict, budget: ByteBudget | None = None) -> bytes:
@@ -147,8 +151,8 @@ class LoadImage(_ReadsAhead):
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int,
                  decode_threads: int | None = 0, ahead: int = 64, read_policy: ReadPolicy = ReadPolicy(),
-                 read_threads: int = 0, max_bytes_in_flight: int = 256 << 20):
-        super().__init__(loader, max_bytes, max_pixels, read_policy)
+                 read_threads: int = 0, max_bytes_in_flight: int = 256 << 20, storage: dict | None = None):
+        super().__init__(loader, max_bytes, max_pixels, read_policy, storage)
         self._threads = decode_threads
         self._ahead = ahead
         self._read_threads = read_threads
@@ -208,8 +212,9 @@ class HashFile(_ReadsAhead):
     worker thread)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int,
-                 read_policy: ReadPolicy = ReadPolicy(), read_threads: int = 0, ahead: int = 64):
-        super().__init__(loader, max_bytes, max_pixels, read_policy)
+                 read_policy: ReadPolicy = ReadPolicy(), read_threads: int = 0, ahead: int = 64,
+                 storage: dict | None = None):
+        super().__init__(loader, max_bytes, max_pixels, read_policy, storage)
         self._read_threads = read_threads
         self._ahead = ahead
 

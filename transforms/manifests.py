@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from .filesystems import use_storage_options
 from .results import RESERVED
 
 NAMESPACE = "nsfw_scan"
@@ -229,12 +230,14 @@ class Entry:
 class ReadManifest(beam.DoFn):
     """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
 
-    def __init__(self, plan: ManifestPlan, count_rows: bool = True):
+    def __init__(self, plan: ManifestPlan, count_rows: bool = True, storage: dict | None = None):
         self._columns = plan.columns
         self._uri_column = plan.uri_column
         self._count_rows = count_rows  # a partitioned run reads the manifests once per part
+        self._storage = storage  # see transforms/filesystems.py
 
     def setup(self):
+        use_storage_options(self._storage)
         self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
 
     def lines(self, path: str):
@@ -349,16 +352,17 @@ class ReadManifests(beam.PTransform):
     """Manifest files -> an ``Entry`` per line (those of part i of K where ``partition`` = (i, K)),
     streamed: a manifest is never held in memory."""
 
-    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1)):
+    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1), storage: dict | None = None):
         super().__init__()
         self._plan = plan
         self._partition = partition
+        self._storage = storage
 
     def expand(self, pbegin):
         entries = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
-            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, count_rows=self._partition[0] == 0))
+            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, self._partition[0] == 0, self._storage))
         )
         if self._partition[1] > 1:
             partition = self._partition
