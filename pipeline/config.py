@@ -20,6 +20,7 @@ from ..model.engines import ENGINES
 from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..transforms.httpfs import HttpSettings
+from ..transforms.load import Loading
 from ..transforms.read import ReadPolicy
 
 
@@ -136,6 +137,12 @@ class Config:
         r = self.reading
         http = HttpSettings(tuple(self.http.allow_networks), self.http.timeout_s, self.http.max_redirects)
         return ReadPolicy(r.attempts, r.backoff_s, r.max_wait_s, r.timeout_s, max(64, r.threads), http)
+
+    def loading(self) -> Loading:
+        """How images are read and preprocessed (``transforms.load.Loading``), for the job's
+        steps and for ``nsfw-scan score`` alike."""
+        return Loading(self.loader, self.limits.max_bytes, self.limits.max_pixels, self.read_policy(),
+                       self.decoding.threads, self.reading.threads, self.reading.max_bytes_in_flight)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""

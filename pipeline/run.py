@@ -66,11 +66,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
-    reading = (config.loader, config.limits.max_bytes, config.limits.max_pixels)
-    ahead, policy, read_threads = config.decoding.ahead or config.batch.max_size, config.read_policy(), config.reading.threads
-    load = LoadImage(*reading, decode_threads=config.decoding.threads, ahead=ahead, read_policy=policy,
-                     read_threads=read_threads, max_bytes_in_flight=config.reading.max_bytes_in_flight,
-                     storage=storage)
+    loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
+    load = LoadImage(loading, ahead, storage)
     count = CountOutcomes(config.progress_every, run_id=results_dir)
     score = ScoreImages(load, handler, config.thresholds, count)
 
@@ -82,8 +79,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage),
-        } | "ContentDedup" >> ContentDedup(HashFile(*reading, policy, read_threads, ahead, storage), score, count,
-                                           config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
     rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns), storage)

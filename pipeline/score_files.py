@@ -8,9 +8,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ..model.preprocess import ImageError, load_image
-from ..transforms.load import decode_pool
-from ..transforms.read import read_bytes
+from ..transforms.load import Ahead
+from ..transforms.manifests import Entry
 from .config import Config
 
 
@@ -27,40 +26,30 @@ class FileResult:
 
 
 def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:
-    """Results in input order, scoring ``config.batch.max_size`` images per model call; the
-    next batch is read and decoded (by ``decoding.threads`` threads) while this one is
-    scored. ``scorer``: an engine from ``model.engines.make_engine``."""
-    pool = decode_pool(config.decoding.threads)
-    paths = iter(paths)
-    chunks = iter(lambda: list(itertools.islice(paths, config.batch.max_size)), [])
+    """Results in input order, scoring ``config.batch.max_size`` images per model call. Files
+    are read and decoded as the job does (``config.loading()``: its reading and decoding
+    pools, retries and limits), a batch ahead: the next batch is read and decoded while this
+    one is scored. ``scorer``: an engine from ``model.engines.make_engine``."""
+    loading, batch = config.loading().start(), config.batch.max_size
 
-    def load(path: str) -> tuple[FileResult, np.ndarray | None]:
-        result = FileResult(path)
-        try:
-            data = read_bytes(path, config.limits.max_bytes, config.read_policy())
-            return result, load_image(data, config.loader, config.limits.max_pixels).array
-        except ImageError as exc:
-            result.error_kind, result.error = exc.kind, str(exc)
-            return result, None
+    def loaded() -> Iterator[tuple[dict, np.ndarray] | dict]:
+        ahead = Ahead(batch)
+        for line, path in enumerate(paths, 1):
+            entry = Entry(path, {}, "command line", line)
+            future = loading.submit(entry)
+            if future is None:
+                yield loading.load(entry)
+            else:
+                yield from (result for result, _ in ahead.add(future))
+        yield from (result for result, _ in ahead.drain())
 
-    def score(loaded: list[tuple[FileResult, np.ndarray | None]]) -> list[FileResult]:
-        decoded = [(result, array) for result, array in loaded if array is not None]
-        if decoded:
-            scores = scorer.score(np.stack([array for _, array in decoded]))
-            for (result, _), value in zip(decoded, scores):
-                result.score = round(float(value), 6)
-                result.decision = config.thresholds.decide(result.score)
-        return [result for result, _ in loaded]
-
-    if pool is None:
-        for chunk in chunks:
-            yield from score([load(path) for path in chunk])
-        return
-    pending = None
-    for chunk in chunks:
-        submitted = [pool.submit(load, path) for path in chunk]
-        if pending:
-            yield from score([future.result() for future in pending])
-        pending = submitted
-    if pending:
-        yield from score([future.result() for future in pending])
+    results = iter(loaded())
+    for chunk in iter(lambda: list(itertools.islice(results, batch)), []):
+        decoded = [item[1] for item in chunk if not isinstance(item, dict)]
+        scores = iter(scorer.score(np.stack(decoded)).tolist() if decoded else [])
+        for item in chunk:
+            if isinstance(item, dict):  # a finished error row
+                yield FileResult(item["uri"], error_kind=item["error_kind"], error=item["error"])
+            else:
+                score = round(float(next(scores)), 6)
+                yield FileResult(item[0]["uri"], score, config.thresholds.decide(score))

@@ -1,15 +1,15 @@
 """Read each image's bytes and preprocess it; every failure becomes a row, never an exception.
 
-``LoadImage`` reads and decodes ahead: each element is handed to a pool of reading threads
-shared by the worker process, and, once read, to a pool of decoding threads (one per core);
-its output is emitted, in order, once ``ahead`` newer elements have been handed over (the rest
-at the end of the bundle). Reads of remote objects (gs://, s3://, https://) wait on the
-network, so many more of them overlap than there are cores (``reading.threads``), while
-decoding, which needs a core, stays at one thread per core. Bytes read but not yet decoded are
-capped per process (``reading.max_bytes_in_flight``): readers wait when the cap is reached.
-Decoding then runs while the same worker thread is busy in the model downstream; Pillow, the
-sockets and TensorFlow release the GIL for the heavy parts.
-"""
+``Loading`` reads and decodes (no Beam): each entry is handed to a pool of reading threads
+shared by the process, and, once read, to a pool of decoding threads (one per core). Reads of
+remote objects (gs://, s3://, https://) wait on the network, so many more of them overlap than
+there are cores (``reading.threads``), while decoding, which needs a core, stays at one thread
+per core. Bytes read but not yet decoded are capped per process
+(``reading.max_bytes_in_flight``): readers wait when the cap is reached. ``Ahead`` takes the
+results back in order with a bounded number in flight. The DoFns ``LoadImage`` and
+``HashFile`` and ``nsfw-scan score`` are built on the two: decoding runs while the worker
+thread is busy in the model downstream; Pillow, the sockets and TensorFlow release the GIL
+for the heavy parts."""
 
 from __future__ import annotations
 
@@ -63,130 +63,81 @@ def byte_budget(limit: int) -> ByteBudget:
         return _budgets.setdefault(limit, ByteBudget(limit))
 
 
-class _ReadsFiles(beam.DoFn):
-    """Reads an image's bytes into a row: ``bytes`` and ``sha256`` set."""
+class Ahead:
+    """Work handed to pools, taken back in the order it was handed over, with at most ``limit``
+    pieces in flight: the one read-ahead of the job and of ``nsfw-scan score``. A piece's result
+    may itself be a future (read in the reading pool, then handed to the decoding pool)."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._pending = collections.deque()
+
+    def add(self, future: Future, context=None):
+        """Hands one piece over; yields ``(result, context)`` of the oldest beyond the limit."""
+        self._pending.append((future, context))
+        while len(self._pending) > self._limit:
+            yield self._oldest()
+
+    def drain(self):
+        """``(result, context)`` of every piece still in flight, in order."""
+        while self._pending:
+            yield self._oldest()
+
+    def _oldest(self):
+        future, context = self._pending.popleft()
+        result = future.result()
+        if isinstance(result, Future):
+            result = result.result()
+        return result, context
+
+
+class Loading:
+    """Reading and preprocessing of manifest entries in this process's pools (no Beam here): a
+    result is ``(row, array)`` (``row`` with ``bytes``, ``sha256``, ``width``, ``height`` and
+    ``loader`` set) or a finished error row.
+
+    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`);
+    ``read_threads``: size of its reading pool (0: each entry is read in its decoding thread);
+    ``max_bytes_in_flight``: its cap on bytes read and waiting to be decoded. Pools are taken
+    in :meth:`start`, in the process that loads (a DoFn's ``setup``, on the worker)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, read_policy: ReadPolicy = ReadPolicy(),
-                 storage: dict | None = None):
+                 decode_threads: int | None = 0, read_threads: int = 0, max_bytes_in_flight: int = 256 << 20):
         self._loader = loader
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._policy = read_policy
-        self._storage = storage  # see transforms/filesystems.py
-
-    def setup(self):
-        use_storage_options(self._storage)
-        self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
-
-    def _read_into(self, row: dict, budget: ByteBudget | None = None) -> bytes:
-        data = read_bytes(row["uri"], self._max_bytes, self._policy, budget)
-        row["bytes"] = len(data)
-        row["sha256"] = hashlib.sha256(data).hexdigest()
-        return data
-
-    def _count(self, row: dict) -> None:
-        # Beam's metrics live in the worker thread: counted there, never in a decoding thread.
-        if row.get("bytes"):
-            self._bytes_read.inc(row["bytes"])
-
-
-def _failed(row: dict):
-    """A finished error row, on the ``errors`` output."""
-    return beam.pvalue.TaggedOutput(ERRORS, row)
-
-
-class _ReadsAhead(_ReadsFiles):
-    """Hands each element to a pool (``_submit``) and emits the results in order, once
-    ``ahead`` newer elements have been handed over (the rest at the end of the bundle)."""
-
-    _ahead = 64
-
-    def start_bundle(self):
-        self._pending = collections.deque()
-
-    def process(self, element, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
-        future = self._submit(element)
-        if future is None:
-            yield from self._emit(self._now(element))
-            return
-        self._pending.append((future, timestamp, window))
-        while len(self._pending) > self._ahead:
-            yield from self._emit_oldest()
-
-    def finish_bundle(self):
-        while self._pending:
-            yield from self._emit_oldest()
-
-    def _emit_oldest(self):
-        future, timestamp, window = self._pending.popleft()
-        result = future.result()
-        if isinstance(result, Future):  # read, then handed to a decoding thread
-            result = result.result()
-        for output in self._emit(result):
-            if isinstance(output, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
-            else:
-                yield WindowedValue(output, timestamp, (window,))
-
-    def _read(self, entry: Entry, budget: ByteBudget | None = None) -> tuple[dict, bytes] | dict:
-        """``(row, bytes)``, or a finished error row."""
-        row = base_row(entry)
-        if entry.error:
-            return bad_line(row, entry.error)
-        try:
-            return row, self._read_into(row, budget)
-        except ImageError as exc:
-            return fail(row, exc.kind, exc.message)
-
-
-class LoadImage(_ReadsAhead):
-    """``Entry`` -> ``(row, array)`` on the main output, or a finished error row on ``errors``.
-
-    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`; resolved
-    in ``setup``, on the worker); ``ahead``: how many elements may be in the pools per DoFn
-    instance (at least a batch, so that the next batch decodes while this one is scored);
-    ``read_threads``: size of the process's reading pool (0: each element is read in its
-    decoding thread); ``max_bytes_in_flight``: the process's cap on bytes read and waiting to
-    be decoded."""
-
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int,
-                 decode_threads: int | None = 0, ahead: int = 64, read_policy: ReadPolicy = ReadPolicy(),
-                 read_threads: int = 0, max_bytes_in_flight: int = 256 << 20, storage: dict | None = None):
-        super().__init__(loader, max_bytes, max_pixels, read_policy, storage)
         self._threads = decode_threads
-        self._ahead = ahead
         self._read_threads = read_threads
         self._max_in_flight = max_bytes_in_flight
+        self._pool = self._readers = self._budget = None
 
-    def setup(self):
-        super().setup()
+    def start(self) -> "Loading":
         self._pool = decode_pool(self._threads)
-        self._readers = read_pool(self._read_threads) if self._pool else None
-        self._budget = byte_budget(self._max_in_flight) if self._readers else None
+        self._readers = read_pool(self._read_threads)
+        self._budget = byte_budget(self._max_in_flight) if self._readers and self._pool else None
+        return self
 
-    def _submit(self, element) -> Future | None:
+    def __getstate__(self):  # pickled without this process's pools
+        return dict(self.__dict__, _pool=None, _readers=None, _budget=None)
+
+    # reading and decoding
+    def submit(self, entry: Entry) -> Future | None:
+        """The future of ``load(entry)`` in the pools; ``None`` without a decoding pool."""
         if self._pool is None:
             return None
         if self._readers is None:
-            return self._pool.submit(self._now, element)
-        return self._readers.submit(self._read_then_decode, element)
+            return self._pool.submit(self.load, entry)
+        return self._readers.submit(self._read_then_decode, entry)
 
-    def _emit(self, loaded: tuple[dict, np.ndarray] | dict):
-        if isinstance(loaded, dict):
-            self._count(loaded)
-            yield _failed(loaded)
-        else:
-            self._count(loaded[0])
-            yield loaded
-
-    def _now(self, entry: Entry) -> tuple[dict, np.ndarray] | dict:
-        """``(row, array)``, or a finished error row; reads and decodes in this thread."""
-        read = self._read(entry)
+    def load(self, entry: Entry) -> tuple[dict, np.ndarray] | dict:
+        """Reads and decodes in this thread."""
+        read = self.read(entry)
         return read if isinstance(read, dict) else self._decode(*read)
 
     def _read_then_decode(self, entry: Entry) -> dict | Future:
         """Runs in a reading thread: the read's error row, or the future of its decoding."""
-        read = self._read(entry, self._budget)
+        read = self.read(entry, self._budget)
         return read if isinstance(read, dict) else self._pool.submit(self._decode_counted, *read)
 
     def _decode_counted(self, row: dict, data: bytes) -> tuple[dict, np.ndarray] | dict:
@@ -204,30 +155,108 @@ class LoadImage(_ReadsAhead):
         row["width"], row["height"] = image.width, image.height
         return row, image.array
 
+    # reading only (content de-duplication hashes first)
+    def submit_hash(self, entry: Entry) -> Future | None:
+        """The future of ``hash(entry)`` in the reading pool; ``None`` without one."""
+        return self._readers.submit(self.hash, entry) if self._readers else None
 
-class HashFile(_ReadsAhead):
-    """``Entry`` -> ``(sha256, (entry, size in bytes))`` without decoding (for content
-    de-duplication), or a finished error row on ``errors``. ``read_threads``: reads overlap in
-    the process's reading pool, ``ahead`` of them per DoFn instance (0 threads: read in the
-    worker thread)."""
+    def hash(self, entry: Entry) -> tuple[Entry, dict] | dict:
+        """``(entry, row)`` with the row's ``bytes`` and ``sha256`` set, or a finished error row;
+        the bytes themselves are dropped here: only the hash travels."""
+        read = self.read(entry)
+        return read if isinstance(read, dict) else (entry, read[0])
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int,
-                 read_policy: ReadPolicy = ReadPolicy(), read_threads: int = 0, ahead: int = 64,
-                 storage: dict | None = None):
-        super().__init__(loader, max_bytes, max_pixels, read_policy, storage)
-        self._read_threads = read_threads
-        self._ahead = ahead
+    def read(self, entry: Entry, budget: ByteBudget | None = None) -> tuple[dict, bytes] | dict:
+        """``(row, bytes)``, or a finished error row."""
+        row = base_row(entry)
+        if entry.error:
+            return bad_line(row, entry.error)
+        try:
+            data = read_bytes(entry.uri, self._max_bytes, self._policy, budget)
+        except ImageError as exc:
+            return fail(row, exc.kind, exc.message)
+        row["bytes"] = len(data)
+        row["sha256"] = hashlib.sha256(data).hexdigest()
+        return row, data
+
+
+def _failed(row: dict):
+    """A finished error row, on the ``errors`` output."""
+    return beam.pvalue.TaggedOutput(ERRORS, row)
+
+
+class _LoadsAhead(beam.DoFn):
+    """Hands each entry to ``Loading`` in this process's pools and emits the results in order,
+    once ``ahead`` newer entries have been handed over (the rest at the end of the bundle)."""
+
+    def __init__(self, loading: Loading, ahead: int = 64, storage: dict | None = None):
+        self._loading = loading
+        self._limit = ahead
+        self._storage = storage  # see transforms/filesystems.py
 
     def setup(self):
-        super().setup()
-        self._readers = read_pool(self._read_threads)
+        use_storage_options(self._storage)
+        self._loading.start()
+        self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
 
-    def _submit(self, element) -> Future | None:
-        return self._readers.submit(self._now, element) if self._readers else None
+    def start_bundle(self):
+        self._ahead = Ahead(self._limit)
 
-    def _now(self, entry: Entry) -> tuple[Entry, dict] | dict:
-        read = self._read(entry)  # the bytes are dropped here: only the hash travels
-        return read if isinstance(read, dict) else (entry, read[0])
+    def process(self, entry: Entry, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        future = self._submit(entry)
+        if future is None:
+            yield from self._emit(self._now(entry))
+            return
+        for result, (timestamp, window) in self._ahead.add(future, (timestamp, window)):
+            yield from self._windowed(result, timestamp, window)
+
+    def finish_bundle(self):
+        for result, (timestamp, window) in self._ahead.drain():
+            yield from self._windowed(result, timestamp, window)
+
+    def _windowed(self, result, timestamp, window):
+        for output in self._emit(result):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
+            else:
+                yield WindowedValue(output, timestamp, (window,))
+
+    def _count(self, row: dict) -> None:
+        # Beam's metrics live in the worker thread: counted there, never in a pool's thread.
+        if row.get("bytes"):
+            self._bytes_read.inc(row["bytes"])
+
+
+class LoadImage(_LoadsAhead):
+    """``Entry`` -> ``(row, array)`` on the main output, or a finished error row on ``errors``.
+    ``ahead``: how many entries may be in the pools per DoFn instance (at least a batch, so
+    that the next batch decodes while this one is scored)."""
+
+    def _submit(self, entry: Entry) -> Future | None:
+        return self._loading.submit(entry)
+
+    def _now(self, entry: Entry):
+        return self._loading.load(entry)
+
+    def _emit(self, loaded: tuple[dict, np.ndarray] | dict):
+        if isinstance(loaded, dict):
+            self._count(loaded)
+            yield _failed(loaded)
+        else:
+            self._count(loaded[0])
+            yield loaded
+
+
+class HashFile(_LoadsAhead):
+    """``Entry`` -> ``(sha256, (entry, size in bytes))`` without decoding (for content
+    de-duplication), or a finished error row on ``errors``; reads overlap in the process's
+    reading pool, ``ahead`` of them per DoFn instance (no reading pool: in the worker thread)."""
+
+    def _submit(self, entry: Entry) -> Future | None:
+        return self._loading.submit_hash(entry)
+
+    def _now(self, entry: Entry):
+        return self._loading.hash(entry)
 
     def _emit(self, hashed: tuple[Entry, dict] | dict):
         if isinstance(hashed, dict):
