@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import logging
 import os
@@ -100,81 +101,105 @@ def check_output_dir(directory: str) -> None:
         raise ConfigError(f"{directory}: the output folder is not writable ({exc.strerror}); choose another --output")
 
 
-def run(argv=None, test_pipeline=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run of the job, its command line resolved: what to read, where to write, how."""
+
+    manifests: tuple[str, ...]  # patterns; local ones absolute (workers run in other folders)
+    output: str
+    config: Config
+    beam_args: tuple[str, ...]  # Beam's pipeline options, the configuration's presets first
+    rescore_errors: bool = False
+    force: bool = False
+    break_lock: bool = False
+
+
+def job_from_flags(argv=None) -> Job:
+    """``nsfw-scan run``'s command line -> a ``Job``: the job's own flags, the configuration
+    they pick, and the rest as Beam's pipeline options (a flag neither knows is an error)."""
+    parser = argparse.ArgumentParser(prog="nsfw-scan run")
+    add_run_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    config = config_from_args(args)
+    beam_args = config.beam_args() + beam_args
+    check_beam_args(beam_args, list(parser._option_string_actions))
+    return Job(tuple(absolute(p) for p in args.manifest), absolute(args.output), config, tuple(beam_args),
+               args.rescore_errors, args.force, args.break_lock)
+
+
+def run(argv=None) -> dict:
+    """Run the job a command line describes; returns the summary."""
+    return run_job(job_from_flags(argv))
+
+
+def run_job(job: Job) -> dict:
     """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``).
 
     With ``partitions: K`` the URIs are split by a stable hash into K parts, run one after the
     other as K pipelines, each finishing its own results folder: memory is bounded by a K-th
     of the URIs (the local runner shuffles in memory), and a killed job keeps the parts that
     finished. De-duplication stays exact, since equal URIs hash to the same part."""
-    parser = argparse.ArgumentParser(prog="nsfw-scan run")
-    add_run_flags(parser)
-    args, beam_args = parser.parse_known_args(argv)
-    args.manifest, args.output = [absolute(p) for p in args.manifest], absolute(args.output)
-    config = config_from_args(args)
-    beam_args = config.beam_args() + beam_args
-    check_beam_args(beam_args, list(parser._option_string_actions))
-    storage = storage_from_beam_args(beam_args)  # before anything touches a file
-    plan = plan_manifests(args.manifest, config.manifest.uri_column)
+    config = job.config
+    storage = storage_from_beam_args(list(job.beam_args))  # before anything touches a file
+    plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     source = config.weights.source()
     precision = config.tensorflow.precision if config.engine == "tensorflow" else "float32"
     model = model_id(weights_id(source, locate(source)[1]), precision)
-    created = "://" not in args.output and not os.path.exists(args.output)
-    check_output_dir(args.output)
+    created = "://" not in job.output and not os.path.exists(job.output)
+    check_output_dir(job.output)
     try:
-        with OutputLock(args.output, storage, args.break_lock) as lock:
-            return _run_locked(args, beam_args, config, plan, model, lock, test_pipeline)
+        with OutputLock(job.output, storage, job.break_lock) as lock:
+            return _run_locked(job, plan, model, lock)
     finally:  # a failed run leaves no output folder it made (its lock is gone by now)
-        if created and os.path.isdir(args.output) and not os.listdir(args.output):
-            os.rmdir(args.output)
+        if created and os.path.isdir(job.output) and not os.listdir(job.output):
+            os.rmdir(job.output)
 
 
-def _run_locked(args, beam_args: list[str], config: Config, plan: ManifestPlan, model: str, lock: OutputLock,
-                test_pipeline=None) -> dict:
-    for folder in remove_unfinished_runs(args.output):
+def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> dict:
+    for folder in remove_unfinished_runs(job.output):
         log.info("removed %s: a run that did not finish", folder)
-    replaced = list(run_folders(args.output)) if args.force else []
-    earlier = [] if args.force else result_files(args.output)
+    replaced = list(run_folders(job.output)) if job.force else []
+    earlier = [] if job.force else result_files(job.output)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
-    parts = config.partitions
-    folders = [beam.io.filesystems.FileSystems.join(args.output, stamp if parts == 1 else f"{stamp}-part{i:03d}of{parts:03d}")
+    parts = job.config.partitions
+    folders = [beam.io.filesystems.FileSystems.join(job.output, stamp if parts == 1 else f"{stamp}-part{i:03d}of{parts:03d}")
                for i in range(parts)]
 
     results, runner, started = [], None, time.monotonic()
     try:
         for i, results_dir in enumerate(folders):
-            pipeline = test_pipeline or make_pipeline(beam_args)
+            pipeline = make_pipeline(list(job.beam_args))
             runner = pipeline.options.view_as(StandardOptions).runner
-            build(pipeline, plan, config, model, results_dir, earlier, args.rescore_errors, (i, parts))
+            build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts))
             result = pipeline.run()
             result.wait_until_finish()
             results.append(result)
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
     except BaseException:
-        discard_unfinished(args.output, folders)
+        discard_unfinished(job.output, folders)
         raise
     seconds = time.monotonic() - started
 
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
-    if args.force:
+    if job.force:
         remove_runs(replaced)
-    elif args.rescore_errors and earlier:
+    elif job.rescore_errors and earlier:
         dropped = drop_superseded_errors(earlier, [f for d in folders for f in run_result_files(d)])
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
     # a pipeline (or part) that wrote no row leaves no folder of empty result files
     empty = [folder for folder, result in zip(folders, results) if summarize([result], 0, {})["rows"] == 0]
-    remove_runs([folder for folder in empty if folder in run_folders(args.output)])
+    remove_runs([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
-    results_name = None if not kept else f"{args.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
-    summary = summarize(results, seconds, {"output": args.output, "results": results_name, "model": model,
-                                           "loader": config.loader, "manifests": len(plan.files),
-                                           "runner": runner, "engine": config.engine, "partitions": parts,
+    results_name = None if not kept else f"{job.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
+    summary = summarize(results, seconds, {"output": job.output, "results": results_name, "model": model,
+                                           "loader": job.config.loader, "manifests": len(plan.files),
+                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier)})
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)
-    write_summary(args.output, summary)
+    write_summary(job.output, summary)
     return summary
 
 
