@@ -1,4 +1,5 @@
-"""Scoring engines with one interface, ``score(batch) -> NSFW probabilities``.
+"""Scoring engines with one interface, ``score(batch) -> NSFW probabilities``, each described
+by a typed spec that loads it (``spec.load()``; specs are small, so they travel to workers).
 
 ``tensorflow`` is the product's engine (:class:`model.scorer.Scorer`); ``onnxruntime`` runs the
 packaged ONNX file as shipped, the reference the benchmarks compare against.
@@ -6,12 +7,13 @@ packaged ONNX file as shipped, the reference the benchmarks compare against.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 
 from .runtime import Engine, cpu_threads
 from .weights import WeightsSource, locate, weights_id
-
-ENGINES = ("tensorflow", "onnxruntime")
 
 
 class OnnxRuntimeScorer(Engine):
@@ -32,12 +34,39 @@ class OnnxRuntimeScorer(Engine):
         return self._session.run(None, {self._input: np.asarray(batch, np.float32)})[0][:, 1]
 
 
-def make_engine(name: str, **scorer_options):
-    if name == "tensorflow":
+@dataclasses.dataclass(frozen=True)
+class TensorFlowEngine:
+    """This project's Keras network; the arguments of :class:`model.scorer.Scorer`."""
+
+    name: ClassVar[str] = "tensorflow"
+    source: WeightsSource = WeightsSource()
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    parallel_batches: int = 0
+    precision: str = "float32"
+
+    def load(self) -> Engine:
         from .scorer import Scorer
 
-        return Scorer(**scorer_options)
-    if name == "onnxruntime":
-        return OnnxRuntimeScorer(scorer_options.get("source", WeightsSource()),
-                                 scorer_options.get("intra_op_threads", 0))
-    raise ValueError(f"unknown engine {name!r}; choose one of {ENGINES}")
+        return Scorer(self.source, intra_op_threads=self.intra_op_threads, inter_op_threads=self.inter_op_threads,
+                      precision=self.precision, parallel_batches=self.parallel_batches)
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxRuntimeEngine:
+    """The packaged ONNX file run by onnxruntime (ONNX weights only)."""
+
+    name: ClassVar[str] = "onnxruntime"
+    source: WeightsSource = WeightsSource()
+    threads: int = 0
+
+    def load(self) -> Engine:
+        return OnnxRuntimeScorer(self.source, self.threads)
+
+
+ENGINES = {spec.name: spec for spec in (TensorFlowEngine, OnnxRuntimeEngine)}
+
+
+def make_engine(spec: TensorFlowEngine | OnnxRuntimeEngine) -> Engine:
+    """The engine a spec describes, loaded (the one place engines are made)."""
+    return spec.load()

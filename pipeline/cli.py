@@ -23,7 +23,7 @@ def cmd_score(args) -> int:
 
     config = config_from_args(args)
     storage_from_args(args)  # before any file is read
-    scorer = make_engine(config.engine, **config.scorer_options())
+    scorer = make_engine(config.engine_spec())
     any_error = False
     for result in score_paths(args.paths, config, scorer):
         any_error |= result.error is not None
@@ -32,13 +32,13 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from ..model.engines import make_engine
     from ..model.export import export_savedmodel
-    from ..model.scorer import Scorer
 
     config = config_from_args(args)
     if os.path.exists(args.directory) and os.listdir(args.directory):
         raise ConfigError(f"{args.directory}: the export directory exists and is not empty; choose a new one")
-    scorer = Scorer(**config.scorer_options())
+    scorer = make_engine(config.engine_spec("tensorflow"))
     export_savedmodel(scorer.model, args.directory, args.input_type)
     print(f"SavedModel ({args.input_type} input, weights {scorer.model_id}) written to {args.directory}")
     return EXIT_OK
@@ -80,7 +80,7 @@ def cmd_bench(args) -> int:
     from ..model.engines import make_engine
 
     config = config_from_args(args)
-    engine = make_engine(config.engine, **config.scorer_options())
+    engine = make_engine(config.engine_spec())
     batch = args.batch_size or 32
     rate = images_per_second(engine.score, batch, args.seconds)
     result = {"engine": config.engine, "batch_size": batch, "threads": engine.threads,

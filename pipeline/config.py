@@ -16,7 +16,7 @@ import yaml
 
 from ..model.preprocess import LOADERS
 from ..model.decision import Thresholds
-from ..model.engines import ENGINES
+from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
 from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..transforms.httpfs import HttpSettings
@@ -123,14 +123,13 @@ class Config:
     # Beam pipeline options (runner presets); flags on the command line win over these.
     pipeline_options: dict = dataclasses.field(default_factory=dict)
 
-    def scorer_options(self) -> dict:
-        """Keyword arguments for ``model.scorer.Scorer``."""
-        options = {"source": self.weights.source(), "intra_op_threads": self.tensorflow.intra_op_threads,
-                   "inter_op_threads": self.tensorflow.inter_op_threads}
-        if self.engine == "tensorflow":
-            options["precision"] = self.tensorflow.precision
-            options["parallel_batches"] = self.tensorflow.parallel_batches
-        return options
+    def engine_spec(self, engine: str | None = None) -> TensorFlowEngine | OnnxRuntimeEngine:
+        """The configured engine (or ``engine``) with its settings, typed."""
+        if (engine or self.engine) == "onnxruntime":
+            return OnnxRuntimeEngine(self.weights.source(), self.tensorflow.intra_op_threads)
+        tf = self.tensorflow
+        return TensorFlowEngine(self.weights.source(), tf.intra_op_threads, tf.inter_op_threads,
+                                tf.parallel_batches, tf.precision)
 
     def read_policy(self) -> ReadPolicy:
         """Retries, timeouts and the http(s) address guard for ``transforms.read.read_bytes``."""

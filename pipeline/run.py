@@ -64,7 +64,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     options, to set in whichever worker process runs it."""
     storage = storage_options(pipeline.options)
     handler = OpenNsfwModelHandler(
-        config.engine, config.scorer_options(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+        config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
     )
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size

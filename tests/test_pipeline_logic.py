@@ -49,7 +49,7 @@ def fake_score(arrays: np.ndarray) -> np.ndarray:
 def fake_engine(monkeypatch):
     import nsfw_scan.model.engines as engines
 
-    monkeypatch.setattr(engines, "make_engine", lambda name, **options: FakeEngine())
+    monkeypatch.setattr(engines, "make_engine", lambda spec: FakeEngine())
 
 
 def pipeline():

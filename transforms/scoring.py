@@ -13,6 +13,7 @@ import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from ..model.decision import Thresholds
+from ..model import engines
 from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
 from .results import finish
@@ -36,18 +37,15 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, engine: str, scorer_options: dict, min_batch_size: int, max_batch_size: int,
+    def __init__(self, engine: engines.TensorFlowEngine | engines.OnnxRuntimeEngine, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          large_model=large_model, model_copies=model_copies)
-        self._engine = engine  # model.engines.ENGINES
-        self._scorer_options = scorer_options  # model.scorer.Scorer's keyword arguments
+        self._engine = engine  # a spec from model.engines
 
     def load_model(self):
-        from ..model.engines import make_engine
-
         started = time.perf_counter()
-        engine = make_engine(self._engine, **self._scorer_options)
+        engine = engines.make_engine(self._engine)
         engine.load_seconds = time.perf_counter() - started
         return engine
 
@@ -56,7 +54,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
-            log.info("model %s (%s) loaded in %.1f s", model_id, self._engine, seconds)
+            log.info("model %s (%s) loaded in %.1f s", model_id, self._engine.name, seconds)
         return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
