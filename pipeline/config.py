@@ -33,11 +33,19 @@ class Batch:
     min_size: int = 16
     max_size: int = 64
 
+    def problems(self):
+        if not 1 <= self.min_size <= self.max_size:
+            yield "", f"need 1 <= min_size <= max_size, got {self.min_size}, {self.max_size}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_bytes: int = 64 << 20
     max_pixels: int = 178_956_970
+
+    def problems(self):
+        if self.max_bytes < 1 or self.max_pixels < 1:
+            yield "", "max_bytes and max_pixels must be positive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +54,10 @@ class Decoding:
 
     threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
+
+    def problems(self):
+        if (self.threads or 0) < 0 or (self.ahead is not None and self.ahead < 1):
+            yield "", "threads must be null or 0 or more, ahead null or 1 or more"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +71,12 @@ class Reading:
     max_wait_s: float = 20.0
     timeout_s: float = 30.0
 
+    def problems(self):
+        if (self.threads < 0 or self.max_bytes_in_flight < 1 or self.attempts < 1
+                or min(self.backoff_s, self.max_wait_s) < 0 or self.timeout_s <= 0):
+            yield "", ("need threads >= 0, max_bytes_in_flight >= 1, attempts >= 1, backoff_s and max_wait_s "
+                       ">= 0, timeout_s > 0")
+
 
 @dataclasses.dataclass(frozen=True)
 class Http:
@@ -67,6 +85,15 @@ class Http:
     allow_networks: tuple = ()
     timeout_s: float = 30.0
     max_redirects: int = 5
+
+    def problems(self):
+        if self.timeout_s <= 0 or self.max_redirects < 0:
+            yield "", "need timeout_s > 0 and max_redirects >= 0"
+        for cidr in self.allow_networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (TypeError, ValueError):
+                yield "allow_networks", f"{cidr!r} is not a network like 10.0.0.0/8 or fd00::/8"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +104,12 @@ class Weights:
 
     def source(self) -> WeightsSource:
         return WeightsSource(self.kind, self.path, self.trusted)
+
+    def problems(self):
+        if self.kind not in READERS:
+            yield "kind", f"{self.kind!r} is not one of {sorted(READERS)}"
+        if self.kind != "onnx" and not self.path:
+            yield "path", f"weights kind {self.kind!r} needs a path"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +124,10 @@ class ModelSharing:
     large_model: bool = False
     copies: int | None = None
 
+    def problems(self):
+        if self.copies is not None and self.copies < 1:
+            yield "copies", "must be a positive number or null"
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorFlow:
@@ -101,6 +138,12 @@ class TensorFlow:
     inter_op_threads: int = 0
     parallel_batches: int = 0
     precision: str = "float32"
+
+    def problems(self):
+        if self.precision not in PRECISIONS:
+            yield "precision", f"{self.precision!r} is not one of {list(PRECISIONS)}"
+        if min(self.intra_op_threads, self.inter_op_threads, self.parallel_batches) < 0:
+            yield "", "thread counts must be 0 (default) or positive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,45 +199,25 @@ class Config:
         return args
 
     def validate(self, origin: str) -> "Config":
+        """Each section checks its own values (``problems``); the settings that span sections
+        and the top-level ones are checked here."""
         def fail(key, why):
             raise ConfigError(f"{origin}: {key}: {why}")
 
+        for field in dataclasses.fields(self):
+            section = getattr(self, field.name)
+            for key, why in getattr(section, "problems", lambda: ())():
+                fail(f"{field.name}.{key}" if key else field.name, why)
         if self.loader not in LOADERS:
             fail("loader", f"{self.loader!r} is not one of {sorted(LOADERS)}")
-        if not 1 <= self.batch.min_size <= self.batch.max_size:
-            fail("batch", f"need 1 <= min_size <= max_size, got {self.batch.min_size}, {self.batch.max_size}")
-        if self.limits.max_bytes < 1 or self.limits.max_pixels < 1:
-            fail("limits", "max_bytes and max_pixels must be positive")
-        if (self.decoding.threads or 0) < 0 or (self.decoding.ahead is not None and self.decoding.ahead < 1):
-            fail("decoding", "threads must be null or 0 or more, ahead null or 1 or more")
-        r = self.reading
-        if r.threads < 0 or r.max_bytes_in_flight < 1 or r.attempts < 1 or min(r.backoff_s, r.max_wait_s) < 0 or r.timeout_s <= 0:
-            fail("reading", "need threads >= 0, max_bytes_in_flight >= 1, attempts >= 1, backoff_s and max_wait_s >= 0, timeout_s > 0")
-        if self.http.timeout_s <= 0 or self.http.max_redirects < 0:
-            fail("http", "need timeout_s > 0 and max_redirects >= 0")
-        for cidr in self.http.allow_networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except (TypeError, ValueError):
-                fail("http.allow_networks", f"{cidr!r} is not a network like 10.0.0.0/8 or fd00::/8")
-        if self.weights.kind not in READERS:
-            fail("weights.kind", f"{self.weights.kind!r} is not one of {sorted(READERS)}")
-        if self.weights.kind != "onnx" and not self.weights.path:
-            fail("weights.path", f"weights kind {self.weights.kind!r} needs a path")
+        if self.engine not in ENGINES:
+            fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
+        if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
+            fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
         if self.partitions < 1:
             fail("partitions", "must be 1 or more")
         if self.progress_every < 1:
             fail("progress_every", "must be a positive number of images")
-        if self.engine not in ENGINES:
-            fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
-        if self.tensorflow.precision not in PRECISIONS:
-            fail("tensorflow.precision", f"{self.tensorflow.precision!r} is not one of {list(PRECISIONS)}")
-        if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
-            fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
-        if min(self.tensorflow.intra_op_threads, self.tensorflow.inter_op_threads, self.tensorflow.parallel_batches) < 0:
-            fail("tensorflow", "thread counts must be 0 (default) or positive")
-        if self.model_sharing.copies is not None and self.model_sharing.copies < 1:
-            fail("model_sharing.copies", "must be a positive number or null")
         return self
 
 

@@ -48,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     add_verbose_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
     parser.add_argument("--loader", choices=list(LOADERS), help="preprocessing (default: yahoo, exact)")
-    parser.add_argument("--engine", choices=ENGINES, help="model runtime (default: tensorflow)")
+    parser.add_argument("--engine", choices=list(ENGINES), help="model runtime (default: tensorflow)")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")
