@@ -144,9 +144,3 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
         dropped += table.num_rows - kept.num_rows
         _rewrite(path, kept)
     return dropped
-
-
-def remove_runs(folders: list[str]) -> None:
-    """After ``--force``: the new run replaces these earlier ones."""
-    if folders:
-        log.info("removed %d earlier runs (%d files): replaced by this run", len(folders), remove_folders(folders))

@@ -25,7 +25,7 @@ from .config import Config, ConfigError
 from .filesystems import absolute, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
 from .lock import OutputLock
-from .output_dir import (drop_superseded_errors, remove_runs, remove_unfinished_runs, result_files,
+from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import check_beam_args, make_pipeline
 from .summary import format_summary, summarize, write_summary
@@ -182,15 +182,15 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     seconds = time.monotonic() - started
 
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
-    if job.force:
-        remove_runs(replaced)
+    if job.force and replaced:
+        log.info("removed %d earlier runs (%d files): replaced by this run", len(replaced), remove_folders(replaced))
     elif job.rescore_errors and earlier:
         dropped = drop_superseded_errors(earlier, [f for d in folders for f in run_result_files(d)])
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
     # a pipeline (or part) that wrote no row leaves no folder of empty result files
     empty = [folder for folder, result in zip(folders, results) if summarize([result], 0, {})["rows"] == 0]
-    remove_runs([folder for folder in empty if folder in run_folders(job.output)])
+    remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{job.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
     summary = summarize(results, seconds, {"output": job.output, "results": results_name, "model": model,
@@ -207,7 +207,7 @@ def discard_unfinished(output: str, folders: list[str]) -> None:
     """After a failed run: its folders without results go (finished parts of a partitioned run
     stay)."""
     unfinished = [folder for folder, finished in run_folders(output).items() if folder in folders and not finished]
-    remove_runs(unfinished)
+    remove_folders(unfinished)
 
 
 def print_run(summary: dict) -> None:
