@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..model.decision import DECISIONS, Thresholds
 from .config import ConfigError
+from .filesystems import shown
 from .output_dir import result_files
 
 BINS = 20
@@ -126,7 +127,7 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
 
     span = report.get("time_range")
     when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
-    figure.suptitle(f"nsfw-scan results in {report['directory']}\n{report['rows']:,} rows, {when}", fontsize=13)
+    figure.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     buffer.seek(0)
@@ -168,6 +169,7 @@ def format_report(report: dict, png: str, csv: str) -> str:
     lines.append("scores  count")
     for i, n in enumerate(report["histogram"]):
         lines.append(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f} {n:>8}")
+    png, csv = shown(png), shown(csv)
     lines += [f"chart: {png}", f"review queue ({report['queue'].num_rows} rows, highest score first): {csv}",
               f"errors ({report['failed'].num_rows} rows, by kind): {csv.rsplit('/', 1)[0]}/{ERRORS_CSV}"]
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from ..transforms.results import output_schema
 from ..transforms.scoring import CountOutcomes, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
-from .filesystems import absolute, storage_from_beam_args
+from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
 from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
@@ -157,7 +157,7 @@ def run_job(job: Job) -> dict:
 
 def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> dict:
     for folder in remove_unfinished_runs(job.output):
-        log.info("removed %s: a run that did not finish", folder)
+        log.info("removed %s: a run that did not finish", shown(folder))
     replaced = list(run_folders(job.output)) if job.force else []
     earlier = [] if job.force else result_files(job.output)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
@@ -192,8 +192,8 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     empty = [folder for folder, result in zip(folders, results) if summarize([result], 0, {})["rows"] == 0]
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
-    results_name = None if not kept else f"{job.output.rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
-    summary = summarize(results, seconds, {"output": job.output, "results": results_name, "model": model,
+    results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
+    summary = summarize(results, seconds, {"output": shown(job.output), "results": results_name, "model": model,
                                            "loader": job.config.loader, "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier)})
