@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from .runtime import Engine, cpu_threads
-from .weights import WeightsSource, locate, weights_id
+from .weights import WeightsSource, locate, model_id, weights_id
 
 
 class OnnxRuntimeScorer(Engine):
@@ -45,6 +45,10 @@ class TensorFlowEngine:
     parallel_batches: int = 0
     precision: str = "float32"
 
+    def expected_model_id(self) -> str:
+        """The ``model_id`` the loaded engine gives its scores, known without loading it."""
+        return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
+
     def load(self) -> Engine:
         from .scorer import Scorer
 
@@ -59,6 +63,10 @@ class OnnxRuntimeEngine:
     name: ClassVar[str] = "onnxruntime"
     source: WeightsSource = WeightsSource()
     threads: int = 0
+
+    def expected_model_id(self) -> str:
+        """The ``model_id`` the loaded engine gives its scores, known without loading it."""
+        return weights_id(self.source, locate(self.source)[1])
 
     def load(self) -> Engine:
         return OnnxRuntimeScorer(self.source, self.threads)

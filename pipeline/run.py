@@ -12,7 +12,6 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from ..model.weights import locate, model_id, weights_id
 from ..transforms.content import ContentDedup, EarlierScores
 from ..transforms.earlier import DoneKeys
 from ..transforms.filesystems import storage_options
@@ -142,9 +141,7 @@ def run_job(job: Job) -> dict:
     config = job.config
     storage = storage_from_beam_args(list(job.beam_args))  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
-    source = config.weights.source()
-    precision = config.tensorflow.precision if config.engine == "tensorflow" else "float32"
-    model = model_id(weights_id(source, locate(source)[1]), precision)
+    model = config.engine_spec().expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)
     check_output_dir(job.output)
     try:

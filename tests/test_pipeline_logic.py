@@ -15,6 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
+from nsfw_scan.model.engines import TensorFlowEngine
 from nsfw_scan.model.runtime import Engine
 from nsfw_scan.model.preprocess import load_image
 from nsfw_scan.pipeline.config import load_config
@@ -23,18 +24,10 @@ from nsfw_scan.transforms.earlier import done_key
 from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
 
 
-def configured_model_id() -> str:
-    """The id the configured (default) model gives its scores: the fake engine takes it, so
-    that content de-duplication treats its scores as the configured model's."""
-    from nsfw_scan.model.weights import WeightsSource, locate, model_id, weights_id
-
-    return model_id(weights_id(WeightsSource(), locate(WeightsSource())[1]))
-
-
 class FakeEngine(Engine):
     """Scores an image by the mean of its preprocessed array: deterministic, instant."""
 
-    model_id = configured_model_id()
+    model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
     threads = 1
 
     def score(self, batch: np.ndarray) -> np.ndarray:
