@@ -27,7 +27,7 @@ from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import check_beam_args, make_pipeline
-from .summary import format_summary, summarize, write_summary
+from .summary import format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
     # a pipeline (or part) that wrote no row leaves no folder of empty result files
-    empty = [folder for folder, result in zip(folders, results) if summarize([result], 0, {})["rows"] == 0]
+    empty = [folder for folder, result in zip(folders, results) if rows_written([result]) == 0]
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")

@@ -39,11 +39,20 @@ def model_loads(results) -> tuple[int, float]:
     return count, seconds
 
 
+def _decisions(c: dict[str, int]) -> dict[str, int]:
+    return {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
+
+
+def rows_written(results) -> int:
+    """Rows the pipelines wrote (every row gets a decision, ``error`` included)."""
+    return sum(_decisions(counters(results)).values())
+
+
 def summarize(results, seconds: float, extra: dict) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of."""
     c = counters(results)
     loads, load = model_loads(results)
-    decisions = {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
+    decisions = _decisions(c)
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
     errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
     return {
