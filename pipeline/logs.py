@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import warnings
 
@@ -26,6 +27,13 @@ NOISE = (
 # (the file's row says it).
 QUIET_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker", "apache_beam.runners.portability",
                  "PIL")
+
+
+# Beam's local runner in ``multi_processing`` mode relays its worker processes' log records from
+# this logger, each as the text of a protobuf ("Worker: severity: INFO ... message: "..." ...").
+WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
+_WORKER_PROGRESS = re.compile(r'message: "(?P<line>(?:part \d+ of \d+: )?(?:(?P<progress>progress: )|\d+ rows to write )'
+                              r'[^"\\]*)"')
 
 
 class _DropNoise(logging.Filter):
@@ -59,6 +67,25 @@ def silence_native_stderr() -> None:
     silence_native_stderr.done = True
 
 
+class _RelayWorkerProgress(logging.Handler):
+    """Progress lines of worker processes, as our own lines (the rest of what they log stays
+    with the relay, shown with --verbose)."""
+
+    def __init__(self):
+        super().__init__()
+        self._announced = set()  # each worker says how many rows the run writes; once is enough
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _WORKER_PROGRESS.search(record.getMessage())
+        if not match:
+            return
+        if not match["progress"]:
+            if match["line"] in self._announced:
+                return
+            self._announced.add(match["line"])
+        logging.getLogger("nsfw_scan.worker").info("%s", match["line"])
+
+
 def configure_logging(verbose: bool = False, quiet_native: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     root = logging.getLogger()
@@ -76,6 +103,11 @@ def configure_logging(verbose: bool = False, quiet_native: bool = False) -> None
         ours.propagate = False
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
+    relay = logging.getLogger(WORKER_RELAY)
+    if not any(isinstance(h, _RelayWorkerProgress) for h in relay.handlers):
+        relay.addHandler(_RelayWorkerProgress())
+    relay.setLevel(logging.NOTSET if verbose else logging.INFO)
+    relay.propagate = verbose
     if not verbose:  # Pillow also warns about damaged files ("Truncated File Read")
         warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
     if quiet_native and not verbose:

@@ -18,7 +18,8 @@ from ..transforms.filesystems import storage_options
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
-from ..transforms.scoring import CountOutcomes, OpenNsfwModelHandler, ScoreImages
+from ..transforms.progress import CountOutcomes
+from ..transforms.scoring import OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
 from .config import Config, ConfigError
 from .filesystems import absolute, shown, storage_from_beam_args
@@ -68,13 +69,19 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     )
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
-    count = CountOutcomes(config.progress_every, run_id=results_dir)
-    score = ScoreImages(load, handler, config.thresholds, count)
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition, storage),
         "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition, storage),
     } | "NewEntries" >> NewEntries()
+    # One row per new entry: their number, for progress lines with a percentage and time left.
+    # The entries are reshuffled after it is taken, so that the counting steps that read it stay
+    # fused with scoring (otherwise the local runner holds every scored row until the end).
+    total = beam.pvalue.AsSingleton(entries | "CountNew" >> beam.combiners.Count.Globally())
+    entries = entries | "Spread" >> beam.Reshuffle()
+    part = f"part {partition[0] + 1} of {partition[1]}" if partition[1] > 1 else ""
+    count = CountOutcomes(config.progress_every, results_dir, total, part)
+    score = ScoreImages(load, handler, config.thresholds, count)
     if config.content_dedup:
         rows = {
             "entries": entries,

@@ -4,6 +4,7 @@ quiet console, and output folders that keep each run's history."""
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,8 +150,8 @@ def test_quiet_by_default_and_history_kept(tmp_path):
     assert first.returncode == 0, first.stderr
     noise = ("oneDNN", "absl", "cpu_feature_guard", "_tiffReadProc", "samples per pixel", "Traceback")
     assert not [line for line in first.stderr.splitlines() if any(n in line for n in noise)], first.stderr
-    assert [line.split(" ", 1)[1].split(" loaded in ")[0] for line in first.stderr.splitlines()] == \
-        ["model open_nsfw:onnx:864bb37bf886 (tensorflow)"]  # our one line; progress comes with more images
+    assert sorted(line.split(" ", 1)[1].split(" loaded in ")[0].split(" (")[0] for line in first.stderr.splitlines()) == \
+        ["3 rows to write", "model open_nsfw:onnx:864bb37bf886", "progress: 3 of 3 images"]  # our lines only
     (run_folder,) = out.glob("run-*")
     assert json.loads((run_folder / "_SUMMARY.json").read_text()) == json.loads((out / "_SUMMARY.json").read_text())
 
@@ -173,15 +174,16 @@ def test_quiet_by_default_and_history_kept(tmp_path):
 
 
 def test_progress_lines_come_during_the_run(tmp_path):
-    """Lines every progress_every images while the run goes on (not all at its end), with a
-    rate close to the summary's."""
+    """Lines every progress_every images while the run goes on (not all at its end), each with
+    the total, the percentage done and (before the end) the time left, and a rate close to the
+    summary's."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     names = ["grace_hopper.jpg", "chelsea.png", "coins.png"]
     for i in range(150):
         shutil.copy(REAL / names[i % 3], uploads / f"{i:03d}-{names[i % 3]}")
     manifest, config, out = tmp_path / "m.txt", tmp_path / "c.yaml", tmp_path / "out"
-    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())) + "not a uri\n")
     config.write_text("progress_every: 25\nbatch: {min_size: 8, max_size: 16}\n")
     proc = subprocess.Popen([sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
                              "--output", str(out), "--config", str(config)],
@@ -189,11 +191,42 @@ def test_progress_lines_come_during_the_run(tmp_path):
     arrivals = [(time.monotonic(), line) for line in proc.stderr]
     proc.wait(timeout=600)
     assert proc.returncode == 0, "".join(line for _, line in arrivals)
-    progress = [(t, line) for t, line in arrivals if " progress: " in line]
-    done = [int(line.split(" progress: ")[1].split()[0]) for _, line in progress]
-    assert done[:6] == [25, 50, 75, 100, 125, 150]
+    assert any(" 151 rows to write " in line for _, line in arrivals)  # 150 uploads + 1 unusable line
+    pattern = re.compile(r" progress: (\d+) of 151 images \((\d+)%\), (?:([\d.]+)/s over the last \d+ s, )?"
+                         r"[\d.]+/s since the first(?:; (under 1 s|about \d+ s) left)?$")
+    progress = [(t, pattern.search(line)) for t, line in arrivals if " progress: " in line]
+    assert all(match for _, match in progress), [line for _, line in arrivals if " progress: " in line]
+    done = [int(match[1]) for _, match in progress]
+    assert done == [25, 50, 75, 100, 125, 150, 151][:len(done)] and done[-1] == 151
+    assert [int(match[2]) for _, match in progress] == [round(100 * d / 151) for d in done]
+    assert all(match[4] for _, match in progress[:-1]) and not progress[-1][1][4]  # time left, until the end
     assert progress[-1][0] - progress[0][0] > 1.0  # spread over the run, not all at its end
     summary = json.loads((out / "_SUMMARY.json").read_text())
     rate = summary["rows"] / (summary["seconds"] - summary["model_load_seconds"])
-    current = float(progress[-1][1].split("(")[1].split("/s")[0])
+    current = float(progress[-1][1][3])
     assert rate / 2 < current < rate * 2, (current, rate)
+
+
+def test_progress_of_worker_processes(tmp_path):
+    """Workers in processes of their own (the local runner's multi_processing mode) each count
+    their own share, without a percentage: their lines reach the console as plain lines, and
+    the number of rows to write is said once per part."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for i in range(40):
+        shutil.copy(REAL / "chelsea.png", uploads / f"{i:03d}.png")
+    manifest, config, out = tmp_path / "m.txt", tmp_path / "c.yaml", tmp_path / "out"
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
+    config.write_text("progress_every: 5\nbatch: {min_size: 4, max_size: 8}\n")
+    done = nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", config, "--partitions", "2",
+                     "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(" ", 1)[1] for line in done.stderr.splitlines()]
+    assert "Worker: " not in done.stderr and "severity" not in done.stderr  # no relayed protobuf text
+    announced = [line for line in lines if " rows to write " in line]
+    assert len(announced) == 2 and {a.split(":")[0] for a in announced} == {"part 1 of 2", "part 2 of 2"}
+    assert sum(int(a.split(": ")[1].split()[0]) for a in announced) == 40
+    progress = [re.fullmatch(r"part ([12]) of 2: progress: (\d+) images done in worker process (\d+) \(.*/s.*\)", line)
+                for line in lines if " progress: " in line]
+    assert progress and all(progress), lines
+    assert {m[1] for m in progress} == {"1", "2"}

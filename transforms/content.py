@@ -91,7 +91,7 @@ class ContentDedup(beam.PTransform):
     entries with the same bytes share its row's result, and contents an earlier run scored with
     the same model and loader reuse that score."""
 
-    def __init__(self, hash_file: HashFile, score: beam.PTransform, count: beam.DoFn, thresholds: Thresholds):
+    def __init__(self, hash_file: HashFile, score: beam.PTransform, count: beam.PTransform, thresholds: Thresholds):
         super().__init__()
         self._hash_file = hash_file
         self._score = score
@@ -114,4 +114,4 @@ class ContentDedup(beam.PTransform):
             | "CopyResult" >> beam.FlatMap(_copy_result)
         )
         made_here = (hashed[ERRORS], shared, content[REUSED]) | "MadeHere" >> beam.Flatten()
-        return (scored, made_here | "CountMadeHere" >> beam.ParDo(self._count)) | "AllRows" >> beam.Flatten()
+        return (scored, made_here | "CountMadeHere" >> self._count) | "AllRows" >> beam.Flatten()

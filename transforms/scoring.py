@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -16,6 +14,7 @@ from ..model.decision import Thresholds
 from ..model import engines
 from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
+from .progress import CountOutcomes
 from .results import finish
 
 log = logging.getLogger(__name__)
@@ -69,75 +68,6 @@ def _decide(element, thresholds: Thresholds) -> dict:
     return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
 
 
-class _Progress:
-    """Images finished in this worker process during one run (shared by its DoFn instances)."""
-
-    WINDOW = 10.0  # seconds the current rate is measured over (rows come in batches)
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.done = 0
-        self.started = self.last_time = None
-        self.recent = collections.deque()  # (time, done), the last WINDOW seconds
-
-    def add(self, now: float) -> None:
-        if self.started is None:
-            self.started = self.last_time = now
-        self.done += 1
-        self.recent.append((now, self.done))
-        while now - self.recent[0][0] > self.WINDOW:
-            self.recent.popleft()
-
-    def rates(self, now: float) -> tuple[float, float]:
-        """(images/s over the last WINDOW seconds, images/s since the first image)."""
-        average = self.done / max(now - self.started, 1e-3)
-        since, done_then = self.recent[0]
-        if now - since < 1.0:  # too short a window to mean anything
-            return average, average
-        return (self.done - done_then) / (now - since), average
-
-
-class CountOutcomes(beam.DoFn):
-    """Finished rows pass through; decisions and errors by kind are counted, and progress is
-    logged per process: a line every ``progress_every`` images, and at least every
-    ``progress_seconds`` while images come, with the rate over the last seconds and since the
-    first image.
-
-    Applied to each branch of finished rows before they are flattened together, never after:
-    Beam's local runner materializes such a Flatten, so the step after it would see every row
-    only once all of them are scored (and progress would come at the very end)."""
-
-    _runs: dict[str, _Progress] = {}
-    _runs_lock = threading.Lock()
-
-    def __init__(self, progress_every: int, run_id: str = "", progress_seconds: float = 10.0):
-        self._every = progress_every
-        self._run_id = run_id  # progress is counted per run (a process may run several pipelines)
-        self._seconds = progress_seconds
-
-    def setup(self):
-        with CountOutcomes._runs_lock:
-            self._state = CountOutcomes._runs.setdefault(self._run_id, _Progress())
-
-    def process(self, row):
-        beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
-        if row["error_kind"]:
-            beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error_kind"]).inc()
-        self._progress()
-        yield row
-
-    def _progress(self):
-        state, now = self._state, time.monotonic()
-        with state.lock:
-            state.add(now)
-            if state.done % self._every and now - state.last_time < self._seconds:
-                return
-            state.last_time = now
-            done, (current, average) = state.done, state.rates(now)
-        log.info("progress: %d images done in this worker process (%.1f/s over the last %.0f s, %.1f/s since "
-                 "its first image)", done, current, min(now - state.recent[0][0], _Progress.WINDOW), average)
-
-
 class ScoreImages(beam.PTransform):
     """``Entry`` -> finished, counted rows: read and preprocess (``LoadImage``), score in
     batches (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
@@ -155,7 +85,7 @@ class ScoreImages(beam.PTransform):
             images.images
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
             | "Decide" >> beam.Map(_decide, self._thresholds)
-            | "CountScored" >> beam.ParDo(self._count)
+            | "CountScored" >> self._count
         )
-        failed = images[ERRORS] | "CountErrors" >> beam.ParDo(self._count)
+        failed = images[ERRORS] | "CountErrors" >> self._count
         return (scored, failed) | "WithErrors" >> beam.Flatten()
