@@ -73,7 +73,7 @@ class _CountRows(beam.DoFn):
             self._state = CountOutcomes.runs.setdefault(self._run_id, _Progress())
         self._whole_job = self._run_id in _LAUNCHED
 
-    def process(self, row, total=None):
+    def process(self, row, total):
         beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
         if row["error_kind"]:
             beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error_kind"]).inc()
@@ -83,7 +83,7 @@ class _CountRows(beam.DoFn):
     def _progress(self, total):
         state, now = self._state, time.monotonic()
         with state.lock:
-            announce = total is not None and state.total is None
+            announce = state.total is None
             state.total = total
             state.add(now)
             due = not state.done % self._every or now - state.last_time >= self._seconds or state.done == total
@@ -111,8 +111,8 @@ class CountOutcomes(beam.PTransform):
     """Finished rows -> the same rows, counted: decisions and errors by kind (Beam counters), and
     a progress line every ``progress_every`` rows and at least every ``progress_seconds`` while
     rows come, with the rate over the last seconds and since the first row. ``total`` (a
-    singleton side input: the rows this run writes) adds the percentage and the time left where
-    this process sees the whole job.
+    singleton side input: the rows this run writes) is announced once, and adds the percentage
+    and the time left where this process sees the whole job.
 
     Applied to each branch of finished rows before they are flattened together, never after:
     Beam's local runner materializes such a Flatten, so the step after it would see every row
@@ -123,7 +123,7 @@ class CountOutcomes(beam.PTransform):
     runs: dict[str, _Progress] = {}  # per run: a process may run several pipelines
     runs_lock = threading.Lock()
 
-    def __init__(self, progress_every: int, run_id: str, total=None, part: str = "",
+    def __init__(self, progress_every: int, run_id: str, total: beam.pvalue.AsSingleton, part: str = "",
                  progress_seconds: float = 10.0):
         super().__init__()
         _LAUNCHED.add(run_id)
@@ -131,6 +131,4 @@ class CountOutcomes(beam.PTransform):
         self._total = total
 
     def expand(self, rows):
-        if self._total is None:
-            return rows | beam.ParDo(self._fn)
         return rows | beam.ParDo(self._fn, total=self._total)
