@@ -53,3 +53,26 @@ def test_report_over_two_runs(tmp_path):
         for decision in ("safe", "review", "nsfw", "error"):
             rgb = tuple(int(COLOURS[decision][i:i + 2], 16) for i in (1, 3, 5))
             assert rgb in colours, decision
+
+
+def test_report_reads_results_of_an_older_version(tmp_path):
+    """A folder whose first run an older nsfw-scan wrote (no error_kind, source or duplicates
+    columns) still reports: the missing columns read as empty, error kinds from the messages."""
+    files = [str(REAL / f) for f in corpus_files(REAL)]
+    out = tmp_path / "out"
+    (tmp_path / "a.txt").write_text(f"{files[0]}\n{tmp_path / 'gone.jpg'}\n")
+    (tmp_path / "b.txt").write_text(f"{files[1]}\n{tmp_path / 'gone-too.jpg'}\n")
+    assert nsfw_scan("run", "--manifest", tmp_path / "a.txt", "--output", out).returncode == 0
+    (older,) = out.glob("run-*/part-*.parquet")
+    table = pq.read_table(older)
+    pq.write_table(table.drop_columns(["error_kind", "source_manifest", "source_line", "duplicates"]), older)
+    assert nsfw_scan("run", "--manifest", tmp_path / "b.txt", "--output", out).returncode == 0
+
+    result = nsfw_scan("report", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "rows 4: safe 2, review 0, nsfw 0, error 2"
+    assert "errors: not_found 2" in result.stdout
+    with open(out / "_report" / "errors.csv", newline="") as f:
+        failed = list(csv.DictReader(f))
+    assert sorted((r["uri"], r["error_kind"], r["source_line"]) for r in failed) == [
+        (str(tmp_path / "gone-too.jpg"), "not_found", "2"), (str(tmp_path / "gone.jpg"), "not_found", "")]
