@@ -26,8 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 from ..model.decision import DECISIONS, Thresholds
-from ..model.errors import ERROR_KINDS
-from ..transforms.results import output_schema
+from ..transforms.results import output_schema, with_result_columns
 from .config import ConfigError
 from .filesystems import shown
 from .output_dir import result_files
@@ -40,19 +39,14 @@ ERRORS_CSV = "errors.csv"
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", "error": "#7878c8"}
 
 
-def with_result_columns(table: pa.Table) -> pa.Table:
-    """A result table with every result column: files an older nsfw-scan wrote lack the newer
-    ones, which read as empty (``error_kind`` from the start of ``error``, which names it)."""
-    for field in output_schema({}):
-        if field.name in table.column_names:
-            continue
-        if field.name == "error_kind" and "error" in table.column_names:
-            kinds = [(e or "").split(":", 1)[0] for e in table.column("error").to_pylist()]
-            column = pa.array([k if k in ERROR_KINDS else None for k in kinds], field.type)
-        else:
-            column = pa.nulls(table.num_rows, field.type)
-        table = table.append_column(field, column)
-    return table
+def _with_result_columns(table: pa.Table) -> pa.Table:
+    """A result table with every result column (``with_result_columns``: files an older
+    nsfw-scan wrote lack the newer ones)."""
+    missing = [field for field in output_schema({}) if field.name not in table.column_names]
+    if not missing:
+        return table
+    schema = pa.schema([*table.schema, *missing])
+    return pa.Table.from_pylist([with_result_columns(row, schema.names) for row in table.to_pylist()], schema=schema)
 
 
 def _tables(directory: str):
@@ -62,7 +56,7 @@ def _tables(directory: str):
         raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
     for path in files:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            yield with_result_columns(pq.read_table(f))
+            yield _with_result_columns(pq.read_table(f))
 
 
 def collect(directory: str) -> dict:

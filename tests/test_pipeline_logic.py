@@ -196,8 +196,8 @@ def test_reruns_resume_rescore_errors_and_force(tmp_path, uploads):
 
 def test_earlier_bad_line_rows_map_back_to_their_key():
     path = "/data/2026: nightly/m.csv"  # colons and spaces in a manifest's path
-    row = {"uri": None, "error_kind": "bad_manifest_line", "source_manifest": path, "source_line": 12}
+    row = {"uri": None, "decision": "error", "source_manifest": path, "source_line": 12}
     assert list(done_key(row, rescore_errors=False)) == [bad_line_key(path, 12)]
-    failed = {"uri": "/a.png", "error_kind": "not_found", "source_manifest": path, "source_line": 3}
+    failed = {"uri": "/a.png", "decision": "error", "source_manifest": path, "source_line": 3}
     assert list(done_key(failed, rescore_errors=True)) == []
     assert list(done_key(failed, rescore_errors=False)) == ["/a.png"]

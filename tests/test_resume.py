@@ -1,5 +1,6 @@
 """Running again into the same output: only new URIs are scored, one row per URI across runs."""
 
+import csv
 import shutil
 import signal
 import subprocess
@@ -129,3 +130,33 @@ def test_malformed_lines_are_known_by_their_full_source(tmp_path):
     assert bad == [(str(tmp_path / f / "m.csv"), 3, "bad_manifest_line") for f in ("a", "b")]
     again = job(pattern, out)
     assert again["rows"] == 0 and again["already_done"] == 3
+
+
+def test_runs_over_results_of_an_older_version(tmp_path):
+    """An output folder whose first run an older nsfw-scan wrote (no error_kind, source or
+    duplicates columns): a rerun with --rescore-errors finds its error rows by their decision
+    and replaces them, and the report takes the source of its malformed line from the message."""
+    gone = tmp_path / "gone.png"
+    manifest, out = tmp_path / "m.csv", tmp_path / "out"
+    manifest.write_text(f"uri,id\n{REAL_URIS[0]},1\n{gone},2\nno-comma-here\n")
+    assert job(manifest, out)["rows"] == 3
+    (older,) = out.glob("run-*/part-*.parquet")
+    pq.write_table(pq.read_table(older).drop_columns(["error_kind", "source_manifest", "source_line", "duplicates"]),
+                   older)
+
+    gone.write_bytes((REAL / "coffee.png").read_bytes())  # the upload arrives later
+    manifest.write_text(f"uri,id\n{REAL_URIS[0]},1\n{gone},2\n")
+    summary = job(manifest, out, "--rescore-errors")
+    assert summary["scored"] == 1 and summary["already_done"] == 1
+    rows = [r for f in out.glob("run-*/part-*.parquet") for r in pq.read_table(f).to_pylist()]  # both schemas
+    assert sorted(str(r["uri"]) for r in rows) == sorted([REAL_URIS[0], str(gone), "None"])
+    assert next(r for r in rows if r["uri"] == str(gone))["score"] is not None
+
+    report = subprocess.run([sys.executable, "-m", "nsfw_scan.pipeline.cli", "report", str(out)],
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    with open(out / "_report" / "errors.csv", newline="") as f:
+        (failed,) = csv.DictReader(f)
+    assert failed["error"].startswith(f"bad_manifest_line: {manifest} line 4: ")
+    assert (failed["error_kind"], failed["source_manifest"], failed["source_line"]) == (
+        "bad_manifest_line", str(manifest), "4")

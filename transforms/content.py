@@ -14,7 +14,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from ..model.decision import Thresholds
-from .filesystems import ReadParquetFiles
+from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
 from .results import base_row, finish
@@ -43,8 +43,8 @@ class EarlierScores(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadScores" >> ReadParquetFiles(self._files, ["sha256", "score", "width", "height", "model", "loader"],
-                                               self._storage)
+            | "ReadScores" >> ReadEarlierResults(self._files, ["sha256", "score", "width", "height", "model", "loader"],
+                                                 self._storage)
             | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader)
         )
 

@@ -6,15 +6,34 @@ import apache_beam as beam
 
 from .filesystems import ReadParquetFiles
 from .manifests import bad_line_key, in_partition
+from .results import with_result_columns
 
-COLUMNS = ["uri", "error_kind", "source_manifest", "source_line"]
+COLUMNS = ["uri", "decision", "source_manifest", "source_line"]
+
+
+class ReadEarlierResults(beam.PTransform):
+    """Result files of earlier runs -> their rows, ``columns`` only; those a file lacks because
+    an older nsfw-scan wrote it are filled in (``with_result_columns``)."""
+
+    def __init__(self, files: list[str], columns: list[str], storage: dict | None = None):
+        super().__init__()
+        self._files = files
+        self._columns = columns
+        self._storage = storage
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ReadFiles" >> ReadParquetFiles(self._files, self._columns, self._storage)
+            | "OlderFiles" >> beam.Map(with_result_columns, self._columns)
+        )
 
 
 def done_key(row: dict, rescore_errors: bool):
     """The dedup key a result row covers, or nothing if the row is to be redone. A malformed
     manifest line (no URI) is known by its source columns."""
     if row["uri"] is not None:
-        if rescore_errors and row["error_kind"]:
+        if rescore_errors and row["decision"] == "error":
             return
         yield row["uri"]
     elif row["source_manifest"] is not None:
@@ -36,7 +55,7 @@ class DoneKeys(beam.PTransform):
         rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
-            | "ReadEarlierResults" >> ReadParquetFiles(self._files, COLUMNS, self._storage)
+            | "ReadEarlierResults" >> ReadEarlierResults(self._files, COLUMNS, self._storage)
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

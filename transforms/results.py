@@ -12,11 +12,12 @@ Each fact is written by the step that knows it: ``loader`` by the step that ran 
 from __future__ import annotations
 
 import datetime
+import re
 
 import pyarrow as pa
 
 from ..model.decision import Thresholds
-from ..model.errors import BAD_MANIFEST_LINE
+from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS
 
 RESULT_FIELDS = [
     pa.field("score", pa.float32()),
@@ -71,3 +72,24 @@ def fail(row: dict, kind: str, message: str) -> dict:
 def bad_line(row: dict, message: str) -> dict:
     """The row of a malformed manifest line (its source columns say which)."""
     return fail(row, BAD_MANIFEST_LINE, f"{row['source_manifest']} line {row['source_line']}: {message}")
+
+
+_BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_line`` writes it
+
+
+def with_result_columns(row: dict, columns) -> dict:
+    """A row read from a result file, with those of ``columns`` it lacks because an older
+    nsfw-scan wrote the file: ``error_kind`` from the start of ``error`` (``fail`` has always
+    begun it so), the source of a malformed manifest line from its message (``bad_line``), the
+    rest empty. Rows that have every column come back as they are."""
+    missing = [name for name in columns if name not in row]
+    if not missing:
+        return row
+    row = dict(row, **dict.fromkeys(missing))
+    message = row.get("error") or ""
+    if "error_kind" in missing:
+        kind = message.split(":", 1)[0]
+        row["error_kind"] = kind if kind in ERROR_KINDS else None
+    if "source_manifest" in missing and (match := _BAD_LINE.match(message)):
+        row["source_manifest"], row["source_line"] = match[1], int(match[2])
+    return row
