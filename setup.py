@@ -29,7 +29,7 @@ setup(
     package_data={"nsfw_scan.configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
-        "apache-beam>=2.70,<3",
+        "apache-beam==2.62.0",
         "tensorflow-cpu>=2.18,<2.22",
         "numpy>=1.26",
         "pillow>=12.0,<13",
@@ -42,10 +42,10 @@ setup(
         "onnx>=1.16",
     ],
     extras_require={
-        "gcp": ["apache-beam[gcp]>=2.70,<3"],
-        "aws": ["apache-beam[aws]>=2.70,<3"],
+        "gcp": ["apache-beam[gcp]==2.62.0"],
+        "aws": ["apache-beam[aws]==2.62.0"],
         # the store and fault-injection tests run the job against real S3 and GCS servers on 127.0.0.1
-        "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam[aws,gcp]>=2.70,<3",
+        "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam[aws,gcp]==2.62.0",
                  "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8"],
     },
     entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},

@@ -7,6 +7,11 @@ import json
 import os
 import sys
 import traceback
+import warnings
+
+# google-auth and google-api-core warn on import about the grpcio and Python releases they will
+# drop one day: nothing about this job, and every command would start with them.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)")
 
 from .config import ConfigError
 from .filesystems import add_storage_flags

@@ -23,10 +23,11 @@ NOISE = (
     "apitools not found",
 )
 # Quiet unless --verbose: Beam's SDK worker logs each failing bundle with its traceback (the
-# command reports the failure itself, in one line); Pillow logs what it finds wrong in a file
-# (the file's row says it).
+# command reports the failure itself, in one line); a job server Beam starts for Flink or Spark
+# logs "Waiting for grpc channel to be ready" while it starts; Pillow logs what it finds wrong
+# in a file (the file's row says it).
 QUIET_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker", "apache_beam.runners.portability",
-                 "PIL")
+                 "apache_beam.utils.subprocess_server", "PIL")
 
 
 # Beam's local runner in ``multi_processing`` mode relays its worker processes' log records from

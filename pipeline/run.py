@@ -27,7 +27,7 @@ from .flags import add_config_flags, at_least, config_from_args
 from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
-from .runners import check_beam_args, make_pipeline
+from .runners import check_beam_args, make_pipeline, submit
 from .summary import format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
             pipeline = make_pipeline(list(job.beam_args))
             runner = pipeline.options.view_as(StandardOptions).runner
             build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts))
-            result = pipeline.run()
+            result = submit(pipeline)
             result.wait_until_finish()
             results.append(result)
             if parts > 1:

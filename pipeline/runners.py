@@ -41,6 +41,19 @@ def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
     return beam.Pipeline(options=options)
 
 
+def submit(pipeline: beam.Pipeline):
+    """``pipeline.run()``; a job server that never answers is named, instead of Beam's bare
+    ``FutureTimeoutError``."""
+    import grpc
+
+    try:
+        return pipeline.run()
+    except grpc.FutureTimeoutError:
+        endpoint = pipeline.options.get_all_options().get("job_endpoint")
+        raise ConfigError(f"--job_endpoint {endpoint}: no Beam job server answered there; start it, or give the job "
+                          "server's jar instead (--flink_job_server_jar / --spark_job_server_jar)") from None
+
+
 def _beam_flag_parser():
     """The parser Beam's ``PipelineOptions.get_all_options`` uses: every options class loaded."""
     from apache_beam.options.pipeline_options import _BeamArgumentParser
@@ -74,3 +87,30 @@ def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
         raise ConfigError(f"unknown flag {flags[0]}{hint}: neither nsfw-scan run nor Beam's pipeline options know it")
     if unknown:
         raise ConfigError(f"unexpected argument {unknown[0]!r}: nsfw-scan run takes no positional arguments")
+    check_cluster_options(PipelineOptions(beam_args).get_all_options(), runner)
+
+
+# Beam's portable runners on a cluster of one's own, and the flags that point them at its pieces
+# (engines/install.sh builds each of them into .engines/).
+JOB_SERVER_JAR_FLAG = {"FlinkRunner": "flink_job_server_jar", "SparkRunner": "spark_job_server_jar"}
+
+
+def check_cluster_options(options: dict, runner: str | None) -> None:
+    """Where Beam would quietly do the wrong thing on a cluster, a :class:`ConfigError` with the
+    fix: download a job server jar at run time (no ``--job_endpoint`` and no jar given), start no
+    worker (``--environment_type PROCESS`` without the boot program's path), or run a Flink job on
+    one task slot (no ``--parallelism``)."""
+    name = (runner or "").rsplit(".", 1)[-1]
+    jar_flag = JOB_SERVER_JAR_FLAG.get(name)
+    if jar_flag and not options.get("job_endpoint") and not options.get(jar_flag):
+        raise ConfigError(f"--runner {name}: give --{jar_flag} PATH (engines/install.sh builds it) or --job_endpoint "
+                          "HOST:PORT of a running Beam job server; Beam would otherwise download the job server at run time")
+    if str(options.get("environment_type") or "").upper() == "PROCESS":
+        settings = dict(o.split("=", 1) for o in options.get("environment_options") or [] if "=" in o)
+        if not settings.get("process_command") and not options.get("environment_config"):
+            raise ConfigError("--environment_type PROCESS: give --environment_option process_command=PATH, the Beam "
+                              "Python SDK boot program on every task manager or executor (engines/install.sh builds "
+                              "it as .engines/bin/boot)")
+    if name == "FlinkRunner" and (options.get("parallelism") or -1) < 1:
+        raise ConfigError("--runner FlinkRunner: give --parallelism N, the task slots of the cluster to use "
+                          "(Beam otherwise runs the job on one)")

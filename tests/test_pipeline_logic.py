@@ -47,7 +47,9 @@ def fake_engine(monkeypatch):
 
 def pipeline():
     # Beam's in-process runner (what DirectRunner uses for batch pipelines), never Prism
-    return BeamTestPipeline(runner="FnApiRunner")
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return BeamTestPipeline(runner=FnApiRunner())
 
 
 def png(path, colour, size=(40, 30)):

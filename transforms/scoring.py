@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 
@@ -38,9 +39,21 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
 
     def __init__(self, engine: engines.TensorFlowEngine | engines.OnnxRuntimeEngine, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None):
-        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
-                         large_model=large_model, model_copies=model_copies)
+        super().__init__()
         self._engine = engine  # a spec from model.engines
+        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        self._shared = large_model or model_copies is not None
+        self._copies = model_copies or 1
+
+    # Beam's ModelHandler hooks for batching and model sharing (the same on every Beam release)
+    def batch_elements_kwargs(self) -> dict:
+        return self._batching
+
+    def share_model_across_processes(self) -> bool:
+        return self._shared
+
+    def model_copies(self) -> int:
+        return self._copies
 
     def load_model(self):
         started = time.perf_counter()
@@ -53,7 +66,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
-            log.info("model %s (%s) loaded in %.1f s", model_id, self._engine.name, seconds)
+            log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
         return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
