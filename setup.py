@@ -2,7 +2,8 @@
 
 The source folders map under one import name, ``nsfw_scan``: ``model/`` -> ``nsfw_scan.model``,
 ``transforms/`` -> ``nsfw_scan.transforms``, ``pipeline/`` -> ``nsfw_scan.pipeline``,
-``configs/`` -> ``nsfw_scan.configs``. The same file serves as Dataflow's ``--setup_file``;
+``configs/`` -> ``nsfw_scan.configs``, ``storage/`` -> ``nsfw_scan.storage``. The same file
+serves as Dataflow's ``--setup_file``;
 ``pyproject.toml`` names the build backend, so that pip builds every install (editable ones
 too) through it.
 """
@@ -14,6 +15,7 @@ PACKAGES = {
     "nsfw_scan.transforms": "transforms",
     "nsfw_scan.pipeline": "pipeline",
     "nsfw_scan.configs": "configs",
+    "nsfw_scan.storage": "storage",
 }
 
 setup(

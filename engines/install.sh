@@ -58,7 +58,7 @@ done
     org.apache.beam.runners.spark.SparkJobServerDriver "$DEST/spark-job-server" "$DEST/spark/pyspark/jars"
 
 echo "Beam $BEAM_VERSION Python SDK worker boot program (Go module proxy)"
-(cd engines/boot && GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
+(cd engines/boot && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" \
     go build -o "$DEST/bin/boot" github.com/apache/beam/sdks/v2/python/container)
 
 cat > "$DEST/engines.json" <<EOF

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     from ..model.weights import WeightsError
 
     from ..transforms.manifests import ManifestError
-    from .output_dir import OutputDirError
+    from ..storage.output_dir import OutputDirError
 
     try:
         if getattr(args, "beam_flags", False):

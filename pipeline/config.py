@@ -147,6 +147,21 @@ class TensorFlow:
 
 
 @dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """Rows made durable while a run goes (``storage/rows.py``): each worker process writes the
+    rows it finished every ``rows`` rows or ``seconds`` seconds, whichever comes first, and a
+    killed run's rows are salvaged by the next run on the folder."""
+
+    enabled: bool = True
+    rows: int = 1000
+    seconds: float = 30.0
+
+    def problems(self):
+        if self.rows < 1 or self.seconds <= 0:
+            yield "", "need rows >= 1 and seconds > 0"
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     thresholds: Thresholds = Thresholds()
     loader: str = "yahoo"
@@ -163,6 +178,7 @@ class Config:
     partitions: int = 1
     model_sharing: ModelSharing = ModelSharing()
     tensorflow: TensorFlow = TensorFlow()
+    checkpoint: Checkpoint = Checkpoint()
     # Beam pipeline options (runner presets); flags on the command line win over these.
     pipeline_options: dict = dataclasses.field(default_factory=dict)
 

@@ -38,7 +38,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from .output_dir import OutputDirError
+from ..storage.output_dir import OutputDirError
 
 LOCK_FILE = "_LOCK"
 REFRESH_SECONDS = 30.0

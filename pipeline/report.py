@@ -29,7 +29,7 @@ from ..model.decision import DECISIONS, Thresholds
 from ..transforms.results import output_schema, with_result_columns
 from .config import ConfigError
 from .filesystems import shown
-from .output_dir import result_files
+from ..storage.output_dir import result_files
 
 BINS = 20
 REPORT_DIR = "_report"

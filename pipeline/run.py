@@ -20,13 +20,15 @@ from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan
 from ..transforms.results import output_schema
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import OpenNsfwModelHandler, ScoreImages
-from ..transforms.write import WriteResults
+from ..transforms.write import FinishRows, KeepRows, WriteResults
 from .config import Config, ConfigError
 from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
 from .lock import OutputLock
-from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
-                         run_folders, run_result_files)
+from ..storage.layout import run_folder_name
+from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, remove_folders, result_files,
+                                  run_folders, run_result_files)
+from ..storage.rows import remove_rows
 from .runners import check_beam_args, make_pipeline, submit
 from .summary import format_summary, rows_written, summarize, write_summary
 
@@ -80,7 +82,10 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     total = beam.pvalue.AsSingleton(entries | "CountNew" >> beam.combiners.Count.Globally())
     entries = entries | "Spread" >> beam.Reshuffle()
     part = f"part {partition[0] + 1} of {partition[1]}" if partition[1] > 1 else ""
-    count = CountOutcomes(config.progress_every, results_dir, total, part)
+    schema = output_schema(plan.columns)
+    keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds, storage)
+            if config.checkpoint.enabled else None)
+    count = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
     score = ScoreImages(load, handler, config.thresholds, count)
     if config.content_dedup:
         rows = {
@@ -89,7 +94,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
-    rows | "Write" >> WriteResults(results_dir, output_schema(plan.columns), storage)
+    rows | "Write" >> WriteResults(results_dir, schema, storage)
     return rows
 
 
@@ -160,14 +165,16 @@ def run_job(job: Job) -> dict:
 
 
 def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> dict:
-    for folder in remove_unfinished_runs(job.output):
-        log.info("removed %s: a run that did not finish", shown(folder))
+    salvaged, removed = finish_killed_runs(job.output)
+    for folder, rows in salvaged.items():
+        log.info("kept %d rows of %s, a run that did not finish; the rest is scored now", rows, shown(folder))
+    for folder in removed:
+        log.info("removed %s: a run that did not finish, with no rows kept", shown(folder))
     replaced = list(run_folders(job.output)) if job.force else []
     earlier = [] if job.force else result_files(job.output)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     parts = job.config.partitions
-    folders = [beam.io.filesystems.FileSystems.join(job.output, stamp if parts == 1 else f"{stamp}-part{i:03d}of{parts:03d}")
-               for i in range(parts)]
+    folders = [beam.io.filesystems.FileSystems.join(job.output, run_folder_name(stamp, i, parts)) for i in range(parts)]
 
     results, runner, started = [], None, time.monotonic()
     try:
@@ -177,11 +184,12 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
             build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts))
             result = submit(pipeline)
             result.wait_until_finish()
+            remove_rows(results_dir)  # its result files hold every row now
             results.append(result)
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
     except BaseException:
-        discard_unfinished(job.output, folders)
+        keep_unfinished(job.output, folders)
         raise
     seconds = time.monotonic() - started
 
@@ -196,22 +204,26 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     empty = [folder for folder, result in zip(folders, results) if rows_written([result]) == 0]
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
-    results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
+    results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{run_folder_name(stamp)}" + ("" if parts == 1 else "-part*")
     summary = summarize(results, seconds, {"output": shown(job.output), "results": results_name, "model": model,
                                            "loader": job.config.loader, "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
-                                           "earlier_result_files": len(earlier)})
+                                           "earlier_result_files": len(earlier),
+                                           "salvaged_rows": sum(salvaged.values())})
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)
     write_summary(job.output, summary)
     return summary
 
 
-def discard_unfinished(output: str, folders: list[str]) -> None:
-    """After a failed run: its folders without results go (finished parts of a partitioned run
-    stay)."""
-    unfinished = [folder for folder, finished in run_folders(output).items() if folder in folders and not finished]
-    remove_folders(unfinished)
+def keep_unfinished(output: str, folders: list[str]) -> int:
+    """After a failed or interrupted run: the rows its unfinished folders had made durable
+    become their results (finished parts of a partitioned run stay as they are), folders with
+    none go. Returns the rows kept."""
+    salvaged, _ = finish_killed_runs(output, folders)
+    for folder, rows in salvaged.items():
+        log.info("kept %d rows of this run in %s; the same command scores the rest", rows, shown(folder))
+    return sum(salvaged.values())
 
 
 def print_run(summary: dict) -> None:

@@ -96,6 +96,8 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
         f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
         f"model loads {summary['model_loads']}",
+        *([f"salvaged       {summary['salvaged_rows']} rows kept from a run that did not finish (in the already done)"]
+          if summary.get("salvaged_rows") else []),
         f"results        {summary['results'] or 'none written: nothing new to score'}",
         f"report         nsfw-scan report {summary['output']}",
     ]

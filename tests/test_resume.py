@@ -1,6 +1,8 @@
 """Running again into the same output: only new URIs are scored, one row per URI across runs."""
 
 import csv
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import pytest
 
 from corpus import HOSTILE, REAL, corpus_files
 from nsfw_scan.pipeline.run import run
+from stores import image_bytes
 from test_pipeline import assert_same_outcomes
 
 REAL_URIS = [str(REAL / f) for f in corpus_files(REAL)]
@@ -98,6 +101,55 @@ def test_killed_run_leaves_no_results_and_resumes(tmp_path):
     assert summary["already_done"] == 4 and summary["rows"] == len(uris) - 4
     assert set(rows_by_uri(out)) == set(uris)
     assert not list(out.rglob("beam-temp-*"))
+
+
+def durable_rows(output) -> int:
+    """Rows a run that has not finished has made durable so far."""
+    return sum(pq.read_metadata(f).num_rows for f in output.glob("run-*/_rows/rows-*.parquet"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [
+    pytest.param([], id="in-process"),
+    pytest.param(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"], id="worker-processes"),
+])
+def test_run_killed_at_70_percent_keeps_what_it_scored(tmp_path, mode):
+    """SIGKILL (as an OOM kill or a preempted machine would) once 70% of the images are scored:
+    the rows made durable by then survive, the next run keeps them and scores only the rest."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for i in range(240):
+        (uploads / f"{i:03d}.png").write_bytes(image_bytes(i))
+    uris = [str(p) for p in sorted(uploads.iterdir())]
+    manifest, out, config = tmp_path / "m.txt", tmp_path / "out", tmp_path / "c.yaml"
+    manifest.write_text("\n".join(uris) + "\n")
+    config.write_text("checkpoint: {rows: 10, seconds: 1}\nprogress_every: 10\nbatch: {min_size: 4, max_size: 8}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest), "--output", str(out),
+         "--config", str(config), *mode],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    done: dict[str, int] = {}  # images done, per process that counts them
+    for line in proc.stderr:
+        found = re.search(r"progress: (\d+) (?:of \d+ images|images done in worker process (\d+))", line)
+        if found:
+            done[found[2] or "launcher"] = int(found[1])
+            if sum(done.values()) >= 0.7 * len(uris):
+                break
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker process
+    proc.wait(timeout=60)
+    assert sum(done.values()) >= 0.7 * len(uris), "the run ended before 70% of it was scored"
+    kept = durable_rows(out)
+    assert kept >= len(uris) // 2
+    assert not list(out.glob("run-*/part-*.parquet"))  # the killed run finished nothing
+
+    summary = job(manifest, out, "--config", str(config))
+    assert len(uris) // 2 <= summary["salvaged_rows"] <= kept
+    assert summary["already_done"] == summary["salvaged_rows"]
+    assert summary["rows"] == len(uris) - summary["salvaged_rows"]
+    rows = rows_by_uri(out)  # one row per URI across the salvaged and the new run
+    assert set(rows) == set(uris) and all(r["decision"] != "error" for r in rows.values())
+    assert not list(out.rglob("_rows")) and not list(out.rglob("beam-temp-*"))
 
 
 def test_partitioned_run_gives_the_same_rows(tmp_path):

@@ -100,7 +100,7 @@ def test_store_errors_stop_the_run(store, tmp_path):
     assert f"{missing}/_LOCK: cannot take the output folder's lock: " in result.stderr
 
     from nsfw_scan.pipeline.filesystems import storage_from_beam_args
-    from nsfw_scan.pipeline.output_dir import OutputDirError, result_files
+    from nsfw_scan.storage.output_dir import OutputDirError, result_files
 
     storage_from_beam_args(store.flags)
     assert result_files(store.uri("nothing-yet")) == []

@@ -1,18 +1,23 @@
 """Writing result rows as Parquet with the explicit output schema.
 
 Beam's file sinks write into a temporary folder and rename into place only when the whole
-run succeeded, so ``part-*.parquet`` files never appear half-written."""
+run succeeded, so ``part-*.parquet`` files never appear half-written, and a row of a bundle the
+runner retried is written once. Meanwhile ``KeepRows`` makes the rows durable as they come
+(``storage/rows.py``), so that a killed run keeps what it had scored."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io import iobase
 from apache_beam.io.filesystems import FileSystems
 
+from ..storage.layout import PART_PREFIX
+from ..storage.rows import write_rows
 from .filesystems import use_storage_options
-
-PART_PREFIX = "part"
 
 
 class _SinkWithStorage(iobase.Sink):
@@ -61,3 +66,68 @@ class WriteResults(beam.PTransform):
         )
         write._sink = _SinkWithStorage(write._sink, self._storage)  # Beam keeps its sink there
         return rows | "WriteParquet" >> write
+
+
+class _KeepRows(beam.DoFn):
+    """Buffers finished rows and writes them as a durable row file every ``rows`` rows or
+    ``seconds`` seconds (checked as rows come, at the end of each bundle, and at teardown). The
+    buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
+    would make many tiny files."""
+
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None):
+        self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
+        self._storage = storage
+
+    def setup(self):
+        use_storage_options(self._storage)
+        self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
+
+    def _flush(self, force: bool = False) -> None:
+        with self._lock:
+            due = self._buffer and (force or len(self._buffer) >= self._rows
+                                    or time.monotonic() - self._since >= self._seconds)
+            if due:
+                rows, self._buffer, self._since = self._buffer, [], time.monotonic()
+        if due:
+            write_rows(self._run_folder, rows, self._schema)
+
+    def process(self, row):
+        with self._lock:
+            self._buffer.append(row)
+        self._flush()
+        return ()  # the rows go on from the counting step; nothing comes out of this one
+
+    def finish_bundle(self):
+        self._flush()
+
+    def teardown(self):
+        self._flush(force=True)
+
+
+class KeepRows(beam.PTransform):
+    """Finished rows -> nothing: they are written to durable row files of ``run_folder`` while the
+    run goes (removed when it finishes, salvaged by the next run if it was killed)."""
+
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None = None):
+        super().__init__()
+        self._fn = _KeepRows(run_folder, schema, rows, seconds, storage)
+
+    def expand(self, rows):
+        return rows | beam.ParDo(self._fn)
+
+
+class FinishRows(beam.PTransform):
+    """A branch of finished rows -> the same rows, counted (``count``, a ``CountOutcomes``) and,
+    with ``keep``, made durable (a ``KeepRows``). Applied to each branch of rows before the
+    branches are flattened, as ``CountOutcomes`` must be: Beam's local runner materializes a
+    Flatten, so a step after it would see the rows only once every one is scored."""
+
+    def __init__(self, count: beam.PTransform, keep: KeepRows | None = None):
+        super().__init__()
+        self._count, self._keep = count, keep
+
+    def expand(self, rows):
+        counted = rows | "Count" >> self._count
+        if self._keep is not None:
+            counted | "Keep" >> self._keep
+        return counted

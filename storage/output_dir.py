@@ -1,9 +1,11 @@
-"""The output folder: one sub-folder per run, read together as one dataset.
+"""The output folder: one sub-folder per run, read together as one dataset (its names:
+``storage/layout.py``).
 
 ``DIR/run-<UTC time>/part-*.parquet`` are the results of the runs that finished; a run that was
-killed leaves only Beam's ``beam-temp-*`` folder, which the next run removes. ``DIR/_SUMMARY.json``
-is the latest run's summary, ``DIR/_LOCK`` the lock of the run in progress (``pipeline/lock.py``).
-``pyarrow.parquet.read_table(DIR)`` reads every run.
+killed leaves Beam's ``beam-temp-*`` folder and the rows it had made durable (``_rows/``, see
+``storage/rows.py``), which the next run salvages into a result file of that folder before
+removing the rest. ``DIR/_SUMMARY.json`` is the latest run's summary, ``DIR/_LOCK`` the lock of
+the run in progress (``pipeline/lock.py``). ``pyarrow.parquet.read_table(DIR)`` reads every run.
 
 On object stores (s3://, gs://) folders are only prefixes of object names: a run folder is
 listed and deleted as every object under ``<folder>/``; Beam's own ``delete`` of a folder path
@@ -15,13 +17,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-RUN_GLOB = "run-*"
+from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file
+from .rows import salvage
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ class OutputDirError(Exception):
     """The output folder cannot be used as it is; the message names it and says why."""
 
 
-def _match(pattern: str) -> list[str]:
+def match(pattern: str) -> list[str]:
     """Paths matching ``pattern`` (Beam's globs: ``*`` within a folder, ``**`` across). A pattern
     under a folder that does not exist matches nothing; any other failure (no such bucket,
     access denied, the store unreachable) is an :class:`OutputDirError`, never "nothing there"."""
@@ -50,11 +54,11 @@ def _is_local(path: str) -> bool:
 
 def result_files(output: str) -> list[str]:
     """Result files of every finished run in ``output``."""
-    return _match(FileSystems.join(output, RUN_GLOB, "part-*.parquet"))
+    return match(FileSystems.join(output, RUN_GLOB, RESULT_GLOB))
 
 
 def run_result_files(run_folder: str) -> list[str]:
-    return _match(FileSystems.join(run_folder, "part-*.parquet"))
+    return match(FileSystems.join(run_folder, RESULT_GLOB))
 
 
 def run_folders(output: str) -> dict[str, bool]:
@@ -63,15 +67,15 @@ def run_folders(output: str) -> dict[str, bool]:
         if not os.path.isdir(output):
             return {}
         return {
-            os.path.join(output, entry.name): any(f.startswith("part-") for f in os.listdir(entry.path))
-            for entry in os.scandir(output) if entry.is_dir() and entry.name.startswith("run-")
+            os.path.join(output, entry.name): any(map(is_result_file, os.listdir(entry.path)))
+            for entry in os.scandir(output) if entry.is_dir() and entry.name.startswith(RUN_PREFIX)
         }
     base = output.rstrip("/") + "/"
     runs: dict[str, bool] = {}
-    for path in _match(FileSystems.join(output, RUN_GLOB, "**")):  # one listing of every run's objects
+    for path in match(FileSystems.join(output, RUN_GLOB, "**")):  # one listing of every run's objects
         folder, _, rest = path[len(base):].partition("/")
         folder = base + folder
-        runs[folder] = runs.get(folder, False) or (rest.startswith("part-") and "/" not in rest)
+        runs[folder] = runs.get(folder, False) or (is_result_file(rest) and "/" not in rest)
     return runs
 
 
@@ -85,23 +89,44 @@ def remove_folders(folders: list[str]) -> int:
             FileSystems.delete([folder])
             left = os.path.exists(folder)
         else:
-            files = _match(folder.rstrip("/") + "/**")
+            files = match(folder.rstrip("/") + "/**")
             if files:
                 FileSystems.delete(files)
             removed += len(files)
-            left = bool(_match(folder.rstrip("/") + "/**"))
+            left = bool(match(folder.rstrip("/") + "/**"))
         if left:
             raise OutputDirError(f"{folder}: could not be removed completely")
     return removed
 
 
-def remove_unfinished_runs(output: str) -> list[str]:
-    """Folders of runs that were killed hold only Beam's temporary files: never results. Only
-    called while holding the output folder's lock, so no live run's folder is among them."""
-    stale = sorted(folder for folder, finished in run_folders(output).items() if not finished)
-    if stale:
-        remove_folders(stale)
-    return stale
+def finish_killed_runs(output: str, among: list[str] | None = None) -> tuple[dict[str, int], list[str]]:
+    """Folders of runs that did not finish (of ``among``, or all): the rows each had made durable
+    become its result file (one row per URI), the rest of it (Beam's temporary files) goes; a
+    folder with no such rows goes whole. Returns ({folder: rows salvaged}, [folders removed]).
+    Only called while holding the output folder's lock, so no live run's folder is among them."""
+    salvaged, removed = {}, []
+    unfinished = [f for f, finished in run_folders(output).items() if not finished and (among is None or f in among)]
+    for folder in sorted(unfinished):
+        kept = salvage(folder)
+        if kept:
+            salvaged[folder] = kept
+            _clear_except(folder, SALVAGED_PART)
+        else:
+            remove_folders([folder])
+            removed.append(folder)
+    return salvaged, removed
+
+
+def _clear_except(folder: str, name: str) -> None:
+    """Delete everything in ``folder`` but the file ``name`` directly in it."""
+    if _is_local(folder):
+        for entry in os.scandir(folder):
+            if entry.name != name:
+                shutil.rmtree(entry.path) if entry.is_dir() else os.remove(entry.path)
+        return
+    others = [p for p in match(folder.rstrip("/") + "/**") if p != FileSystems.join(folder, name)]
+    if others:
+        FileSystems.delete(others)
 
 
 def _read(path: str, columns=None):

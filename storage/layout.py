@@ -1,0 +1,35 @@
+"""The output folder's names, in one place.
+
+    DIR/_LOCK                      the lock of the run in progress
+    DIR/_SUMMARY.json              the latest run's summary
+    DIR/_report/                   what ``nsfw-scan report`` writes by default
+    DIR/run-<UTC time>[-partKofN]/ one folder per run (or part of a partitioned run):
+        part-*.parquet             its results, once it finished (Beam renames them into place)
+        _rows/rows-*.parquet       rows made durable while it ran; kept only if it was killed,
+                                   and then salvaged into part files by the next run
+        _SUMMARY.json              its own summary
+"""
+
+from __future__ import annotations
+
+LOCK_FILE = "_LOCK"
+SUMMARY_FILE = "_SUMMARY.json"
+REPORT_DIR = "_report"
+RUN_PREFIX = "run-"
+RUN_GLOB = RUN_PREFIX + "*"
+PART_PREFIX = "part"  # result files: part-*.parquet directly in a run folder
+RESULT_GLOB = PART_PREFIX + "-*.parquet"
+ROWS_DIR = "_rows"  # durable row files of a run that has not finished
+ROWS_PREFIX = "rows-"
+SALVAGED_PART = PART_PREFIX + "-salvaged.parquet"
+
+
+def run_folder_name(stamp: str, part: int = 0, parts: int = 1) -> str:
+    """``run-<stamp>`` or, for part ``part`` (from 0) of ``parts``, ``run-<stamp>-partKKKofNNN``."""
+    name = RUN_PREFIX + stamp
+    return name if parts == 1 else f"{name}-part{part:03d}of{parts:03d}"
+
+
+def is_result_file(name: str) -> bool:
+    """A name directly in a run folder that holds results (the run finished)."""
+    return name.startswith(PART_PREFIX + "-")
