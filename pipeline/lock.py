@@ -39,8 +39,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from ..storage.output_dir import OutputDirError
+from ..storage.layout import LOCK_FILE
 
-LOCK_FILE = "_LOCK"
 REFRESH_SECONDS = 30.0
 STALE_SECONDS = 300.0
 

@@ -30,9 +30,9 @@ from ..transforms.results import output_schema, with_result_columns
 from .config import ConfigError
 from .filesystems import shown
 from ..storage.output_dir import result_files
+from ..storage.layout import REPORT_DIR
 
 BINS = 20
-REPORT_DIR = "_report"
 REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"

@@ -10,8 +10,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from ..model.decision import DECISIONS
 from ..transforms.manifests import NAMESPACE
 from ..transforms.scoring import MODEL_LOAD_MS
-
-SUMMARY_FILE = "_SUMMARY.json"
+from ..storage.layout import SUMMARY_FILE
 
 
 def _query(result, kind: str):
