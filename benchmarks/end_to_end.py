@@ -129,8 +129,11 @@ def main() -> None:
 
     rows = []
     exact = None
+    no_checkpoint = work / "no-checkpoint.yaml"
+    no_checkpoint.write_text("checkpoint: {enabled: false}\n")
     for label, loader, flags in [
         ("run, default (one worker thread, decoding ahead)", "yahoo", []),
+        ("run, without durable rows (checkpoint.enabled false)", "yahoo", ["--config", no_checkpoint]),
         ("run, no decoding ahead (--decode-threads 0)", "yahoo", ["--decode-threads", "0"]),
         ("run, 2 worker threads", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]),
         ("run, 2 processes", "yahoo", ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]),
