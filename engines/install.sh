@@ -47,7 +47,7 @@ echo "Flink $FLINK_VERSION and Spark $SPARK_VERSION distributions (PyPI)"
 
 echo "Beam $BEAM_VERSION job servers (Maven Central)"
 for engine in flink spark; do
-    mvn --batch-mode --quiet -f "engines/$engine-job-server.pom.xml" \
+    mvn --batch-mode --quiet -Dstyle.color=never -f "engines/$engine-job-server.pom.xml" \
         -Dbeam.version="$BEAM_VERSION" -Dflink.minor="$FLINK_MINOR" \
         org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
         -DoutputDirectory="$DEST/$engine-job-server"
