@@ -82,6 +82,7 @@ def run_measured(argv: list[str], groups: set[int]) -> tuple[float, float]:
     sampler.join()
     if proc.returncode:
         sys.exit(f"nsfw-scan {' '.join(map(str, argv))} failed:\n{err[-3000:]}")
+    print(out, file=sys.stderr)  # the run's summary, as printed
     return time.time() - started, peak[0]
 
 
