@@ -28,7 +28,7 @@ from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import check_beam_args, make_pipeline, submit
-from .summary import format_summary, rows_written, summarize, write_summary
+from .summary import check_accounting, format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,16 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
         raise
     seconds = time.monotonic() - started
 
+    summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
+                                           "loader": job.config.loader, "manifests": len(plan.files),
+                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
+                                           "earlier_result_files": len(earlier)})
+    try:
+        check_accounting(summary)  # a lost line fails the run: nothing of it is kept
+    except Exception:
+        remove_folders([folder for folder in folders if folder in run_folders(job.output)])
+        raise
+
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if job.force and replaced:
         log.info("removed %d earlier runs (%d files): replaced by this run", len(replaced), remove_folders(replaced))
@@ -197,10 +207,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
-    summary = summarize(results, seconds, {"output": shown(job.output), "results": results_name, "model": model,
-                                           "loader": job.config.loader, "manifests": len(plan.files),
-                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
-                                           "earlier_result_files": len(earlier)})
+    summary = {"output": summary.pop("output"), "results": results_name, **summary}
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)
     write_summary(job.output, summary)

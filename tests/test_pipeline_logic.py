@@ -5,6 +5,7 @@ real model runs in test_pipeline.py and the others."""
 
 import collections
 import io
+import json
 import shutil
 
 import numpy as np
@@ -203,3 +204,76 @@ def test_earlier_bad_line_rows_map_back_to_their_key():
     failed = {"uri": "/a.png", "decision": "error", "source_manifest": path, "source_line": 3}
     assert list(done_key(failed, rescore_errors=True)) == []
     assert list(done_key(failed, rescore_errors=False)) == ["/a.png"]
+
+
+@pytest.mark.parametrize("data_lines", [4, 5_000])
+def test_a_quote_that_never_closes_costs_only_its_own_line(tmp_path, data_lines):
+    uris = [str(tmp_path / f"upload-{i}.jpg") for i in range(data_lines)]
+    lines = [f"q{i},{uri},user{i}" for i, uri in enumerate(uris)]
+    lines[1] = f'q1,"{uris[1]},user1'  # manifest line 3: a quote that never closes
+    manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
+    manifest.write_text("upload_id,uri,user_id\n" + "\n".join(lines) + "\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    rows = pq.read_table(out).to_pylist()
+    by_uri = {r["uri"]: r for r in rows if r["uri"] is not None}
+    assert sorted(by_uri) == sorted(uris[:1] + uris[2:])
+    assert all(by_uri[u]["upload_id"] == f"q{i}" and by_uri[u]["source_line"] == i + 2
+               for i, u in enumerate(uris) if i != 1)
+    (bad,) = [r for r in rows if r["uri"] is None]
+    assert bad["error_kind"] == "bad_manifest_line" and bad["source_line"] == 3
+    assert bad["error"].startswith(f"bad_manifest_line: {manifest} line 3: a quote opens a field")
+    assert summary["manifest_lines"] == data_lines + 1 and summary["rows"] == data_lines
+    assert summary["accounting"] == {"lines": data_lines + 1, "rows": data_lines, "duplicates": 0, "already_done": 0,
+                                     "blank_or_comment": 0, "headers": 1, "continued": 0}
+
+
+def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
+    a, b, c, d = (str(tmp_path / f"{name}.jpg") for name in "abcd")
+    manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
+    manifest.write_bytes((
+        "id,uri,note\r\n"
+        f'1,{a},"Excel writes\r\nline breaks\r\ninside quotes"\r\n'  # lines 2-4: one record
+        f'2,"{b},x\r\n'  # line 5: the URI's quote closes on line 6, swallowing it
+        f'3,{c}",y\r\n'  # line 6: read on its own
+        "\r\n"  # line 7: blank
+        f"4,{d},z\r\n"  # line 8
+        f"4,{d},again\r\n"  # line 9: a duplicate
+    ).encode())
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    rows = {(r["uri"], r["source_line"]): r for r in pq.read_table(out).to_pylist()}
+    assert set(rows) == {(a, 2), (None, 5), (c + '"', 6), (d, 8)}
+    assert rows[a, 2]["note"] == "Excel writes\r\nline breaks\r\ninside quotes"
+    assert "line 5: a quote opens the URI field" in rows[None, 5]["error"]
+    assert rows[d, 8]["duplicates"] == 1
+    assert summary["accounting"] == {"lines": 9, "rows": 4, "duplicates": 1, "already_done": 0,
+                                     "blank_or_comment": 1, "headers": 1, "continued": 2}
+
+
+def test_no_manifest_content_stops_the_job(tmp_path, uploads):
+    good, _ = uploads
+    text, jsonl, out = tmp_path / "list.txt", tmp_path / "list.jsonl", tmp_path / "out"
+    text.write_bytes(b"\n".join([good[0].encode(), b"\xff\xfe\x00garbage", b"# a comment", b"x" * (2 << 20),
+                                 b"", good[1].encode() + b"\r", good[0].encode()]) + b"\n")
+    jsonl.write_text("\n".join([json.dumps({"uri": good[2]}), "[" * 100_000, '"just a string"',
+                                json.dumps({"uri": good[3]}), ""]))
+    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)])
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["uri"] for r in rows if r["uri"]) == sorted(good[:4])
+    bad = sorted((r["source_manifest"], r["source_line"], r["error"].split(": ", 2)[2][:24])
+                 for r in rows if r["uri"] is None)
+    assert bad == [(str(jsonl), 2, "not JSON (RecursionError"), (str(jsonl), 3, "not a JSON object"),
+                   (str(text), 2, "not valid UTF-8 text"), (str(text), 4, "the line is longer than ")]
+    assert summary["accounting"] == {"lines": 11, "rows": 8, "duplicates": 1, "already_done": 0,
+                                     "blank_or_comment": 2, "headers": 0, "continued": 0}
+
+
+def test_a_run_whose_lines_do_not_add_up_fails():
+    from nsfw_scan.pipeline.summary import AccountingError, check_accounting
+
+    summary = {"manifest_rows": 4, "errors_by_kind": {},
+               "accounting": {"lines": 6, "rows": 3, "duplicates": 1, "already_done": 0, "blank_or_comment": 0,
+                              "headers": 1, "continued": 0}}
+    with pytest.raises(AccountingError, match="6 read, 5 accounted for"):
+        check_accounting(summary)
+    summary["accounting"]["blank_or_comment"] = 1
+    check_accounting(summary)
