@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
@@ -158,17 +158,39 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
     draw(report, thresholds).save(buffer, format="PNG")
-    _write(png, buffer.getvalue())
-    _write(csv, _csv_bytes(report["queue"]))
-    _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+    try:
+        _write(png, buffer.getvalue())
+        _write(csv, _csv_bytes(report["queue"]))
+        _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+    except (OSError, BeamIOError) as exc:
+        cause = exc.exception_details if isinstance(exc, BeamIOError) and exc.exception_details else {}
+        why = next(iter(cause.values()), exc)
+        why = getattr(why, "strerror", None) or str(why).splitlines()[0]
+        raise ConfigError(f"{shown(folder)}: cannot write the report there ({why}); "
+                          f"make it writable or choose another folder with --report-dir") from exc
     return report, png, csv
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (CSV injection); OWASP's advice is a leading single quote, which they show as text.
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def spreadsheet_safe(table: pa.Table) -> pa.Table:
+    """Every text cell that a spreadsheet would take for a formula, with a ``'`` in front."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = table.column(i)
+            live = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
+            table = table.set_column(i, field, pc.if_else(live, pc.binary_join_element_wise("'", column, ""), column))
+    return table
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
     table = table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
                              pc.cast(table["scored_at"], pa.string()))
     buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer)
+    pacsv.write_csv(spreadsheet_safe(table), buffer)
     return buffer.getvalue()
 
 

@@ -76,3 +76,47 @@ def test_report_reads_results_of_an_older_version(tmp_path):
         failed = list(csv.DictReader(f))
     assert sorted((r["uri"], r["error_kind"], r["source_line"]) for r in failed) == [
         (str(tmp_path / "gone-too.jpg"), "not_found", "2"), (str(tmp_path / "gone.jpg"), "not_found", "")]
+
+
+FORMULAS = ["=HYPERLINK(\"http://attacker.example/\",\"open me\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1"]
+
+
+def test_formula_looking_cells_are_text_in_both_report_csvs(tmp_path):
+    files = [str(REAL / f) for f in corpus_files(REAL)][:len(FORMULAS) - 1]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("thresholds: {safe_below: 0.0, nsfw_from: 0.5}\n")  # every scored image is in the queue
+    manifest, out = tmp_path / "m.csv", tmp_path / "out"
+    uris = files + [str(tmp_path / "gone.jpg")]
+    with open(manifest, "w", newline="") as f:
+        csv.writer(f).writerows([["uri", "upload"], *zip(uris, FORMULAS), [str(tmp_path / "missing.jpg"), "plain"]])
+    assert nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", policy).returncode == 0
+    result = nsfw_scan("report", out, "--config", policy)
+    assert result.returncode == 0, result.stderr
+    cells = {}
+    for name in ("review_queue.csv", "errors.csv"):
+        with open(out / "_report" / name, newline="") as f:
+            for row in csv.DictReader(f):
+                cells[row["uri"]] = row["upload"]
+                assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in row.values()), row
+    assert cells == {**{uri: "'" + text for uri, text in zip(uris, FORMULAS)}, str(tmp_path / "missing.jpg"): "plain"}
+
+
+def test_report_into_a_folder_it_cannot_write_is_one_error_line(tmp_path):
+    import os
+    import subprocess
+
+    files = [str(REAL / f) for f in corpus_files(REAL)][:1]
+    (tmp_path / "m.txt").write_text(f"{files[0]}\n")
+    out, shelf = tmp_path / "out", tmp_path / "read-only"
+    assert nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", out).returncode == 0
+    shelf.mkdir()
+    root = os.geteuid() == 0  # root writes anywhere, except into an immutable folder
+    subprocess.run(["chattr", "+i", shelf], check=True) if root else shelf.chmod(0o555)
+    try:
+        result = nsfw_scan("report", out, "--report-dir", shelf / "report")
+    finally:
+        subprocess.run(["chattr", "-i", shelf], check=True) if root else shelf.chmod(0o755)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"nsfw-scan: error: {shelf / 'report'}: cannot write the report there") and \
+        "--report-dir" in line and "Traceback" not in result.stderr, line
