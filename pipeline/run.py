@@ -24,6 +24,7 @@ from ..transforms.write import WriteResults
 from .config import Config, ConfigError
 from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
+from . import interrupts
 from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
@@ -123,7 +124,7 @@ class Job:
 def job_from_flags(argv=None) -> Job:
     """``nsfw-scan run``'s command line -> a ``Job``: the job's own flags, the configuration
     they pick, and the rest as Beam's pipeline options (a flag neither knows is an error)."""
-    parser = argparse.ArgumentParser(prog="nsfw-scan run")
+    parser = argparse.ArgumentParser(prog="nsfw-scan run", allow_abbrev=False)
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_args(args)
@@ -182,6 +183,8 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
                 log.info("part %d of %d finished", i + 1, parts)
     except BaseException:
         discard_unfinished(job.output, folders)
+        if interrupts.received():
+            raise interrupts.Interrupted(_kept(job.output, stamp, folders, results)) from None
         raise
     seconds = time.monotonic() - started
 
@@ -212,6 +215,17 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
         write_summary(folder, summary)
     write_summary(job.output, summary)
     return summary
+
+
+def _kept(output: str, stamp: str, folders: list[str], results: list) -> str:
+    """What an interrupted run keeps, in words: the parts that finished (those with rows)."""
+    rows = [rows_written([result]) for result in results]
+    remove_folders([folder for folder, n in zip(folders, rows) if n == 0 and folder in run_folders(output)])
+    resume = f"the same command resumes (rows already in {shown(output)} are not scored again)"
+    if not any(rows):
+        return f"this run kept no rows (only a finished run, or part with --partitions, is kept); {resume}"
+    return (f"kept {sum(rows)} rows of {len([n for n in rows if n])} finished parts of {len(folders)} in "
+            f"{shown(output).rstrip('/')}/{stamp}-part*; {resume}")
 
 
 def discard_unfinished(output: str, folders: list[str]) -> None:
