@@ -7,6 +7,7 @@ import collections
 import io
 import json
 import shutil
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -277,3 +278,51 @@ def test_a_run_whose_lines_do_not_add_up_fails():
         check_accounting(summary)
     summary["accounting"]["blank_or_comment"] = 1
     check_accounting(summary)
+
+
+def test_one_file_is_one_uri_however_a_manifest_names_it(tmp_path, uploads):
+    good, _ = uploads  # in tmp_path/uploads
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    name = good[0].rsplit("/", 1)[1]
+    manifest, out = lists / "m.txt", tmp_path / "out"
+    manifest.write_text(f"../uploads/{name}\n{good[0]}\n{tmp_path}//uploads/./{name}\n./../uploads/../uploads/{name}\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    (row,) = pq.read_table(out).to_pylist()
+    assert row["uri"] == good[0] and row["duplicates"] == 3 and row["source_line"] == 1
+    assert summary["duplicates"] == 3 and summary["rows"] == 1 and summary["scored"] == 1
+
+
+def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
+    config = tmp_path / "c.yaml"  # the address guard and the backoff do not hide a retry
+    config.write_text("http: {allow_networks: [127.0.0.0/8]}\nreading: {backoff_s: 0.2}\n")
+    uris = ["http://127.0.0.1:9/an upload.jpg", "https://127.0.0.1:9/a\x01b.jpg", "http:///no-host.jpg",
+            "s3:///no-bucket.jpg", "http://127.0.0.1:port/a.jpg"]
+    manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
+    manifest.write_text("".join(json.dumps({"uri": u}) + "\n" for u in uris))
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)])
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(rows) == sorted(uris) and summary["errors_by_kind"] == {"bad_uri": len(uris)}
+    assert all(r["error_kind"] == "bad_uri" and "attempts" not in r["error"] for r in rows.values()), rows
+    assert "contains a space at position 21" in rows[uris[0]]["error"]
+    assert "no host" in rows[uris[2]]["error"] and "no bucket" in rows[uris[3]]["error"]
+    from nsfw_scan.model.errors import ERROR_KINDS
+    from nsfw_scan.transforms.read import ReadPolicy, read_bytes
+
+    started = time.monotonic()  # one attempt, no waiting for the next
+    with pytest.raises(Exception, match="^bad_uri: "):
+        read_bytes(uris[0], 1 << 20, ReadPolicy(backoff_s=1.0))
+    assert time.monotonic() - started < 0.5 and "bad_uri" in ERROR_KINDS
+
+
+def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
+    import hashlib
+
+    _, broken = uploads
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(broken) + "\n")
+    run(["--manifest", str(manifest), "--output", str(out)])
+    rows = {r["error_kind"]: r for r in pq.read_table(out).to_pylist()}
+    assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
+    assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]
+    assert [r["loader"] for r in rows.values()] == [None] * len(rows)  # none was decoded

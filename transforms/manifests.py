@@ -202,10 +202,15 @@ def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan
 
 
 def resolve(uri: str, manifest: str) -> str:
-    """Relative URIs are taken from the manifest's folder."""
-    if "://" in uri or os.path.isabs(uri):
+    """Relative URIs are taken from the manifest's folder; local paths are normalised (``.``,
+    ``..`` and repeated separators), so that one file has one URI however a manifest names it."""
+    if "://" in uri:
         return uri
-    return FileSystems.join(FileSystems.split(manifest)[0], uri)
+    if not os.path.isabs(uri):
+        uri = FileSystems.join(FileSystems.split(manifest)[0], uri)
+        if "://" in uri:  # a remote manifest's folder: its names are the store's
+            return uri
+    return os.path.normpath("/" + uri.lstrip("/")) if uri.startswith("//") else os.path.normpath(uri)
 
 
 def _as_type(value, dtype: pa.DataType):
