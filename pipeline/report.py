@@ -87,15 +87,24 @@ def collect(directory: str) -> dict:
 
 
 def draw(report: dict, thresholds: Thresholds) -> Image.Image:
+    """The chart of :func:`figure`, as an image."""
+    buffer = io.BytesIO()
+    figure(report, thresholds).savefig(buffer, format="png")
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+def figure(report: dict, thresholds: Thresholds):
     """Score histogram per decision (log count axis) with the thresholds marked and totals per
-    decision in the legend; errors by kind beside it; the folder and time range in the title."""
+    decision in the legend below it (where no bar can be under it); errors by kind beside it;
+    the folder and time range in the title. A matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    figure = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    scores_axis, errors_axis = figure.subplots(1, 2, width_ratios=(2.2, 1))
+    chart = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(chart)
+    scores_axis, errors_axis = chart.subplots(1, 2, width_ratios=(2.2, 1))
     d = report["decisions"]
     edges = np.linspace(0.0, 1.0, BINS + 1)
     bottom = np.zeros(BINS)
@@ -119,7 +128,8 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
     scores_axis.set_ylabel(f"images per {1 / BINS:g} of score (log scale)")
     scored = d["safe"] + d["review"] + d["nsfw"]
     scores_axis.set_title(f"{scored:,} scored images")
-    scores_axis.legend(handles=handles, title="rows per decision; thresholds", loc="upper right")
+    scores_axis.legend(handles=handles, title="rows per decision; thresholds", loc="upper center",
+                       bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize="small", title_fontsize="small")
     scores_axis.grid(axis="y", alpha=0.3)
 
     errors = list(report["errors"].items())[:12][::-1]
@@ -138,11 +148,8 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
 
     span = report.get("time_range")
     when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
-    figure.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    buffer.seek(0)
-    return Image.open(buffer)
+    chart.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
+    return chart
 
 
 def _write(path: str, data: bytes) -> None:

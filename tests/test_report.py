@@ -120,3 +120,29 @@ def test_report_into_a_folder_it_cannot_write_is_one_error_line(tmp_path):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"nsfw-scan: error: {shelf / 'report'}: cannot write the report there") and \
         "--report-dir" in line and "Traceback" not in result.stderr, line
+
+
+def test_the_chart_legend_covers_no_bar(tmp_path):
+    import datetime
+
+    from nsfw_scan.model.decision import Thresholds
+    from nsfw_scan.pipeline.report import figure
+
+    histograms = {"safe": [900, 300, 100, 40] + [0] * 16, "review": [0] * 4 + [20] * 12 + [0] * 4,
+                  "nsfw": [0] * 16 + [10, 30, 200, 5000]}  # the tallest bar is the last, 0.95-1.0
+    report = {"decisions": {"safe": 1340, "review": 240, "nsfw": 5240, "error": 7}, "errors": {"not_found": 7},
+              "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 6827,
+              "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
+    chart = figure(report, Thresholds(0.2, 0.8))
+    chart.draw_without_rendering()  # lays the figure out
+    renderer = chart.canvas.get_renderer()
+    scores_axis = chart.axes[0]
+    legend = scores_axis.get_legend().get_window_extent(renderer)
+    from matplotlib.transforms import Bbox
+
+    # what is seen of each bar (those stacked on 0 reach below the log axis)
+    bars = [Bbox.intersection(patch.get_window_extent(renderer), scores_axis.bbox)
+            for patch in scores_axis.patches if patch.get_height() > 0]
+    assert len(bars) == 20 and all(bars) and not [bar for bar in bars if bar.overlaps(legend)]
+    whole = chart.bbox
+    assert whole.x0 <= legend.x0 and legend.x1 <= whole.x1 and whole.y0 <= legend.y0  # on the chart
