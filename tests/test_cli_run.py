@@ -321,3 +321,14 @@ def test_an_interrupted_partitioned_run_keeps_its_finished_parts(tmp_path):
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == kept
     assert sorted(r["uri"] for r in pq.read_table(out).to_pylist()) == sorted(str(p) for p in uploads.iterdir())
+
+
+def test_many_parts_keep_the_console_quiet(tmp_path):
+    """One model load per part: TensorFlow's retracing warning (from the fifth load on) says
+    nothing about the job and stays off the console."""
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("".join(f"{REAL / name}\n" for name in sorted(os.listdir(REAL))))
+    result = nsfw_scan("run", "--manifest", manifest, "--output", out, "--partitions", "7")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "_SUMMARY.json").read_text())["model_loads"] >= 5
+    assert not [line for line in result.stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)], result.stderr
