@@ -274,20 +274,26 @@ def _csv_records(f, fmt: str, uri_column: str | None = None) -> Iterator[Record]
     source = _physical_lines(f)
     pending: collections.deque = collections.deque()  # lines read ahead, not yet consumed
     while True:
-        if not pending:
-            nxt = next(source, None)
-            if nxt is None:
-                return
-            pending.append(nxt)
-        line, text = pending[0]
+        item = pending.popleft() if pending else next(source, None)
+        if item is None:
+            return
+        line, text = item
         if text is None:
-            pending.popleft()
             yield _too_long(line)
             continue
         if not text.strip():
-            pending.popleft()
             yield Record(line, skipped=SKIPPED)
             continue
+        if '"' not in text:  # no quote: the fields are what lies between delimiters (as csv reads them)
+            fields = text.rstrip("\r\n").split(delimiter)
+            if uri_column is not None and width is None:
+                width = len(fields)
+                uri_field = fields.index(uri_column) if uri_column in fields else None
+                yield Record(line, values=fields, skipped=HEADERS)
+            else:
+                yield Record(line, values=fields)
+            continue
+        pending.appendleft(item)  # read on from here, as far as the quote reaches
         fed, ran_out = [0], [False]
 
         def feed():
@@ -423,20 +429,19 @@ class ReadManifest(beam.DoFn):
 
     def _delimited(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
-            header = None
-            for record in _csv_records(f, fmt, self._uri_column):
-                if record.skipped == HEADERS:
-                    header = record.values
-                    yield record._replace(values=None)
-                elif record.skipped or record.error:
-                    yield record
-                elif all(not v.strip() for v in record.values):
-                    yield record._replace(values=None, skipped=SKIPPED)
-                elif len(record.values) != len(header):
-                    yield record._replace(values=None, error=f"expected {len(header)} fields, got {len(record.values)}")
+            header, uri_column = None, self._uri_column
+            for record in _csv_records(f, fmt, uri_column):
+                fields = record.values
+                if record.skipped or record.error:
+                    yield record if record.skipped != HEADERS else Record(record.line, record.span, skipped=HEADERS)
+                    header = fields if record.skipped == HEADERS else header
+                elif not "".join(fields).strip():
+                    yield Record(record.line, record.span, skipped=SKIPPED)
+                elif len(fields) != len(header):
+                    yield Record(record.line, record.span, error=f"expected {len(header)} fields, got {len(fields)}")
                 else:
-                    values = dict(zip(header, record.values))
-                    yield record._replace(uri=values[self._uri_column], values=values)
+                    values = dict(zip(header, fields))
+                    yield Record(record.line, record.span, values[uri_column], values)
 
     def _jsonl(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
