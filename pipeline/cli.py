@@ -163,11 +163,16 @@ def main(argv=None) -> int:
         signum = interrupts.received()
         if signum is None:
             raise
-        if "--verbose" in argv:
+        if {"--verbose", "-v"} & set(argv):
             traceback.print_exc()
-        kept = exc.kept if isinstance(exc, interrupts.Interrupted) else \
-            "runs (and parts) that finished are kept, an unfinished one is not; the same command resumes"
-        print(f"nsfw-scan: interrupted by {interrupts.name(signum)}: {kept}", file=sys.stderr)
+        command = next((arg for arg in argv if not arg.startswith("-")), None)
+        if isinstance(exc, interrupts.Interrupted):
+            kept = f": {exc.kept}"
+        elif command in ("run", "demo"):
+            kept = ": runs (and parts) that finished are kept, an unfinished one is not; the same command resumes"
+        else:
+            kept = ""
+        print(f"nsfw-scan: interrupted by {interrupts.name(signum)}{kept}", file=sys.stderr)
         return interrupts.exit_status(signum)
 
 

@@ -151,8 +151,8 @@ def run_job(job: Job) -> dict:
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     model = config.engine_spec().expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)
-    check_output_dir(job.output)
     try:
+        check_output_dir(job.output)
         with OutputLock(job.output, storage, job.break_lock) as lock:
             return _run_locked(job, plan, model, lock)
     finally:  # a failed run leaves no output folder it made (its lock is gone by now)
