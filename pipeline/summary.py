@@ -55,8 +55,10 @@ class AccountingError(RuntimeError):
 
 def accounting(c: dict[str, int], rows: int) -> dict[str, int]:
     """What became of every physical line of the manifests: ``lines`` is the sum of the others
-    when none was lost (each entry is a row, a duplicate or a URI earlier runs covered)."""
-    return {"lines": c.get(LINES, 0), "rows": rows, "duplicates": c.get("duplicates", 0),
+    when none was lost (each entry is a row with a URI, a bad line's row, a duplicate or a URI
+    earlier runs covered; rows without a manifest line do not exist)."""
+    bad = c.get(f"error_{BAD_MANIFEST_LINE}", 0)
+    return {"lines": c.get(LINES, 0), "rows": rows - bad, "bad_lines": bad, "duplicates": c.get("duplicates", 0),
             "already_done": c.get("already_done", 0), "blank_or_comment": c.get(SKIPPED, 0),
             "headers": c.get(HEADERS, 0), "continued": c.get(CONTINUED, 0)}
 
@@ -65,17 +67,17 @@ def check_accounting(summary: dict) -> None:
     """Raises :class:`AccountingError` when the lines read are not all accounted for."""
     a = summary["accounting"]
     accounted = sum(n for name, n in a.items() if name != "lines")
-    if accounted != a["lines"] or summary["manifest_rows"] != a["rows"] + a["duplicates"] + a["already_done"]:
+    entries = a["rows"] + a["bad_lines"] + a["duplicates"] + a["already_done"]
+    if accounted != a["lines"] or summary["manifest_rows"] != entries:
         raise AccountingError(
             f"the manifests' lines do not add up: {a['lines']} read, {accounted} accounted for "
-            f"({_equation(summary)}), {summary['manifest_rows']} entries; this run's results were discarded")
+            f"({_equation(a)}), {summary['manifest_rows']} entries; this run's results were discarded")
 
 
-def _equation(summary: dict) -> str:
-    a, bad = summary["accounting"], summary["errors_by_kind"].get(BAD_MANIFEST_LINE, 0)
-    return (f"{a['rows']} rows ({bad} of them bad manifest lines) + {a['duplicates']} duplicates + "
+def _equation(a: dict) -> str:
+    return (f"{a['rows']} rows + {a['bad_lines']} bad lines + {a['duplicates']} duplicates + "
             f"{a['already_done']} already in earlier runs + {a['blank_or_comment']} blank or comment + "
-            f"{a['headers']} header + {a['continued']} inside multi-line fields")
+            f"{a['headers']} headers + {a['continued']} inside multi-line fields")
 
 
 def summarize(results, seconds: float, extra: dict) -> dict:
@@ -120,7 +122,7 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"rows written   {summary['rows']}  (manifest entries {summary['manifest_rows']}, "
         f"duplicates {summary['duplicates']}, already in earlier runs {summary['already_done']})",
-        f"lines read     {summary['accounting']['lines']} = {_equation(summary)}",
+        f"lines read     {summary['accounting']['lines']} = {_equation(summary['accounting'])}",
         f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}"
         + (f"  (identical content: {summary['content_duplicates']} shared this run's result, "
            f"{summary['content_reused']} reused an earlier run's)"

@@ -224,8 +224,8 @@ def test_a_quote_that_never_closes_costs_only_its_own_line(tmp_path, data_lines)
     assert bad["error_kind"] == "bad_manifest_line" and bad["source_line"] == 3
     assert bad["error"].startswith(f"bad_manifest_line: {manifest} line 3: a quote opens a field")
     assert summary["manifest_lines"] == data_lines + 1 and summary["rows"] == data_lines
-    assert summary["accounting"] == {"lines": data_lines + 1, "rows": data_lines, "duplicates": 0, "already_done": 0,
-                                     "blank_or_comment": 0, "headers": 1, "continued": 0}
+    assert summary["accounting"] == {"lines": data_lines + 1, "rows": data_lines - 1, "bad_lines": 1, "duplicates": 0,
+                                     "already_done": 0, "blank_or_comment": 0, "headers": 1, "continued": 0}
 
 
 def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
@@ -246,7 +246,7 @@ def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
     assert rows[a, 2]["note"] == "Excel writes\r\nline breaks\r\ninside quotes"
     assert "line 5: a quote opens the URI field" in rows[None, 5]["error"]
     assert rows[d, 8]["duplicates"] == 1
-    assert summary["accounting"] == {"lines": 9, "rows": 4, "duplicates": 1, "already_done": 0,
+    assert summary["accounting"] == {"lines": 9, "rows": 3, "bad_lines": 1, "duplicates": 1, "already_done": 0,
                                      "blank_or_comment": 1, "headers": 1, "continued": 2}
 
 
@@ -264,20 +264,23 @@ def test_no_manifest_content_stops_the_job(tmp_path, uploads):
                  for r in rows if r["uri"] is None)
     assert bad == [(str(jsonl), 2, "not JSON (RecursionError"), (str(jsonl), 3, "not a JSON object"),
                    (str(text), 2, "not valid UTF-8 text"), (str(text), 4, "the line is longer than ")]
-    assert summary["accounting"] == {"lines": 11, "rows": 8, "duplicates": 1, "already_done": 0,
+    assert summary["accounting"] == {"lines": 11, "rows": 4, "bad_lines": 4, "duplicates": 1, "already_done": 0,
                                      "blank_or_comment": 2, "headers": 0, "continued": 0}
 
 
 def test_a_run_whose_lines_do_not_add_up_fails():
     from nsfw_scan.pipeline.summary import AccountingError, check_accounting
 
-    summary = {"manifest_rows": 4, "errors_by_kind": {},
-               "accounting": {"lines": 6, "rows": 3, "duplicates": 1, "already_done": 0, "blank_or_comment": 0,
-                              "headers": 1, "continued": 0}}
+    summary = {"manifest_rows": 4,
+               "accounting": {"lines": 6, "rows": 2, "bad_lines": 1, "duplicates": 1, "already_done": 0,
+                              "blank_or_comment": 0, "headers": 1, "continued": 0}}
     with pytest.raises(AccountingError, match="6 read, 5 accounted for"):
         check_accounting(summary)
     summary["accounting"]["blank_or_comment"] = 1
     check_accounting(summary)
+    summary["manifest_rows"] = 5  # an entry that became nothing
+    with pytest.raises(AccountingError, match="5 entries"):
+        check_accounting(summary)
 
 
 def test_one_file_is_one_uri_however_a_manifest_names_it(tmp_path, uploads):

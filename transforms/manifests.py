@@ -432,9 +432,11 @@ class ReadManifest(beam.DoFn):
             header, uri_column = None, self._uri_column
             for record in _csv_records(f, fmt, uri_column):
                 fields = record.values
-                if record.skipped or record.error:
-                    yield record if record.skipped != HEADERS else Record(record.line, record.span, skipped=HEADERS)
-                    header = fields if record.skipped == HEADERS else header
+                if record.skipped == HEADERS:
+                    header = fields
+                    yield Record(record.line, record.span, skipped=HEADERS)
+                elif record.skipped or record.error:
+                    yield record
                 elif not "".join(fields).strip():
                     yield Record(record.line, record.span, skipped=SKIPPED)
                 elif len(fields) != len(header):
