@@ -260,10 +260,10 @@ def test_no_manifest_content_stops_the_job(tmp_path, uploads):
     summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)])
     rows = pq.read_table(out).to_pylist()
     assert sorted(r["uri"] for r in rows if r["uri"]) == sorted(good[:4])
-    bad = sorted((r["source_manifest"], r["source_line"], r["error"].split(": ", 2)[2][:24])
-                 for r in rows if r["uri"] is None)
-    assert bad == [(str(jsonl), 2, "not JSON (RecursionError"), (str(jsonl), 3, "not a JSON object"),
-                   (str(text), 2, "not valid UTF-8 text"), (str(text), 4, "the line is longer than ")]
+    bad = sorted((r["source_manifest"], r["source_line"], r["error"]) for r in rows if r["uri"] is None)
+    expected = [(jsonl, 2, "not JSON (nested too deeply)"), (jsonl, 3, "not a JSON object"),
+                (text, 2, "not valid UTF-8 text"), (text, 4, "the line is longer than 1048576 characters")]
+    assert bad == [(str(m), n, f"bad_manifest_line: {m} line {n}: {why}") for m, n, why in expected]
     assert summary["accounting"] == {"lines": 11, "rows": 4, "bad_lines": 4, "duplicates": 1, "already_done": 0,
                                      "blank_or_comment": 2, "headers": 0, "continued": 0}
 

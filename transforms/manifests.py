@@ -456,8 +456,11 @@ class ReadManifest(beam.DoFn):
                     continue
                 try:
                     record = json.loads(text)
-                except (ValueError, RecursionError) as exc:
-                    yield Record(line, error=f"not JSON ({type(exc).__name__}: {str(exc)[:200]})")
+                except ValueError as exc:
+                    yield Record(line, error=f"not JSON ({exc})")
+                    continue
+                except RecursionError:
+                    yield Record(line, error="not JSON (nested too deeply)")
                     continue
                 if not isinstance(record, dict):
                     yield Record(line, error="not a JSON object")
