@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    interrupts.catch_signals()
+    handlers = interrupts.catch_signals()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _main(argv)
@@ -174,6 +174,9 @@ def main(argv=None) -> int:
             kept = ""
         print(f"nsfw-scan: interrupted by {interrupts.name(signum)}{kept}", file=sys.stderr)
         return interrupts.exit_status(signum)
+    finally:  # after a signal its handler stays: a second one cannot break the exit (pools joining)
+        if interrupts.received() is None:
+            interrupts.restore(handlers)
 
 
 def _main(argv: list[str]) -> int:

@@ -30,10 +30,16 @@ def _handle(signum, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def catch_signals() -> None:
-    """From now on SIGINT and SIGTERM stop the command through :func:`_handle`."""
-    for signum in SIGNALS:
-        signal.signal(signum, _handle)
+def catch_signals() -> dict:
+    """From now on SIGINT and SIGTERM stop the command through :func:`_handle`; returns the
+    handlers they had, for :func:`restore`."""
+    _received.clear()
+    return {signum: signal.signal(signum, _handle) for signum in SIGNALS}
+
+
+def restore(handlers: dict) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def received() -> int | None:
