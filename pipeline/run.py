@@ -21,15 +21,15 @@ from ..transforms.results import output_schema
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import WriteResults
+from . import interrupts
 from .config import Config, ConfigError
 from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
-from . import interrupts
 from .lock import OutputLock
 from .output_dir import (drop_superseded_errors, remove_folders, remove_unfinished_runs, result_files,
                          run_folders, run_result_files)
 from .runners import check_beam_args, make_pipeline, submit
-from .summary import check_accounting, format_summary, rows_written, summarize, write_summary
+from .summary import AccountingError, check_accounting, format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
                                            "earlier_result_files": len(earlier)})
     try:
         check_accounting(summary)  # a lost line fails the run: nothing of it is kept
-    except Exception:
+    except AccountingError:
         remove_folders([folder for folder in folders if folder in run_folders(job.output)])
         raise
 
