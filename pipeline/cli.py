@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     except BaseException as exc:
-        signum = interrupts.received()
+        signum = interrupts.acknowledge()
         if signum is None:
             raise
         if {"--verbose", "-v"} & set(argv):

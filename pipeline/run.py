@@ -181,10 +181,13 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
             results.append(result)
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
+            if interrupts.received():  # a stop that the pipeline's code caught and went past
+                raise KeyboardInterrupt
     except BaseException:
-        discard_unfinished(job.output, folders)
-        if interrupts.received():
+        if interrupts.acknowledge():
+            discard_unfinished(job.output, folders)
             raise interrupts.Interrupted(_kept(job.output, stamp, folders, results)) from None
+        discard_unfinished(job.output, folders)
         raise
     seconds = time.monotonic() - started
 
@@ -224,6 +227,8 @@ def _kept(output: str, stamp: str, folders: list[str], results: list) -> str:
     resume = f"the same command resumes (rows already in {shown(output)} are not scored again)"
     if not any(rows):
         return f"this run kept no rows (only a finished run, or part with --partitions, is kept); {resume}"
+    if len(folders) == 1:
+        return f"kept its {rows[0]} rows in {shown(output).rstrip('/')}/{stamp} (it had finished); {resume}"
     return (f"kept {sum(rows)} rows of {len([n for n in rows if n])} finished parts of {len(folders)} in "
             f"{shown(output).rstrip('/')}/{stamp}-part*; {resume}")
 
