@@ -41,7 +41,8 @@ def scores(scorer, files, loader):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--scale", type=int, default=2)
     args = parser.parse_args()
     exact_scorer, bf16_scorer, thresholds = Scorer(), Scorer(precision="bfloat16"), Thresholds()

@@ -102,7 +102,8 @@ def job_scores(output: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--scale", type=int, default=1, help="multiply the corpus size")
     parser.add_argument("--photos-only", action="store_true", help="only the 4 and 12 MP photos")
     parser.add_argument("--only", metavar="TEXT", help="run only the job modes whose label contains TEXT")

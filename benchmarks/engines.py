@@ -94,7 +94,7 @@ def timings(output: Path, started: float) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--scale", type=int, default=5, help="the upload mix times this (45 images each)")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()

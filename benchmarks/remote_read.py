@@ -105,7 +105,8 @@ def job_rate(manifest: Path, work: Path, name: str, beam_args: list[str], read_t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--size", default="1024x768")
     parser.add_argument("--latencies", default="0,20,100")

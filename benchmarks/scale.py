@@ -44,7 +44,8 @@ def make_manifest(directory: Path, rows: int, images: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--rows", default="10000,100000,1000000")
     parser.add_argument("--images", type=int, default=64, help="real images among the rows")
     parser.add_argument("beam", nargs="*", help="extra flags for nsfw-scan run")

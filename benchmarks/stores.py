@@ -26,7 +26,7 @@ from stores import serve, free_port, gcs_store, image_bytes, s3_store, stop, BIN
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsfw-scan-stores-"))

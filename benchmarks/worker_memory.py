@@ -39,7 +39,8 @@ def measure(kind: str, batch: int) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     light, light_peak = measure("light", args.batch_size)

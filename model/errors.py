@@ -12,6 +12,7 @@ ERROR_KINDS = {
     "empty": "the file has no bytes",
     "too_large": "the file is over limits.max_bytes, or too large to decode in memory",
     "unsupported_scheme": "no Beam filesystem for the URI's scheme",
+    "bad_uri": "a URI that can never be read: an http(s) URL with raw spaces or control characters, a URL without a host",
     "read_error": "the bytes could not be read (permissions, network), also after retries",
     "timeout": "the store or server did not answer in time, also after retries",
     "blocked_address": "an http(s) URL whose host resolves to a private, loopback or other non-public address",

@@ -13,16 +13,17 @@ import warnings
 # drop one day: nothing about this job, and every command would start with them.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)")
 
-from .config import ConfigError
-from .filesystems import add_storage_flags
-from .flags import add_config_flags, add_verbose_flag, config_from_args, positive_float
+from . import interrupts
 from .logs import configure_logging
 
+# Beam, TensorFlow and the configuration are imported once the signals are caught (in main),
+# so that Ctrl-C in the first seconds is one line too
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_score(args) -> int:
     from ..model.engines import make_engine
+    from .flags import config_from_args
     from .filesystems import storage_from_args
     from .score_files import score_paths
 
@@ -39,6 +40,8 @@ def cmd_score(args) -> int:
 def cmd_export(args) -> int:
     from ..model.engines import make_engine
     from ..model.export import export_savedmodel
+    from .config import ConfigError
+    from .flags import config_from_args
 
     config = config_from_args(args)
     if os.path.exists(args.directory) and os.listdir(args.directory):
@@ -71,6 +74,7 @@ def cmd_demo(args, argv) -> int:
 
 def cmd_report(args) -> int:
     from .filesystems import absolute, storage_from_args
+    from .flags import config_from_args
     from .report import format_report, write_report
 
     config = config_from_args(args)
@@ -83,6 +87,7 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
     from ..model.engines import make_engine
+    from .flags import config_from_args
 
     config = config_from_args(args)
     engine = make_engine(config.engine_spec())
@@ -96,12 +101,18 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.")
+    from .filesystems import add_storage_flags
+    from .flags import add_config_flags, add_verbose_flag, positive_float
+
+    # allow_abbrev=False everywhere: a shortened flag (--forc) is an error, never taken for another
+    parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.",
+                                     allow_abbrev=False)
     add_verbose_flag(parser)
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score files or URIs here, one JSON line each")
+    score = commands.add_parser("score", help="score files or URIs here, one JSON line each",
+                                allow_abbrev=False)
     score.add_argument("paths", nargs="+", metavar="PATH", help="local paths or URIs (gs://, s3://, ...)")
     add_config_flags(score)
     add_storage_flags(score)
@@ -109,29 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .run import add_run_flags
 
-    job = commands.add_parser("run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through)")
+    job = commands.add_parser("run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through)",
+                              allow_abbrev=False)
     add_run_flags(job)
     job.set_defaults(func=cmd_run, beam_flags=True)
 
-    demo = commands.add_parser("demo", help="generate a small corpus offline and run the job on it")
+    demo = commands.add_parser("demo", help="generate a small corpus offline and run the job on it",
+                               allow_abbrev=False)
     demo.add_argument("directory", nargs="?", default="nsfw-scan-demo", metavar="DIR")
     add_verbose_flag(demo)
     demo.set_defaults(func=cmd_demo, beam_flags=True)
 
-    report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR")
+    report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR",
+                                 allow_abbrev=False)
     report.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
     report.add_argument("--report-dir", metavar="DIR", help="where to write the chart and review queue (default: DIR/_report)")
     add_config_flags(report)
     add_storage_flags(report)
     report.set_defaults(func=cmd_report)
 
-    bench = commands.add_parser("bench", help="model-only throughput on synthetic input")
+    bench = commands.add_parser("bench", help="model-only throughput on synthetic input",
+                                allow_abbrev=False)
     bench.add_argument("--seconds", type=positive_float, default=10.0, help="measuring time after warm-up")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
     add_config_flags(bench)
     bench.set_defaults(func=cmd_bench)
 
-    export = commands.add_parser("export-savedmodel", help="write a SavedModel for TF Serving")
+    export = commands.add_parser("export-savedmodel", help="write a SavedModel for TF Serving", allow_abbrev=False)
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--input-type", choices=("tensor", "image_bytes"), default="tensor")
     add_config_flags(export)
@@ -140,9 +155,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    handlers = interrupts.catch_signals()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except BaseException as exc:
+        signum = interrupts.acknowledge()
+        if signum is None:
+            raise
+        if {"--verbose", "-v"} & set(argv):
+            traceback.print_exc()
+        command = next((arg for arg in argv if not arg.startswith("-")), None)
+        if isinstance(exc, interrupts.Interrupted):
+            kept = f": {exc.kept}"
+        elif command in ("run", "demo"):
+            kept = (": runs (and parts) that finished are kept, and the rows an unfinished one had made durable; "
+                    "the same command resumes")
+        else:
+            kept = ""
+        print(f"nsfw-scan: interrupted by {interrupts.name(signum)}{kept}", file=sys.stderr)
+        return interrupts.exit_status(signum)
+    finally:  # after a signal its handler stays: a second one cannot break the exit (pools joining)
+        if interrupts.received() is None:
+            interrupts.restore(handlers)
+
+
+def _main(argv: list[str]) -> int:
     configure_logging()
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -151,6 +191,7 @@ def main(argv=None) -> int:
 
     from ..transforms.manifests import ManifestError
     from ..storage.output_dir import OutputDirError
+    from .config import ConfigError
 
     try:
         if getattr(args, "beam_flags", False):
@@ -158,11 +199,15 @@ def main(argv=None) -> int:
             return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
         return args.func(args)
     except (ConfigError, WeightsError, ManifestError, OutputDirError) as exc:
+        if interrupts.received():
+            raise
         if args.verbose:
             traceback.print_exc()
         print(f"nsfw-scan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # the job failed: one line, the traceback with --verbose
+        if interrupts.received():
+            raise
         if args.verbose:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]

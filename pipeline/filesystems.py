@@ -38,7 +38,7 @@ def add_storage_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _storage_defaults() -> dict:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     add_storage_flags(parser)
     return vars(parser.parse_args([]))
 

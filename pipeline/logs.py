@@ -17,10 +17,15 @@ import sys
 import warnings
 
 # Messages Beam logs on every run that say nothing about the job (Beam's memory probe needs
-# torch to be installed; the apitools note is about BigQuery, which the job does not use).
+# torch to be installed; the apitools note is about BigQuery, which the job does not use), and
+# TensorFlow's retracing warning: every model load (one per part with --partitions) traces the
+# model's functions once for the new model, which TensorFlow counts as retracing the same
+# function from the fifth load on (their input signature leaves the batch size open, so no
+# batch retraces them).
 NOISE = (
     "Resource module is not available for current platform",
     "apitools not found",
+    "triggered tf.function retracing",
 )
 # Quiet unless --verbose: Beam's SDK worker logs each failing bundle with its traceback (the
 # command reports the failure itself, in one line); a job server Beam starts for Flink or Spark

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
@@ -87,15 +87,24 @@ def collect(directory: str) -> dict:
 
 
 def draw(report: dict, thresholds: Thresholds) -> Image.Image:
+    """The chart of :func:`figure`, as an image."""
+    buffer = io.BytesIO()
+    figure(report, thresholds).savefig(buffer, format="png")
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+def figure(report: dict, thresholds: Thresholds):
     """Score histogram per decision (log count axis) with the thresholds marked and totals per
-    decision in the legend; errors by kind beside it; the folder and time range in the title."""
+    decision in the legend below it (where no bar can be under it); errors by kind beside it;
+    the folder and time range in the title. A matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    figure = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    scores_axis, errors_axis = figure.subplots(1, 2, width_ratios=(2.2, 1))
+    chart = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(chart)
+    scores_axis, errors_axis = chart.subplots(1, 2, width_ratios=(2.2, 1))
     d = report["decisions"]
     edges = np.linspace(0.0, 1.0, BINS + 1)
     bottom = np.zeros(BINS)
@@ -119,7 +128,8 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
     scores_axis.set_ylabel(f"images per {1 / BINS:g} of score (log scale)")
     scored = d["safe"] + d["review"] + d["nsfw"]
     scores_axis.set_title(f"{scored:,} scored images")
-    scores_axis.legend(handles=handles, title="rows per decision; thresholds", loc="upper right")
+    scores_axis.legend(handles=handles, title="rows per decision; thresholds", loc="upper center",
+                       bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize="small", title_fontsize="small")
     scores_axis.grid(axis="y", alpha=0.3)
 
     errors = list(report["errors"].items())[:12][::-1]
@@ -138,11 +148,8 @@ def draw(report: dict, thresholds: Thresholds) -> Image.Image:
 
     span = report.get("time_range")
     when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
-    figure.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    buffer.seek(0)
-    return Image.open(buffer)
+    chart.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
+    return chart
 
 
 def _write(path: str, data: bytes) -> None:
@@ -158,17 +165,39 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
     draw(report, thresholds).save(buffer, format="PNG")
-    _write(png, buffer.getvalue())
-    _write(csv, _csv_bytes(report["queue"]))
-    _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+    try:
+        _write(png, buffer.getvalue())
+        _write(csv, _csv_bytes(report["queue"]))
+        _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+    except (OSError, BeamIOError) as exc:
+        cause = exc.exception_details if isinstance(exc, BeamIOError) and exc.exception_details else {}
+        why = next(iter(cause.values()), exc)
+        why = getattr(why, "strerror", None) or str(why).splitlines()[0]
+        raise ConfigError(f"{shown(folder)}: cannot write the report there ({why}); "
+                          f"make it writable or choose another folder with --report-dir") from exc
     return report, png, csv
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (CSV injection); OWASP's advice is a leading single quote, which they show as text.
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def spreadsheet_safe(table: pa.Table) -> pa.Table:
+    """Every text cell that a spreadsheet would take for a formula, with a ``'`` in front."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = table.column(i)
+            live = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
+            table = table.set_column(i, field, pc.if_else(live, pc.binary_join_element_wise("'", column, ""), column))
+    return table
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
     table = table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
                              pc.cast(table["scored_at"], pa.string()))
     buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer)
+    pacsv.write_csv(spreadsheet_safe(table), buffer)
     return buffer.getvalue()
 
 

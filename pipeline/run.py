@@ -21,6 +21,7 @@ from ..transforms.results import output_schema
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
+from . import interrupts
 from .config import Config, ConfigError
 from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
@@ -30,7 +31,7 @@ from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, re
                                   run_folders, run_result_files)
 from ..storage.rows import remove_rows
 from .runners import check_beam_args, make_pipeline, submit
-from .summary import format_summary, rows_written, summarize, write_summary
+from .summary import AccountingError, check_accounting, format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class Job:
 def job_from_flags(argv=None) -> Job:
     """``nsfw-scan run``'s command line -> a ``Job``: the job's own flags, the configuration
     they pick, and the rest as Beam's pipeline options (a flag neither knows is an error)."""
-    parser = argparse.ArgumentParser(prog="nsfw-scan run")
+    parser = argparse.ArgumentParser(prog="nsfw-scan run", allow_abbrev=False)
     add_run_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_args(args)
@@ -155,8 +156,8 @@ def run_job(job: Job) -> dict:
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     model = config.engine_spec().expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)
-    check_output_dir(job.output)
     try:
+        check_output_dir(job.output)
         with OutputLock(job.output, storage, job.break_lock) as lock:
             return _run_locked(job, plan, model, lock)
     finally:  # a failed run leaves no output folder it made (its lock is gone by now)
@@ -188,10 +189,25 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
             results.append(result)
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
+            if interrupts.received():  # a stop that the pipeline's code caught and went past
+                raise KeyboardInterrupt
     except BaseException:
-        keep_unfinished(job.output, folders)
+        durable = keep_unfinished(job.output, folders)
+        if interrupts.acknowledge():
+            raise interrupts.Interrupted(_kept(job.output, stamp, folders, results, durable)) from None
         raise
     seconds = time.monotonic() - started
+
+    summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
+                                           "loader": job.config.loader, "manifests": len(plan.files),
+                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
+                                           "earlier_result_files": len(earlier),
+                                           "salvaged_rows": sum(salvaged.values())})
+    try:
+        check_accounting(summary)  # a lost line fails the run: nothing of it is kept
+    except AccountingError:
+        remove_folders([folder for folder in folders if folder in run_folders(job.output)])
+        raise
 
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if job.force and replaced:
@@ -205,11 +221,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{run_folder_name(stamp)}" + ("" if parts == 1 else "-part*")
-    summary = summarize(results, seconds, {"output": shown(job.output), "results": results_name, "model": model,
-                                           "loader": job.config.loader, "manifests": len(plan.files),
-                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
-                                           "earlier_result_files": len(earlier),
-                                           "salvaged_rows": sum(salvaged.values())})
+    summary = {"output": summary.pop("output"), "results": results_name, **summary}
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)
     write_summary(job.output, summary)
@@ -224,6 +236,23 @@ def keep_unfinished(output: str, folders: list[str]) -> int:
     for folder, rows in salvaged.items():
         log.info("kept %d rows of this run in %s; the same command scores the rest", rows, shown(folder))
     return sum(salvaged.values())
+
+
+def _kept(output: str, stamp: str, folders: list[str], results: list, durable: int) -> str:
+    """What an interrupted run keeps, in words: the parts that finished (those with rows), and
+    the rows the unfinished one had made durable (``durable``, kept by ``keep_unfinished``)."""
+    rows = [rows_written([result]) for result in results]
+    remove_folders([folder for folder, n in zip(folders, rows) if n == 0 and folder in run_folders(output)])
+    resume = f"the same command resumes (rows already in {shown(output)} are not scored again)"
+    where = f"{shown(output).rstrip('/')}/{run_folder_name(stamp)}"
+    if not any(rows) and not durable:
+        return f"this run kept no rows (it had finished none, nor made any durable yet); {resume}"
+    if len(folders) == 1:
+        return (f"kept its {rows[0]} rows in {where} (it had finished); {resume}" if rows else
+                f"kept the {durable} rows it had made durable, in {where}; {resume}")
+    finished = f"{sum(rows)} rows of {len([n for n in rows if n])} finished parts of {len(folders)}"
+    return (f"kept {finished}" + (f" and {durable} rows the unfinished part had made durable" if durable else "")
+            + f" in {where}-part*; {resume}")
 
 
 def print_run(summary: dict) -> None:

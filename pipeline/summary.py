@@ -8,7 +8,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
-from ..transforms.manifests import NAMESPACE
+from ..model.errors import BAD_MANIFEST_LINE
+from ..transforms.manifests import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
 from ..transforms.scoring import MODEL_LOAD_MS
 from ..storage.layout import SUMMARY_FILE
 
@@ -47,6 +48,37 @@ def rows_written(results) -> int:
     return sum(_decisions(counters(results)).values())
 
 
+class AccountingError(RuntimeError):
+    """The manifests' lines and what became of them do not add up: some line was lost."""
+
+
+def accounting(c: dict[str, int], rows: int) -> dict[str, int]:
+    """What became of every physical line of the manifests: ``lines`` is the sum of the others
+    when none was lost (each entry is a row with a URI, a bad line's row, a duplicate or a URI
+    earlier runs covered; rows without a manifest line do not exist)."""
+    bad = c.get(f"error_{BAD_MANIFEST_LINE}", 0)
+    return {"lines": c.get(LINES, 0), "rows": rows - bad, "bad_lines": bad, "duplicates": c.get("duplicates", 0),
+            "already_done": c.get("already_done", 0), "blank_or_comment": c.get(SKIPPED, 0),
+            "headers": c.get(HEADERS, 0), "continued": c.get(CONTINUED, 0)}
+
+
+def check_accounting(summary: dict) -> None:
+    """Raises :class:`AccountingError` when the lines read are not all accounted for."""
+    a = summary["accounting"]
+    accounted = sum(n for name, n in a.items() if name != "lines")
+    entries = a["rows"] + a["bad_lines"] + a["duplicates"] + a["already_done"]
+    if accounted != a["lines"] or summary["manifest_rows"] != entries:
+        raise AccountingError(
+            f"the manifests' lines do not add up: {a['lines']} read, {accounted} accounted for "
+            f"({_equation(a)}), {summary['manifest_rows']} entries; this run's results were discarded")
+
+
+def _equation(a: dict) -> str:
+    return (f"{a['rows']} rows + {a['bad_lines']} bad lines + {a['duplicates']} duplicates + "
+            f"{a['already_done']} already in earlier runs + {a['blank_or_comment']} blank or comment + "
+            f"{a['headers']} headers + {a['continued']} inside multi-line fields")
+
+
 def summarize(results, seconds: float, extra: dict) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of."""
     c = counters(results)
@@ -56,7 +88,8 @@ def summarize(results, seconds: float, extra: dict) -> dict:
     errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
     return {
         **extra,
-        "manifest_rows": c.get("manifest_rows", 0),
+        "manifest_lines": c.get(LINES, 0),
+        "manifest_rows": c.get(ENTRIES, 0),
         "duplicates": c.get("duplicates", 0),
         "already_done": c.get("already_done", 0),
         "content_duplicates": c.get("content_duplicates", 0),
@@ -72,6 +105,7 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
         "model_load_seconds": round(load, 2),
         "images_per_s_after_load": round(scored / (seconds - load), 2) if seconds > load else None,
+        "accounting": accounting(c, sum(decisions.values())),
     }
 
 
@@ -85,8 +119,9 @@ def write_summary(directory: str, summary: dict) -> str:
 def format_summary(summary: dict) -> str:
     d, e = summary["decisions"], summary["errors_by_kind"]
     lines = [
-        f"rows written   {summary['rows']}  (manifest lines {summary['manifest_rows']}, "
+        f"rows written   {summary['rows']}  (manifest entries {summary['manifest_rows']}, "
         f"duplicates {summary['duplicates']}, already in earlier runs {summary['already_done']})",
+        f"lines read     {summary['accounting']['lines']} = {_equation(summary['accounting'])}",
         f"scored         {summary['scored']}  safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}"
         + (f"  (identical content: {summary['content_duplicates']} shared this run's result, "
            f"{summary['content_reused']} reused an earlier run's)"

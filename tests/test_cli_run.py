@@ -117,6 +117,8 @@ def test_malformed_lines_of_same_named_manifests_stay_apart(tmp_path):
     (["--batchsize", "8"], ["unknown flag --batchsize", "did you mean --batch-size"]),
     (["--direct_num_worker=2"], ["unknown flag --direct_num_worker"]),
     (["--runner", "SparkyRunner"], ["--runner SparkyRunner", "cannot load this runner"]),
+    (["--forc"], ["unknown flag --forc", "did you mean --force"]),  # never taken for --force
+    (["--rescore"], ["unknown flag --rescore"]),
 ])
 def test_flags_nobody_knows_are_errors(tmp_path, flags, parts):
     (tmp_path / "m.txt").write_text(f"{REAL / 'coffee.png'}\n")
@@ -230,3 +232,103 @@ def test_progress_of_worker_processes(tmp_path):
                 for line in lines if " progress: " in line]
     assert progress and all(progress), lines
     assert {m[1] for m in progress} == {"1", "2"}
+
+
+def interrupted_run(tmp_path, signum, when):
+    """``nsfw-scan run`` over 200 uploads, sent ``signum`` once its stderr shows ``when`` (a
+    line part; None: half a second after the start). Returns (process, stderr, manifest, out, uris)."""
+    import signal  # noqa: F401 (signal numbers come from the callers)
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir(exist_ok=True)
+    names = ["grace_hopper.jpg", "chelsea.png", "coins.png"]
+    uris = []
+    for i in range(200):
+        uris.append(uploads / f"{i:03d}-{names[i % 3]}")
+        if not uris[-1].exists():
+            os.symlink(REAL / names[i % 3], uris[-1])
+    manifest, config, out = tmp_path / "m.txt", tmp_path / "c.yaml", tmp_path / "out"
+    manifest.write_text("".join(f"{p}\n" for p in uris))
+    config.write_text("progress_every: 10\nbatch: {min_size: 4, max_size: 8}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
+                             "--output", str(out), "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    if when is None:
+        time.sleep(0.5)
+    else:
+        for line in proc.stderr:
+            seen.append(line)
+            if when in line:
+                break
+    proc.send_signal(signum)
+    stdout, rest = proc.communicate(timeout=300)
+    return proc, "".join(seen) + rest, stdout, manifest, out, [str(u) for u in uris]
+
+
+@pytest.mark.parametrize("signame,status,when", [
+    ("SIGINT", 130, " progress: 10 of 200 "),  # Ctrl-C while images are scored
+    ("SIGTERM", 143, " progress: 10 of 200 "),
+    ("SIGINT", 130, None),  # while the command starts (imports)
+])
+def test_an_interrupted_run_says_what_it_kept_and_the_same_command_resumes(tmp_path, signame, status, when):
+    import signal
+
+    proc, stderr, stdout, manifest, out, uris = interrupted_run(tmp_path, getattr(signal, signame), when)
+    assert proc.returncode == status, stderr
+    ours = [line for line in stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)]  # not log lines
+    kept = (f"this run kept no rows (it had finished none, nor made any durable yet); the same command "
+            f"resumes (rows already in {out} are not scored again)") if when else \
+        "runs (and parts) that finished are kept, and the rows an unfinished one had made durable; the same command resumes"
+    assert ours == [f"nsfw-scan: interrupted by {signame}: {kept}"], stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert not out.exists()  # no lock, no unfinished folder: the folder this run made is gone
+    again = nsfw_scan("run", "--manifest", manifest, "--output", out)
+    assert again.returncode == 0, again.stderr
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["uri"] for r in rows) == sorted(uris) and all(r["score"] is not None for r in rows)
+
+
+def test_an_interrupted_partitioned_run_keeps_its_finished_parts(tmp_path):
+    import signal
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for i in range(60):
+        os.symlink(REAL / "chelsea.png", uploads / f"{i:03d}.png")
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
+    proc = subprocess.Popen([sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
+                             "--output", str(out), "--partitions", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "part 2 of 3: " in line and " rows to write " in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=300)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130, stderr
+    (finished,) = out.glob("run-*-part000of003")
+    kept = pq.read_table(finished).num_rows
+    (line,) = [line for line in stderr.splitlines() if line.startswith("nsfw-scan: ")]
+    assert line == (f"nsfw-scan: interrupted by SIGINT: kept {kept} rows of 1 finished parts of 3 in "
+                    f"{out}/{finished.name.split('-part')[0]}-part*; the same command resumes (rows already "
+                    f"in {out} are not scored again)")
+    assert [p.name for p in out.glob("run-*")] == [finished.name] and not (out / "_LOCK").exists()
+    again = nsfw_scan("run", "--manifest", manifest, "--output", out, "--partitions", "3")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == kept
+    assert sorted(r["uri"] for r in pq.read_table(out).to_pylist()) == sorted(str(p) for p in uploads.iterdir())
+
+
+def test_many_parts_keep_the_console_quiet(tmp_path):
+    """One model load per part: TensorFlow's retracing warning (from the fifth load on) says
+    nothing about the job and stays off the console."""
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("".join(f"{REAL / name}\n" for name in sorted(os.listdir(REAL))))
+    result = nsfw_scan("run", "--manifest", manifest, "--output", out, "--partitions", "7")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "_SUMMARY.json").read_text())["model_loads"] >= 5
+    assert not [line for line in result.stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)], result.stderr

@@ -5,7 +5,9 @@ real model runs in test_pipeline.py and the others."""
 
 import collections
 import io
+import json
 import shutil
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -203,3 +205,127 @@ def test_earlier_bad_line_rows_map_back_to_their_key():
     failed = {"uri": "/a.png", "decision": "error", "source_manifest": path, "source_line": 3}
     assert list(done_key(failed, rescore_errors=True)) == []
     assert list(done_key(failed, rescore_errors=False)) == ["/a.png"]
+
+
+@pytest.mark.parametrize("data_lines", [4, 5_000])
+def test_a_quote_that_never_closes_costs_only_its_own_line(tmp_path, data_lines):
+    uris = [str(tmp_path / f"upload-{i}.jpg") for i in range(data_lines)]
+    lines = [f"q{i},{uri},user{i}" for i, uri in enumerate(uris)]
+    lines[1] = f'q1,"{uris[1]},user1'  # manifest line 3: a quote that never closes
+    manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
+    manifest.write_text("upload_id,uri,user_id\n" + "\n".join(lines) + "\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    rows = pq.read_table(out).to_pylist()
+    by_uri = {r["uri"]: r for r in rows if r["uri"] is not None}
+    assert sorted(by_uri) == sorted(uris[:1] + uris[2:])
+    assert all(by_uri[u]["upload_id"] == f"q{i}" and by_uri[u]["source_line"] == i + 2
+               for i, u in enumerate(uris) if i != 1)
+    (bad,) = [r for r in rows if r["uri"] is None]
+    assert bad["error_kind"] == "bad_manifest_line" and bad["source_line"] == 3
+    assert bad["error"].startswith(f"bad_manifest_line: {manifest} line 3: a quote opens a field")
+    assert summary["manifest_lines"] == data_lines + 1 and summary["rows"] == data_lines
+    assert summary["accounting"] == {"lines": data_lines + 1, "rows": data_lines - 1, "bad_lines": 1, "duplicates": 0,
+                                     "already_done": 0, "blank_or_comment": 0, "headers": 1, "continued": 0}
+
+
+def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
+    a, b, c, d = (str(tmp_path / f"{name}.jpg") for name in "abcd")
+    manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
+    manifest.write_bytes((
+        "id,uri,note\r\n"
+        f'1,{a},"Excel writes\r\nline breaks\r\ninside quotes"\r\n'  # lines 2-4: one record
+        f'2,"{b},x\r\n'  # line 5: the URI's quote closes on line 6, swallowing it
+        f'3,{c}",y\r\n'  # line 6: read on its own
+        "\r\n"  # line 7: blank
+        f"4,{d},z\r\n"  # line 8
+        f"4,{d},again\r\n"  # line 9: a duplicate
+    ).encode())
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    rows = {(r["uri"], r["source_line"]): r for r in pq.read_table(out).to_pylist()}
+    assert set(rows) == {(a, 2), (None, 5), (c + '"', 6), (d, 8)}
+    assert rows[a, 2]["note"] == "Excel writes\r\nline breaks\r\ninside quotes"
+    assert "line 5: a quote opens the URI field" in rows[None, 5]["error"]
+    assert rows[d, 8]["duplicates"] == 1
+    assert summary["accounting"] == {"lines": 9, "rows": 3, "bad_lines": 1, "duplicates": 1, "already_done": 0,
+                                     "blank_or_comment": 1, "headers": 1, "continued": 2}
+
+
+def test_no_manifest_content_stops_the_job(tmp_path, uploads):
+    good, _ = uploads
+    text, jsonl, out = tmp_path / "list.txt", tmp_path / "list.jsonl", tmp_path / "out"
+    text.write_bytes(b"\n".join([good[0].encode(), b"\xff\xfe\x00garbage", b"# a comment", b"x" * (2 << 20),
+                                 b"", good[1].encode() + b"\r", good[0].encode()]) + b"\n")
+    jsonl.write_text("\n".join([json.dumps({"uri": good[2]}), "[" * 100_000, '"just a string"',
+                                json.dumps({"uri": good[3]}), ""]))
+    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)])
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["uri"] for r in rows if r["uri"]) == sorted(good[:4])
+    bad = sorted((r["source_manifest"], r["source_line"], r["error"]) for r in rows if r["uri"] is None)
+    expected = [(jsonl, 2, "not JSON (nested too deeply)"), (jsonl, 3, "not a JSON object"),
+                (text, 2, "not valid UTF-8 text"), (text, 4, "the line is longer than 1048576 characters")]
+    assert bad == [(str(m), n, f"bad_manifest_line: {m} line {n}: {why}") for m, n, why in expected]
+    assert summary["accounting"] == {"lines": 11, "rows": 4, "bad_lines": 4, "duplicates": 1, "already_done": 0,
+                                     "blank_or_comment": 2, "headers": 0, "continued": 0}
+
+
+def test_a_run_whose_lines_do_not_add_up_fails():
+    from nsfw_scan.pipeline.summary import AccountingError, check_accounting
+
+    summary = {"manifest_rows": 4,
+               "accounting": {"lines": 6, "rows": 2, "bad_lines": 1, "duplicates": 1, "already_done": 0,
+                              "blank_or_comment": 0, "headers": 1, "continued": 0}}
+    with pytest.raises(AccountingError, match="6 read, 5 accounted for"):
+        check_accounting(summary)
+    summary["accounting"]["blank_or_comment"] = 1
+    check_accounting(summary)
+    summary["manifest_rows"] = 5  # an entry that became nothing
+    with pytest.raises(AccountingError, match="5 entries"):
+        check_accounting(summary)
+
+
+def test_one_file_is_one_uri_however_a_manifest_names_it(tmp_path, uploads):
+    good, _ = uploads  # in tmp_path/uploads
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    name = good[0].rsplit("/", 1)[1]
+    manifest, out = lists / "m.txt", tmp_path / "out"
+    manifest.write_text(f"../uploads/{name}\n{good[0]}\n{tmp_path}//uploads/./{name}\n./../uploads/../uploads/{name}\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    (row,) = pq.read_table(out).to_pylist()
+    assert row["uri"] == good[0] and row["duplicates"] == 3 and row["source_line"] == 1
+    assert summary["duplicates"] == 3 and summary["rows"] == 1 and summary["scored"] == 1
+
+
+def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
+    config = tmp_path / "c.yaml"  # the address guard and the backoff do not hide a retry
+    config.write_text("http: {allow_networks: [127.0.0.0/8]}\nreading: {backoff_s: 0.2}\n")
+    uris = ["http://127.0.0.1:9/an upload.jpg", "https://127.0.0.1:9/a\x01b.jpg", "http:///no-host.jpg",
+            "s3:///no-bucket.jpg", "http://127.0.0.1:port/a.jpg"]
+    manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
+    manifest.write_text("".join(json.dumps({"uri": u}) + "\n" for u in uris))
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)])
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(rows) == sorted(uris) and summary["errors_by_kind"] == {"bad_uri": len(uris)}
+    assert all(r["error_kind"] == "bad_uri" and "attempts" not in r["error"] for r in rows.values()), rows
+    assert "contains a space at position 21" in rows[uris[0]]["error"]
+    assert "no host" in rows[uris[2]]["error"] and "no bucket" in rows[uris[3]]["error"]
+    from nsfw_scan.model.errors import ERROR_KINDS
+    from nsfw_scan.transforms.read import ReadPolicy, read_bytes
+
+    started = time.monotonic()  # one attempt, no waiting for the next
+    with pytest.raises(Exception, match="^bad_uri: "):
+        read_bytes(uris[0], 1 << 20, ReadPolicy(backoff_s=1.0))
+    assert time.monotonic() - started < 0.5 and "bad_uri" in ERROR_KINDS
+
+
+def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
+    import hashlib
+
+    _, broken = uploads
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(broken) + "\n")
+    run(["--manifest", str(manifest), "--output", str(out)])
+    rows = {r["error_kind"]: r for r in pq.read_table(out).to_pylist()}
+    assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
+    assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]
+    assert [r["loader"] for r in rows.values()] == [None] * len(rows)  # none was decoded

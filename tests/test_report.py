@@ -76,3 +76,73 @@ def test_report_reads_results_of_an_older_version(tmp_path):
         failed = list(csv.DictReader(f))
     assert sorted((r["uri"], r["error_kind"], r["source_line"]) for r in failed) == [
         (str(tmp_path / "gone-too.jpg"), "not_found", "2"), (str(tmp_path / "gone.jpg"), "not_found", "")]
+
+
+FORMULAS = ["=HYPERLINK(\"http://attacker.example/\",\"open me\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1"]
+
+
+def test_formula_looking_cells_are_text_in_both_report_csvs(tmp_path):
+    files = [str(REAL / f) for f in corpus_files(REAL)][:len(FORMULAS) - 1]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("thresholds: {safe_below: 0.0, nsfw_from: 0.5}\n")  # every scored image is in the queue
+    manifest, out = tmp_path / "m.csv", tmp_path / "out"
+    uris = files + [str(tmp_path / "gone.jpg")]
+    with open(manifest, "w", newline="") as f:
+        csv.writer(f).writerows([["uri", "upload"], *zip(uris, FORMULAS), [str(tmp_path / "missing.jpg"), "plain"]])
+    assert nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", policy).returncode == 0
+    result = nsfw_scan("report", out, "--config", policy)
+    assert result.returncode == 0, result.stderr
+    cells = {}
+    for name in ("review_queue.csv", "errors.csv"):
+        with open(out / "_report" / name, newline="") as f:
+            for row in csv.DictReader(f):
+                cells[row["uri"]] = row["upload"]
+                assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in row.values()), row
+    assert cells == {**{uri: "'" + text for uri, text in zip(uris, FORMULAS)}, str(tmp_path / "missing.jpg"): "plain"}
+
+
+def test_report_into_a_folder_it_cannot_write_is_one_error_line(tmp_path):
+    import os
+    import subprocess
+
+    files = [str(REAL / f) for f in corpus_files(REAL)][:1]
+    (tmp_path / "m.txt").write_text(f"{files[0]}\n")
+    out, shelf = tmp_path / "out", tmp_path / "read-only"
+    assert nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", out).returncode == 0
+    shelf.mkdir()
+    root = os.geteuid() == 0  # root writes anywhere, except into an immutable folder
+    subprocess.run(["chattr", "+i", shelf], check=True) if root else shelf.chmod(0o555)
+    try:
+        result = nsfw_scan("report", out, "--report-dir", shelf / "report")
+    finally:
+        subprocess.run(["chattr", "-i", shelf], check=True) if root else shelf.chmod(0o755)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"nsfw-scan: error: {shelf / 'report'}: cannot write the report there") and \
+        "--report-dir" in line and "Traceback" not in result.stderr, line
+
+
+def test_the_chart_legend_covers_no_bar(tmp_path):
+    import datetime
+
+    from nsfw_scan.model.decision import Thresholds
+    from nsfw_scan.pipeline.report import figure
+
+    histograms = {"safe": [900, 300, 100, 40] + [0] * 16, "review": [0] * 4 + [20] * 12 + [0] * 4,
+                  "nsfw": [0] * 16 + [10, 30, 200, 5000]}  # the tallest bar is the last, 0.95-1.0
+    report = {"decisions": {"safe": 1340, "review": 240, "nsfw": 5240, "error": 7}, "errors": {"not_found": 7},
+              "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 6827,
+              "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
+    chart = figure(report, Thresholds(0.2, 0.8))
+    chart.draw_without_rendering()  # lays the figure out
+    renderer = chart.canvas.get_renderer()
+    scores_axis = chart.axes[0]
+    legend = scores_axis.get_legend().get_window_extent(renderer)
+    from matplotlib.transforms import Bbox
+
+    # what is seen of each bar (those stacked on 0 reach below the log axis)
+    bars = [Bbox.intersection(patch.get_window_extent(renderer), scores_axis.bbox)
+            for patch in scores_axis.patches if patch.get_height() > 0]
+    assert len(bars) == 20 and all(bars) and not [bar for bar in bars if bar.overlaps(legend)]
+    whole = chart.bbox
+    assert whole.x0 <= legend.x0 and legend.x1 <= whole.x1 and whole.y0 <= legend.y0  # on the chart

@@ -29,7 +29,7 @@ _current: dict | None = None
 
 
 def _option_names() -> set[str]:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for cls in STORAGE_OPTION_CLASSES:
         cls._add_argparse_args(parser)  # how each options class declares its flags
     return set(vars(parser.parse_args([])))

@@ -147,11 +147,11 @@ class Loading:
             self._budget.release(len(data))
 
     def _decode(self, row: dict, data: bytes) -> tuple[dict, np.ndarray] | dict:
-        row["loader"] = self._loader
         try:
             image = load_image(data, self._loader, self._max_pixels)
-        except ImageError as exc:
+        except ImageError as exc:  # never decoded: no loader ran to its end
             return fail(row, exc.kind, exc.message)
+        row["loader"] = self._loader
         row["width"], row["height"] = image.width, image.height
         return row, image.array
 
@@ -174,6 +174,8 @@ class Loading:
         try:
             data = read_bytes(entry.uri, self._max_bytes, self._policy, budget)
         except ImageError as exc:
+            if exc.kind == "empty":  # read, and known: no bytes
+                row["bytes"], row["sha256"] = 0, hashlib.sha256(b"").hexdigest()
             return fail(row, exc.kind, exc.message)
         row["bytes"] = len(data)
         row["sha256"] = hashlib.sha256(data).hexdigest()

@@ -15,11 +15,19 @@ pattern that matches nothing or names a folder, and a manifest that cannot be op
 before the pipeline starts; a compressed manifest found damaged while it is read stops the
 job with a :class:`ManifestError` naming it; a malformed line becomes an entry with an error
 that names the manifest and the line.
+
+Every physical line is accounted for (counters of :data:`LINE_COUNTERS`): it is a header, blank
+or a comment, the first line of an entry, or a further line of a CSV record whose quoted field
+spans lines. A quote that never closes, or a quoted field that swallows following lines into
+the URI or into a record of the wrong width, costs only its own line: that line becomes a bad
+line and reading goes on at the next one. No content stops the job: over-long lines, bytes
+that are not UTF-8 and JSON nested too deep are bad lines too.
 """
 
 from __future__ import annotations
 
 import csv
+import collections
 import dataclasses
 import glob
 import gzip
@@ -28,6 +36,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -39,6 +48,14 @@ from .filesystems import use_storage_options
 from .results import RESERVED
 
 NAMESPACE = "nsfw_scan"
+
+# Beam counters of the manifests' physical lines (text lines, or Parquet rows), by what became of
+# them; ENTRIES also counts Parquet rows. LINES = HEADERS + SKIPPED + CONTINUED + ENTRIES.
+LINES, HEADERS, SKIPPED, CONTINUED, ENTRIES = (
+    "manifest_lines", "manifest_header_lines", "manifest_blank_lines", "manifest_continued_lines", "manifest_rows")
+LINE_COUNTERS = (LINES, HEADERS, SKIPPED, CONTINUED, ENTRIES)
+MAX_LINE_CHARS = 1 << 20  # a longer line is a bad line (the rest of it is skipped, never held)
+MAX_RECORD_CHARS = 1 << 17  # a quoted CSV field may span lines up to this many characters
 
 
 class ManifestError(ValueError):
@@ -126,7 +143,8 @@ def _read_header(path: str, uri_column: str) -> dict[str, pa.DataType]:
                     raise ManifestError(f"{path}: the first line is not JSON; expected one JSON object per line") from None
                 names = list(record) if isinstance(record, dict) else []
             else:
-                names = next(csv.reader(f, delimiter="," if fmt == "csv" else "\t"), [])
+                header = next((r for r in _csv_records(f, fmt) if r.skipped is None), None)
+                names = header.values if header is not None and header.error is None else []
         types = {name: pa.string() for name in names}
     if uri_column not in names:
         raise ManifestError(
@@ -184,10 +202,15 @@ def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan
 
 
 def resolve(uri: str, manifest: str) -> str:
-    """Relative URIs are taken from the manifest's folder."""
-    if "://" in uri or os.path.isabs(uri):
+    """Relative URIs are taken from the manifest's folder; local paths are normalised (``.``,
+    ``..`` and repeated separators), so that one file has one URI however a manifest names it."""
+    if "://" in uri:
         return uri
-    return FileSystems.join(FileSystems.split(manifest)[0], uri)
+    if not os.path.isabs(uri):
+        uri = FileSystems.join(FileSystems.split(manifest)[0], uri)
+        if "://" in uri:  # a remote manifest's folder: its names are the store's
+            return uri
+    return os.path.normpath("/" + uri.lstrip("/")) if uri.startswith("//") else os.path.normpath(uri)
 
 
 def _as_type(value, dtype: pa.DataType):
@@ -204,6 +227,118 @@ def in_partition(key: str, partition: tuple[int, int]) -> bool:
 
 def bad_line_key(manifest: str, line: int) -> str:
     return f"\0{manifest}:{line}"
+
+
+class Record(NamedTuple):
+    """What a manifest reader found at ``line``: ``span`` physical lines, either ``skipped``
+    (``HEADERS`` or ``SKIPPED``) or one entry's URI and values, or why the line is unusable."""
+
+    line: int
+    span: int = 1
+    uri: object = None
+    values: object = None
+    error: str | None = None
+    skipped: str | None = None
+
+
+def _physical_lines(f) -> Iterator[tuple[int, str | None]]:
+    """``(number, text)`` per physical line, from 1; ``text`` is None for a line over
+    ``MAX_LINE_CHARS`` (read on to its end, never held whole)."""
+    number = 0
+    while True:
+        text = f.readline(MAX_LINE_CHARS + 1)
+        if not text:
+            return
+        number += 1
+        if len(text) > MAX_LINE_CHARS:
+            while text and not text.endswith(("\n", "\r")):
+                text = f.readline(MAX_LINE_CHARS)
+            yield number, None
+        else:
+            yield number, text
+
+
+def _too_long(line: int) -> Record:
+    return Record(line, error=f"the line is longer than {MAX_LINE_CHARS} characters")
+
+
+def _csv_records(f, fmt: str, uri_column: str | None = None) -> Iterator[Record]:
+    """A CSV/TSV file's records, ``values`` being the list of fields; with ``uri_column``, the
+    first is the header (``skipped`` = ``HEADERS``) and the others are read against it. A record
+    is one physical line, or several when a quoted field spans lines (as Excel writes notes with
+    line breaks). Such a span is taken only when its quotes close within ``MAX_RECORD_CHARS``,
+    the record has the header's width and its URI has no line break; otherwise its first line
+    alone is a bad line and reading goes on at the line after it."""
+    delimiter = "," if fmt == "csv" else "\t"
+    width = uri_field = None
+    source = _physical_lines(f)
+    pending: collections.deque = collections.deque()  # lines read ahead, not yet consumed
+    while True:
+        item = pending.popleft() if pending else next(source, None)
+        if item is None:
+            return
+        line, text = item
+        if text is None:
+            yield _too_long(line)
+            continue
+        if not text.strip():
+            yield Record(line, skipped=SKIPPED)
+            continue
+        if '"' not in text:  # no quote: the fields are what lies between delimiters (as csv reads them)
+            fields = text.rstrip("\r\n").split(delimiter)
+            if uri_column is not None and width is None:
+                width = len(fields)
+                uri_field = fields.index(uri_column) if uri_column in fields else None
+                yield Record(line, values=fields, skipped=HEADERS)
+            else:
+                yield Record(line, values=fields)
+            continue
+        pending.appendleft(item)  # read on from here, as far as the quote reaches
+        fed, ran_out = [0], [False]
+
+        def feed():
+            size = 0
+            while True:
+                if fed[0] == len(pending):
+                    nxt = next(source, None)
+                    if nxt is None:
+                        ran_out[0] = True
+                        return
+                    pending.append(nxt)
+                piece = pending[fed[0]][1]
+                size += len(piece) if piece is not None else MAX_RECORD_CHARS + 1
+                if fed[0] > 0 and (piece is None or size > MAX_RECORD_CHARS):
+                    ran_out[0] = True
+                    return
+                fed[0] += 1
+                yield piece
+
+        try:
+            fields = next(csv.reader(feed(), delimiter=delimiter), None)
+            error = None
+        except csv.Error as exc:
+            fields, error = None, f"not readable as {fmt.upper()} ({exc})"
+        span = fed[0]
+        if error is None and (ran_out[0] or fields is None):
+            error = "a quote opens a field that does not close"
+        elif error is None and span > 1 and width is not None and len(fields) != width:
+            error = f"a quote opens a field that does not close on this line, and the {span} lines up to " \
+                    f"where it closes have {len(fields)} fields, not {width}"
+        elif error is None and span > 1 and uri_field is not None and uri_field < len(fields) \
+                and ("\n" in fields[uri_field] or "\r" in fields[uri_field]):
+            error = "a quote opens the URI field and does not close on this line"
+        if error is not None:
+            pending.popleft()  # this line alone is bad; the next one starts afresh
+            yield Record(line, error=error)
+            continue
+        for _ in range(span):
+            pending.popleft()
+        if uri_column is not None and width is None:
+            width = len(fields)
+            uri_field = fields.index(uri_column) if uri_column in fields else None
+            yield Record(line, span, values=fields, skipped=HEADERS)
+        else:
+            yield Record(line, span, values=fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,11 +373,11 @@ class ReadManifest(beam.DoFn):
 
     def setup(self):
         use_storage_options(self._storage)
-        self._rows = beam.metrics.Metrics.counter(NAMESPACE, "manifest_rows")
+        self._counters = {name: beam.metrics.Metrics.counter(NAMESPACE, name) for name in LINE_COUNTERS}
 
-    def lines(self, path: str):
-        """``(line number, uri, values, error)`` for each line that is not blank or a comment.
-        A manifest that cannot be read on (e.g. a truncated ``.gz``) raises :class:`ManifestError`."""
+    def records(self, path: str) -> Iterator[Record]:
+        """Every physical line (or Parquet row) of the manifest, as :class:`Record` s. A manifest
+        that cannot be read on (e.g. a truncated ``.gz``) raises :class:`ManifestError`."""
         fmt, compressed = manifest_format(path)
         reader = {"text": self._text, "csv": self._delimited, "tsv": self._delimited,
                   "jsonl": self._jsonl, "parquet": self._parquet}[fmt]
@@ -251,10 +386,25 @@ class ReadManifest(beam.DoFn):
         except READ_ERRORS as exc:
             raise _unreadable(path, exc) from None
 
+    def lines(self, path: str):
+        """``(line number, uri, values, error)`` for each line that is not blank or a comment."""
+        for record in self.records(path):
+            if record.skipped is None:
+                yield record.line, record.uri, record.values or {}, record.error
+
+    def _count(self, name: str, n: int = 1) -> None:
+        if self._count_rows and n:
+            self._counters[name].inc(n)
+
     def process(self, path: str) -> Iterator[Entry]:
-        for line, uri, values, error in self.lines(path):
-            if self._count_rows:
-                self._rows.inc()
+        for record in self.records(path):
+            line, uri, values, error = record.line, record.uri, record.values or {}, record.error
+            self._count(LINES, record.span)
+            if record.skipped is not None:
+                self._count(record.skipped, record.span)
+                continue
+            self._count(ENTRIES)
+            self._count(CONTINUED, record.span - 1)
             if error is None and (not isinstance(uri, str) or not uri.strip()):
                 error = f"no URI in column {self._uri_column!r}" if uri is None or isinstance(uri, str) else \
                     f"the URI is not a string: {uri!r}"
@@ -266,40 +416,56 @@ class ReadManifest(beam.DoFn):
 
     def _text(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
-            for line, text in enumerate(f, 1):
+            for line, text in _physical_lines(f):
+                if text is None:
+                    yield _too_long(line)
+                    continue
                 text = text.strip()
                 if not text or text.startswith("#"):
+                    yield Record(line, skipped=SKIPPED)
                     continue
                 error = "not valid UTF-8 text" if "\ufffd" in text else None
-                yield line, text, {}, error
+                yield Record(line, uri=text, error=error)
 
     def _delimited(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
-            reader = csv.reader(f, delimiter="," if fmt == "csv" else "\t")
-            header = next(reader, [])
-            for fields in reader:
-                if not fields or all(not v.strip() for v in fields):
-                    continue
-                if len(fields) != len(header):
-                    yield reader.line_num, None, {}, f"expected {len(header)} fields, got {len(fields)}"
-                    continue
-                values = dict(zip(header, fields))
-                yield reader.line_num, values[self._uri_column], values, None
+            header, uri_column = None, self._uri_column
+            for record in _csv_records(f, fmt, uri_column):
+                fields = record.values
+                if record.skipped == HEADERS:
+                    header = fields
+                    yield Record(record.line, record.span, skipped=HEADERS)
+                elif record.skipped or record.error:
+                    yield record
+                elif not "".join(fields).strip():
+                    yield Record(record.line, record.span, skipped=SKIPPED)
+                elif len(fields) != len(header):
+                    yield Record(record.line, record.span, error=f"expected {len(header)} fields, got {len(fields)}")
+                else:
+                    values = dict(zip(header, fields))
+                    yield Record(record.line, record.span, values[uri_column], values)
 
     def _jsonl(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
-            for line, text in enumerate(f, 1):
+            for line, text in _physical_lines(f):
+                if text is None:
+                    yield _too_long(line)
+                    continue
                 if not text.strip():
+                    yield Record(line, skipped=SKIPPED)
                     continue
                 try:
                     record = json.loads(text)
                 except ValueError as exc:
-                    yield line, None, {}, f"not JSON ({exc})"
+                    yield Record(line, error=f"not JSON ({exc})")
+                    continue
+                except RecursionError:
+                    yield Record(line, error="not JSON (nested too deeply)")
                     continue
                 if not isinstance(record, dict):
-                    yield line, None, {}, "not a JSON object"
+                    yield Record(line, error="not a JSON object")
                     continue
-                yield line, record.get(self._uri_column), record, None
+                yield Record(line, uri=record.get(self._uri_column), values=record)
 
     def _parquet(self, path, fmt, compressed):
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -307,7 +473,7 @@ class ReadManifest(beam.DoFn):
             for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
                 for record in batch.to_pylist():
                     row += 1
-                    yield row, record.get(self._uri_column), record, None
+                    yield Record(row, uri=record.get(self._uri_column), values=record)
 
 
 class _FirstEntry(beam.CombineFn):

@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import random
+import re
 import threading
 import time
+import urllib.parse
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -65,6 +67,36 @@ class ByteBudget:
             self._changed.notify_all()
 
 
+_URL_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a URL
+_NEEDS_HOST = ("http", "https", "s3", "gs")
+
+
+def never_readable(uri: str) -> ImageError | None:
+    """The ``bad_uri`` error of a URI that no attempt can ever read, before any is made: an
+    http(s) URL with raw whitespace or control characters (unencoded, which no server receives),
+    a URL of a scheme that needs a host or bucket without one or with a port that is not a
+    number, a path with a NUL character."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else None
+    if scheme is None:
+        return ImageError("bad_uri", "the path contains a NUL character") if "\0" in uri else None
+    if scheme in ("http", "https"):
+        bad = _URL_SPACE_OR_CONTROL.search(uri)
+        if bad:
+            what = "a space" if bad.group() == " " else f"the control character {bad.group()!r}"
+            return ImageError("bad_uri", f"the URL contains {what} at position {bad.start()}; "
+                                         f"URLs must be percent-encoded (%20 for a space)")
+    if scheme in _NEEDS_HOST:
+        try:
+            parts = urllib.parse.urlsplit(uri)
+            host = parts.hostname if scheme in ("http", "https") else parts.netloc
+            parts.port  # noqa: B018 (a port that is not a number raises)
+        except ValueError as exc:  # a port that is not a number, an unbalanced [ of an IPv6 host
+            return ImageError("bad_uri", f"the URL cannot be parsed ({exc})")
+        if not host:
+            return ImageError("bad_uri", f"the URL has no {'bucket' if scheme in ('s3', 'gs') else 'host'}")
+    return None
+
+
 def _failure(exc: Exception, uri: str) -> tuple[ImageError, bool]:
     """The error row's kind and message for ``exc``, and whether another try may succeed."""
     text = f"{type(exc).__name__}: {exc}"[:300]
@@ -80,6 +112,8 @@ def _failure(exc: Exception, uri: str) -> tuple[ImageError, bool]:
         return ImageError("timeout", str(exc)[:300] or "no answer within the timeout"), True
     if isinstance(exc, HttpStatusError):
         return ImageError("read_error", str(exc)[:300]), exc.transient
+    if isinstance(exc, http.client.InvalidURL):  # e.g. a port that is not a number
+        return ImageError("bad_uri", str(exc)[:300]), False
     if isinstance(exc, (ConnectionError, http.client.HTTPException)):  # resets, refusals, short bodies
         return ImageError("read_error", text), True
     if isinstance(exc, ValueError) and "Unable to get filesystem" in str(exc):
@@ -157,7 +191,11 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, budget: ByteBudget 
 def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), budget: ByteBudget | None = None) -> bytes:
     """The file's bytes, as stored (never decompressed); failures are :class:`ImageError`.
 
-    With a ``budget``, the returned bytes are counted in it (the caller releases them)."""
+    With a ``budget``, the returned bytes are counted in it (the caller releases them). A URI
+    that can never be read (:func:`never_readable`) is not tried at all."""
+    error = never_readable(uri)
+    if error is not None:
+        raise error
     waited = 0.0
     for attempt in range(1, policy.attempts + 1):
         try:

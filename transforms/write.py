@@ -87,12 +87,14 @@ class _KeepRows(beam.DoFn):
             due = self._buffer and (force or len(self._buffer) >= self._rows
                                     or time.monotonic() - self._since >= self._seconds)
             if due:
-                rows, self._buffer, self._since = self._buffer, [], time.monotonic()
+                rows, self._buffer = self._buffer, []
         if due:
             write_rows(self._run_folder, rows, self._schema)
 
     def process(self, row):
         with self._lock:
+            if not self._buffer:  # the time counts from the oldest row not yet durable
+                self._since = time.monotonic()
             self._buffer.append(row)
         self._flush()
         return ()  # the rows go on from the counting step; nothing comes out of this one
