@@ -277,14 +277,25 @@ def test_an_interrupted_run_says_what_it_kept_and_the_same_command_resumes(tmp_p
     proc, stderr, stdout, manifest, out, uris = interrupted_run(tmp_path, getattr(signal, signame), when)
     assert proc.returncode == status, stderr
     ours = [line for line in stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)]  # not log lines
-    kept = (f"this run kept no rows (it had finished none, nor made any durable yet); the same command "
-            f"resumes (rows already in {out} are not scored again)") if when else \
-        "runs (and parts) that finished are kept, and the rows an unfinished one had made durable; the same command resumes"
-    assert ours == [f"nsfw-scan: interrupted by {signame}: {kept}"], stderr
+    resume = f"the same command resumes (rows already in {out} are not scored again)"
+    if when:  # the rows scored so far are made durable as the run stops (or none, if it stopped before)
+        (line,) = ours
+        kept = re.fullmatch(rf"nsfw-scan: interrupted by {signame}: (?:kept the (\d+) rows it had made durable, in "
+                            rf"{re.escape(str(out))}/run-\d+T\d+Z|this run kept no rows \(it had finished none, nor "
+                            rf"made any durable yet\)); {re.escape(resume)}", line)
+        assert kept, stderr
+        kept = int(kept[1] or 0)
+    else:
+        assert ours == [f"nsfw-scan: interrupted by {signame}: runs (and parts) that finished are kept, and the rows "
+                        "an unfinished one had made durable; the same command resumes"], stderr
+        kept = 0
     assert "Traceback" not in stderr and stdout == ""
-    assert not out.exists()  # no lock, no unfinished folder: the folder this run made is gone
+    assert not (out / "_LOCK").exists()
+    # nothing but the rows kept: no unfinished folder, and no folder at all if none was kept
+    assert (len(pq.read_table(out)) if out.exists() else 0) == kept and (kept or not out.exists())
     again = nsfw_scan("run", "--manifest", manifest, "--output", out)
     assert again.returncode == 0, again.stderr
+    assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == kept
     rows = pq.read_table(out).to_pylist()
     assert sorted(r["uri"] for r in rows) == sorted(uris) and all(r["score"] is not None for r in rows)
 
