@@ -85,7 +85,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     if config.content_dedup:
         rows = {
             "entries": entries,
-            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage),
+            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage,
+                                                                     config.views),
         } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score

@@ -16,7 +16,7 @@ from ..model import engines
 from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
 from .progress import CountOutcomes
-from .results import finish
+from .results import finish, finish_views
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,38 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         return NAMESPACE
 
 
+VIEWS = "views"  # tag of the scored views of files with several (see transforms.load.view_key)
+
+
+def _route(element):
+    """A file's one view straight on; the views of a file with several, keyed by URI, aside."""
+    key, result = element  # (row or view_key, PredictionResult) from RunInference
+    if isinstance(key, dict):
+        yield element
+        return
+    uri, index, name, count, row = key
+    yield beam.pvalue.TaggedOutput(VIEWS, (uri, (index, name, count, row, result.inference, result.model_id)))
+
+
 def _decide(element, thresholds: Thresholds) -> dict:
-    row, result = element  # (row, PredictionResult) from RunInference
+    row, result = element  # (row, PredictionResult)
     return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
+
+
+def _decide_views(element, thresholds: Thresholds) -> dict:
+    _, views = element  # (uri, every scored view of it)
+    views = sorted(views, key=lambda v: v[0])
+    row = views[0][3]
+    assert len(views) == views[0][2], f"{row['uri']}: {len(views)} of {views[0][2]} views scored"
+    return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds)
 
 
 class ScoreImages(beam.PTransform):
     """``Entry`` -> finished, counted rows: read and preprocess (``LoadImage``), score in
-    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
+    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others.
+    Every view is an element of its own in the batches; a file with one view (nearly all) is
+    decided as it comes out, the views of a file with several are grouped by URI first and the
+    row takes the highest score."""
 
     def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes):
         super().__init__()
@@ -94,11 +118,17 @@ class ScoreImages(beam.PTransform):
 
     def expand(self, entries):
         images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
-        scored = (
+        inferred = (
             images.images
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Decide" >> beam.Map(_decide, self._thresholds)
-            | "CountScored" >> self._count
+            | "Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
         )
+        scored = inferred.single | "Decide" >> beam.Map(_decide, self._thresholds)
+        combined = (
+            inferred[VIEWS]
+            | "GroupViews" >> beam.GroupByKey()
+            | "DecideViews" >> beam.Map(_decide_views, self._thresholds)
+        )
+        scored = (scored, combined) | "AllScored" >> beam.Flatten() | "CountScored" >> self._count
         failed = images[ERRORS] | "CountErrors" >> self._count
         return (scored, failed) | "WithErrors" >> beam.Flatten()
