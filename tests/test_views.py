@@ -136,6 +136,38 @@ def test_thousands_of_frames_stay_within_time_and_count_bounds():
     assert max(frame_numbers(load_image(data, policy=budget).views)) < 300
 
 
+def test_frame_count_of_a_64_mib_gif_of_tiny_frames_is_bounded():
+    # 1.6 million 4x4 frames, the most a file within limits.max_bytes holds: Pillow's n_frames
+    # takes 15-25 s to count them here
+    two = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(two, format="GIF", save_all=True, duration=20,
+                                             append_images=[Image.new("RGB", (4, 4), (200, 2, 3)), Image.new("RGB", (4, 4), (1, 2, 3))])
+    data = two.getvalue()
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\x21\xf9"]  # graphic control extensions
+    head, pair = data[:starts[1]], data[starts[1]:-1]  # frames 1 and 2, without the trailer
+    repeats = (64 << 20) // len(pair)
+    data = head + pair * repeats + b"\x3b"
+    started = time.perf_counter()
+    image = load_image(data, policy=ALL)
+    seconds = time.perf_counter() - started
+    assert image.frames == 1 + 2 * repeats and len(image.views) <= ALL.max_frames
+    assert seconds < 10, f"{seconds:.1f} s"
+
+
+def test_gif_frame_count_agrees_with_pillow():
+    from nsfw_scan.model.preprocess import gif_frame_count
+
+    files = [p for folder in (COMPACT / "hostile",) for p in sorted(folder.rglob("*.gif"))]
+    assert len(files) >= 4
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                expected = image.n_frames
+        except Exception:  # files Pillow cannot open are errors before any counting
+            continue
+        assert gif_frame_count(path.read_bytes()) == expected, path.name
+
+
 def test_huge_frames_stop_at_the_pixel_budget():
     frames = [Image.new("RGB", (2000, 2000), (i * 20, 0, 0)) for i in range(12)]
     data = apng(frames)
