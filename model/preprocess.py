@@ -76,7 +76,21 @@ YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
 @dataclasses.dataclass(frozen=True)
 class View:
     name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", ...
-    array: np.ndarray  # float32 [224, 224, 3]
+    # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
+    # its size, which is how views wait for the model (``network_input`` makes the input)
+    pixels: np.ndarray
+
+    @property
+    def array(self) -> np.ndarray:
+        """The network's input: float32 [224, 224, 3], BGR, mean-subtracted."""
+        return network_input(self.pixels)
+
+
+def network_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 BGR pixels (``[..., 224, 224, 3]``) -> the network's float32 input, mean-subtracted."""
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
+    return np.asarray(pixels, dtype=np.float32) - MEAN_BGR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,12 +373,13 @@ def _resize(image: Image.Image) -> Image.Image:
 
 
 def _finish(resized: Image.Image) -> np.ndarray:
-    """Yahoo's steps after the resize: JPEG round-trip with PIL's defaults, center crop, BGR, mean."""
+    """Yahoo's steps after the resize: JPEG round-trip with PIL's defaults, center crop, BGR
+    (uint8; ``network_input`` subtracts the mean)."""
     buffer = io.BytesIO()
     resized.save(buffer, format="JPEG")
     buffer.seek(0)
-    rgb = np.asarray(Image.open(buffer), dtype=np.float32)[OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP]
-    return np.ascontiguousarray(rgb[:, :, ::-1] - MEAN_BGR)
+    rgb = np.asarray(Image.open(buffer))[OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP]
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 # --- TensorFlow loader ------------------------------------------------------------------------
@@ -400,7 +415,8 @@ def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: 
         array = _tf_single(tf.constant(data)).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
         raise ImageError("undecodable", (exc.message or type(exc).__name__).splitlines()[0]) from None
-    return Preprocessed((View(YAHOO_VIEW, array),), width, height)
+    # the ops' values are whole numbers of 0-255 less the mean: back to the view's uint8 exactly
+    return Preprocessed((View(YAHOO_VIEW, np.rint(array + MEAN_BGR).astype(np.uint8)),), width, height)
 
 
 LOADERS = {"yahoo": yahoo_array, "fast": fast_array, "tensorflow": tensorflow_array}

@@ -238,8 +238,8 @@ def view_key(row: dict, index: int, view: View, count: int) -> tuple:
 
 
 class LoadImage(_LoadsAhead):
-    """``Entry`` -> ``(row, array)`` on the main output for a file with one view, one
-    ``(view_key, array)`` per view for a file with several, or a finished error row on
+    """``Entry`` -> ``(row, pixels)`` on the main output for a file with one view (``pixels``:
+    ``View.pixels``, uint8), one ``(view_key, pixels)`` per view for a file with several, or a finished error row on
     ``errors``. ``ahead``: how many entries may be in the pools per DoFn instance (at least a
     batch, so that the next batch decodes while this one is scored)."""
 
@@ -256,11 +256,12 @@ class LoadImage(_LoadsAhead):
             return
         row, views = loaded
         self._count(row)
+        # uint8 pixels travel to the model, a quarter of the float input's size
         if len(views) == 1:
-            yield row, views[0].array
+            yield row, views[0].pixels
             return
         for index, view in enumerate(views):
-            yield view_key(row, index, view, len(views)), view.array
+            yield view_key(row, index, view, len(views)), view.pixels
 
 
 class HashFile(_LoadsAhead):

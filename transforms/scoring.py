@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 
 from ..model.decision import Thresholds
 from ..model import engines
+from ..model.preprocess import network_input
 from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
 from .progress import CountOutcomes
@@ -30,9 +31,10 @@ MODEL_LOAD_MS = "model_load_ms"
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    ``run_inference`` returns Beam's ``PredictionResult`` per image: the NSFW probability and
-    the ``model_id`` of the engine that computed it (weights and precision), so each row names
-    the model that actually ran. The 600 KB input arrays are not carried past inference
+    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``) and become the
+    network's float input per batch. ``run_inference`` returns Beam's ``PredictionResult`` per
+    image: the NSFW probability and the ``model_id`` of the engine that computed it (weights and
+    precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
     (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
     all the SDK processes of a worker instead of one per process.
     """
@@ -67,7 +69,8 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
             log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
-        return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
+        scores = model.score(network_input(np.stack(batch))).tolist()
+        return [PredictionResult(None, score, model_id) for score in scores]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(a.nbytes for a in batch)
