@@ -272,19 +272,27 @@ def views_of(image: Image.Image, stored_mode: str, frames: int, max_pixels: int,
 
 def to_8bit(image: Image.Image) -> Image.Image:
     """A 16- or 32-bit image as a viewer shows it, as 8-bit RGB: ``I;16*`` (and ``I`` whose values
-    fit in 16 bits) scaled by 255/65535; ``F`` in [0, 1] scaled by 255; ``I`` and ``F`` within
-    [0, 255] as they are; anything else stretched from its minimum to its maximum."""
-    values = np.asarray(image, dtype=np.float64)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high > 255 and high <= 65535):
-        scaled = values * (255.0 / 65535.0)
-    elif image.mode == "F" and low >= 0 and high <= 1.0:
-        scaled = values * 255.0
-    elif low >= 0 and high <= 255:
-        scaled = values
+    fit in 16 bits) scaled by 255/65535, rounded; ``F`` in [0, 1] scaled by 255; ``I`` and ``F``
+    within [0, 255] as they are; anything else stretched from its minimum to its maximum.
+    Temporaries take 4 bytes per pixel at most."""
+    values = np.asarray(image)
+    if values.size == 0:
+        return image.convert("RGB")
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
+        # round(v * 255 / 65535) in integers (never a tie: 65535 is odd)
+        scaled = (values.astype(np.uint32) * 255 + 32767) // 65535
     else:
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L").convert("RGB")
+        values = values.astype(np.float32, copy=False)
+        if image.mode == "F" and low >= 0 and high <= 1.0:
+            scaled = np.rint(values * 255)
+        elif low >= 0 and high <= 255:
+            scaled = np.rint(values)
+        elif high > low:
+            scaled = np.rint((values - low) * np.float32(255 / (high - low)))
+        else:
+            scaled = np.zeros_like(values)
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
 def _displayed_rgb(image: Image.Image) -> Image.Image:

@@ -188,6 +188,22 @@ def test_broken_frame_data_keeps_the_frames_before_it():
     np.testing.assert_array_equal(image.array, load_image(data).array)
 
 
+def test_deep_modes_scale_to_8_bits_as_shown():
+    from nsfw_scan.model.preprocess import to_8bit
+
+    values = np.arange(65536, dtype=np.uint32).reshape(256, 256)
+    shown = np.rint(values * 255 / 65535)
+    for image in (Image.fromarray(values.astype(np.uint16)), Image.fromarray(values.astype(np.int32), "I"),
+                  Image.fromarray((values / 65535).astype(np.float32), "F")):
+        converted = to_8bit(image)
+        assert converted.mode == "RGB", image.mode
+        np.testing.assert_array_equal(np.asarray(converted)[:, :, 1], shown, err_msg=image.mode)
+    # convert("RGB") clips instead: everything above 255 is white
+    assert np.asarray(Image.fromarray(values.astype(np.uint16)).convert("RGB")).mean() > 250
+    stretched = np.asarray(to_8bit(Image.fromarray(values.astype(np.int32) - 40000, "I")))
+    assert stretched.min() == 0 and stretched.max() == 255
+
+
 def test_yahoo_policy_gives_one_view():
     data = apng([rgb("hubble_deep_field.jpg", (64, 64)), rgb("astronaut.png", (64, 64))])
     image = load_image(data, policy=ViewPolicy("yahoo"))
