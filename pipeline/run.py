@@ -199,8 +199,9 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{stamp}" + ("" if parts == 1 else "-part*")
     summary = summarize(results, seconds, {"output": shown(job.output), "results": results_name, "model": model,
-                                           "loader": job.config.loader, "manifests": len(plan.files),
-                                           "runner": runner, "engine": job.config.engine, "partitions": parts,
+                                           "loader": job.config.loader, "views": job.config.views,
+                                           "manifests": len(plan.files), "runner": runner,
+                                           "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier)})
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)

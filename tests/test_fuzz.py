@@ -74,7 +74,10 @@ def check(data: bytes):
     assert result.width > 0 and result.height > 0
     views = load_image(data, max_pixels=16_000_000, policy=ALL_VIEWS)
     assert 1 <= len(views.views) <= ALL_VIEWS.max_frames and views.frames >= 1
-    np.testing.assert_array_equal(views.array, result.array)
+    # Yahoo's view is the same either way, where decoding is repeatable at all (libtiff leaves
+    # parts of some corrupt fax-coded strips undefined: two decodes of those bytes differ)
+    if np.array_equal(load_image(data, max_pixels=16_000_000).array, result.array):
+        np.testing.assert_array_equal(views.array, result.array)
     for view in views.views:
         assert view.array.shape == (224, 224, 3) and view.array.dtype == np.float32 and np.isfinite(view.array).all()
 

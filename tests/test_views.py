@@ -262,7 +262,7 @@ def all_views(cases):
 def test_rows_say_what_was_seen(all_views):
     summary, table, rows = all_views
     assert table.schema == output_schema({})
-    assert len(rows) == 9 and summary["errors"] == 0
+    assert len(rows) == 9 and summary["errors"] == 0 and summary["views"] == "all"
     facts = {name: (r["frames"], r["views"], r["view"]) for name, r in rows.items()}
     assert facts["late.png"] == (3, 3, "frame 2")
     assert facts["sideways.png"] == (1, 2, "exif-rotated")
@@ -312,7 +312,8 @@ def test_heic_scores_close_to_the_same_picture(all_views):
 def test_views_yahoo_scores_yahoo_view_only(all_views, cases):
     folder, manifest, _ = cases
     _, _, every = all_views
-    _, _, rows = job(folder, manifest, "yahoo", "--views", "yahoo")
+    summary, _, rows = job(folder, manifest, "yahoo", "--views", "yahoo")
+    assert summary["views"] == "yahoo"
     for name, row in rows.items():
         assert (row["views"], row["view"]) == (1, "yahoo"), name
         assert row["score"] == row["yahoo_score"]
@@ -338,3 +339,40 @@ def test_report_counts_rows_decided_by_other_views(all_views, cases):
     text = format_report(report, png, csv)
     assert (f"decided by a view other than Yahoo's: {len(frames) + 2} (frame {len(frames)}, 8-bit from 16-bit 1, "
             f"exif-rotated 1); decision above Yahoo's view's: {len(raised)}") in text
+
+
+def test_content_dedup_shares_and_reuses_view_facts(cases, all_views, tmp_path):
+    folder = cases[0]
+    _, _, every = all_views
+    late = (folder / "late.png").read_bytes()
+    copies = [tmp_path / f"copy_{i}.png" for i in range(3)]
+    for path in copies:
+        path.write_bytes(late)
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    facts = ("score", "frames", "views", "view", "yahoo_score")
+    expected = tuple(every["late.png"][k] for k in facts)
+
+    manifest.write_text(f"{copies[0]}\n{copies[1]}\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    assert summary["content_duplicates"] == 1
+    rows = pq.read_table(out).to_pylist()
+    assert rows[0]["score"] == rows[1]["score"] and abs(rows[0]["score"] - expected[0]) < 1e-6  # batch rounding
+    assert abs(rows[0]["yahoo_score"] - expected[4]) < 1e-6
+    expected = (rows[0]["score"], *expected[1:4], rows[0]["yahoo_score"])
+    assert [tuple(r[k] for k in facts) for r in rows] == [expected] * 2
+
+    # a later run reuses the score of the same bytes with the facts of the views that gave it;
+    # a run with --views yahoo reuses Yahoo's view's score of them
+    manifest.write_text(f"{copies[2]}\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    assert summary["content_reused"] == 1
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert tuple(rows[str(copies[2])][k] for k in facts) == expected
+    again = tmp_path / "again.png"
+    again.write_bytes(late)
+    manifest.write_text(f"{again}\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup", "--views", "yahoo"])
+    assert summary["content_reused"] == 1
+    row = {r["uri"]: r for r in pq.read_table(out).to_pylist()}[str(again)]
+    assert (row["score"], row["yahoo_score"], row["views"], row["view"]) == (
+        expected[4], expected[4], 1, "yahoo")

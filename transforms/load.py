@@ -239,9 +239,9 @@ def view_key(row: dict, index: int, view: View, count: int) -> tuple:
 
 class LoadImage(_LoadsAhead):
     """``Entry`` -> ``(row, pixels)`` on the main output for a file with one view (``pixels``:
-    ``View.pixels``, uint8), one ``(view_key, pixels)`` per view for a file with several, or a finished error row on
-    ``errors``. ``ahead``: how many entries may be in the pools per DoFn instance (at least a
-    batch, so that the next batch decodes while this one is scored)."""
+    ``View.pixels``, uint8), one ``(view_key, pixels)`` per view for a file with several, or a
+    finished error row on ``errors``. ``ahead``: how many entries may be in the pools per DoFn
+    instance (at least a batch, so that the next batch decodes while this one is scored)."""
 
     def _submit(self, entry: Entry) -> Future | None:
         return self._loading.submit(entry)

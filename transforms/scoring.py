@@ -126,12 +126,14 @@ class ScoreImages(beam.PTransform):
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
             | "Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
         )
-        scored = inferred.single | "Decide" >> beam.Map(_decide, self._thresholds)
+        # each branch counted on its own, before the flatten: counted after it, single-view rows
+        # would wait in the local runner for the group of the multi-view ones (the end of the run)
+        scored = inferred.single | "Decide" >> beam.Map(_decide, self._thresholds) | "CountScored" >> self._count
         combined = (
             inferred[VIEWS]
             | "GroupViews" >> beam.GroupByKey()
             | "DecideViews" >> beam.Map(_decide_views, self._thresholds)
+            | "CountScoredViews" >> self._count
         )
-        scored = (scored, combined) | "AllScored" >> beam.Flatten() | "CountScored" >> self._count
         failed = images[ERRORS] | "CountErrors" >> self._count
-        return (scored, failed) | "WithErrors" >> beam.Flatten()
+        return (scored, combined, failed) | "WithErrors" >> beam.Flatten()
