@@ -35,6 +35,9 @@ setup(
         "tensorflow-cpu>=2.18,<2.22",
         "numpy>=1.26",
         "pillow>=12.0,<13",
+        # HEIC/HEIF decoding as a Pillow plugin: the decode-only build of pillow-heif (LGPL
+        # libheif and libde265, no GPL x265 encoder)
+        "pi-heif>=1.0,<2",
         "pyarrow>=15",
         "pyyaml>=6.0",
         # nsfw-scan report's chart

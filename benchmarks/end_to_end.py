@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from measure import run_cli
 from nsfw_scan.model.runtime import cpu_threads
-from nsfw_scan.model.preprocess import CROP, _decode_rgb, _resize_reencode_crop
+from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _open, _resize
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)
@@ -74,9 +74,9 @@ def cpu_breakdown(paths: list[str], loader: str) -> dict[str, float]:
         t0 = time.process_time()
         data = Path(path).read_bytes()
         t1 = time.process_time()
-        decoded = _decode_rgb(data, 10**9, draft=loader == "fast")
+        decoded = _decode_rgb(_open(data, 10**9), draft=loader == "fast")
         t2 = time.process_time()
-        _resize_reencode_crop(*decoded)
+        _finish(_resize(decoded))
         t3 = time.process_time()
         stages["read"] += t1 - t0
         stages["decode"] += t2 - t1

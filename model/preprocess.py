@@ -7,6 +7,8 @@ Loaders (selected by name):
     differs -> resize to 256x256 BILINEAR -> save as JPEG with PIL's defaults -> reopen -> crop
     ``[16:240, 16:240]`` -> RGB->BGR -> subtract (104, 117, 123). Scores match the reference.
     Animated images score their first frame; EXIF orientation is ignored, as in Yahoo's code.
+    With a :class:`ViewPolicy` of ``views="all"`` the same file also yields the other *views*
+    a viewer sees (see :func:`views_of`), each through the same steps.
 ``fast`` (opt-in)
     Yahoo's steps, except that JPEGs larger than needed are decoded by libjpeg at 1/2, 1/4 or
     1/8 scale (Pillow's ``draft``), never below 256x256, before the same resize. Much less
@@ -14,6 +16,9 @@ Loaders (selected by name):
 ``tensorflow``
     The same steps with TensorFlow's decoders, resizer and JPEG encoder (the seed port's
     in-graph path, also used by the SavedModel export). Formats: JPEG, PNG, GIF, BMP, WebP.
+
+Pillow's formats, and HEIC/HEIF through the ``pi-heif`` plugin (registered where images are
+opened); several images in one HEIC are frames like an animation's.
 
 Every failure is an :class:`ImageError` with a ``kind``; nothing here lets a bad file escape as
 another exception. Limits (bytes, pixels) come from the caller, not from Pillow's globals: the
@@ -29,7 +34,8 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image
+import pi_heif
+from PIL import Image, ImageOps
 
 from .errors import ImageError
 
@@ -41,11 +47,63 @@ OFFSET = (RESIZE - CROP) // 2
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 
+YAHOO_VIEW = "yahoo"
+VIEW_MODES = ("all", YAHOO_VIEW)
+# 16- and 32-bit modes, which convert("RGB") clips instead of scaling
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# Orientation tag values that display the stored pixels otherwise (1: as stored)
+_ORIENTATION = 0x0112
+# Browsers show GIF frames with a delay of 10 ms or less (or none) for 100 ms.
+_SHORTEST_FRAME_MS, _DEFAULT_FRAME_MS = 10, 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewPolicy:
+    """Which views of a file are scored. ``views``: ``all`` (Yahoo's view and every other one
+    a viewer sees) or ``yahoo`` (Yahoo's only). ``max_frames``: frames of an animation scored
+    at most, sampled evenly over its duration, first and last included (counting Yahoo's first
+    frame). ``max_frame_pixels``: pixels decoded per file for frames; each frame costs its
+    canvas, and at least 256x256, so that tiny frames are bounded in number too."""
+
+    views: str = "all"
+    max_frames: int = 22
+    max_frame_pixels: int = 200_000_000
+
+
+YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", ...
+    # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
+    # its size, which is how views wait for the model (``network_input`` makes the input)
+    pixels: np.ndarray
+
+    @property
+    def array(self) -> np.ndarray:
+        """The network's input: float32 [224, 224, 3], BGR, mean-subtracted."""
+        return network_input(self.pixels)
+
+
+def network_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 BGR pixels (``[..., 224, 224, 3]``) -> the network's float32 input, mean-subtracted."""
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
+    return np.asarray(pixels, dtype=np.float32) - MEAN_BGR
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocessed:
-    array: np.ndarray  # float32 [224, 224, 3]
+    views: tuple[View, ...]  # Yahoo's first
     width: int  # of the original image
     height: int
+    frames: int = 1  # in the file (Pillow's n_frames)
+
+    @property
+    def array(self) -> np.ndarray:
+        """Yahoo's view."""
+        return self.views[0].array
 
 
 # Pillow decodes PostScript by running Ghostscript on it: never for untrusted uploads.
@@ -58,6 +116,8 @@ def _allowed_formats() -> tuple[str, ...]:
     global _formats
     if _formats is None:
         Image.init()
+        # HEIC/HEIF (phones' default) through pi-heif, the decode-only build of pillow-heif
+        pi_heif.register_heif_opener()
         _formats = tuple(f for f in Image.OPEN if f not in REFUSED_FORMATS)
     return _formats
 
@@ -89,15 +149,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+def image_format(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """The format (Pillow's name, e.g. ``JPEG``, ``HEIF``) of an image, from its header."""
+    return _open(data, max_pixels).format
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _decode_rgb(data: bytes, max_pixels: int, draft: bool = False) -> tuple[Image.Image, int, int]:
-    """The decoded RGB image and the original's width and height."""
-    image = _open(data, max_pixels)
-    width, height = image.size
+def _decode_rgb(image: Image.Image, draft: bool = False) -> Image.Image:
+    """The decoded RGB image (Yahoo's: the first frame, as stored, ``convert("RGB")``)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -115,26 +178,216 @@ def _decode_rgb(data: bytes, max_pixels: int, draft: bool = False) -> tuple[Imag
         message = _describe(exc)
         kind = "truncated" if "truncated" in message or isinstance(exc, EOFError) else "undecodable"
         raise ImageError(kind, message) from None
-    return image, width, height
+    return image
 
 
-def yahoo_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
-    """Yahoo's exact preprocessing."""
-    return _resize_reencode_crop(*_decode_rgb(data, max_pixels))
+def yahoo_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
+    """Yahoo's exact preprocessing (and, with ``policy``, the file's other views)."""
+    return _pil_views(data, max_pixels, policy, draft=False)
 
 
-def fast_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
+def fast_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
     """Yahoo's steps, but large JPEGs are decoded at reduced scale (libjpeg's DCT scaling)."""
-    return _resize_reencode_crop(*_decode_rgb(data, max_pixels, draft=True))
+    return _pil_views(data, max_pixels, policy, draft=True)
 
 
-def _resize_reencode_crop(image: Image.Image, width: int, height: int) -> Preprocessed:
-    resized = image.resize((RESIZE, RESIZE), resample=Image.Resampling.BILINEAR)
+def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) -> Preprocessed:
+    image = _open(data, max_pixels)
+    width, height = image.size
+    stored_mode = image.mode
+    views = [View(YAHOO_VIEW, _finish(_resize(_decode_rgb(image, draft))))]
+    frames = _frame_count(image, data)
+    if policy.views != YAHOO_VIEW:
+        views += views_of(image, stored_mode, frames, max_pixels, policy)
+    return Preprocessed(tuple(views), width, height, frames)
+
+
+def _frame_count(image: Image.Image, data: bytes) -> int:
+    """Frames (or images) in the file: from the header where the format has it (APNG, WebP,
+    MPO, HEIF), and for GIF from its block structure (Pillow's ``n_frames`` parses every frame
+    in Python: 15-25 s for the 1.6 million frames a 64 MiB GIF can hold, against about 1 s)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if image.format == "GIF":
+                return max(1, gif_frame_count(data))
+            return max(1, int(getattr(image, "n_frames", 1)))
+        except Exception:  # a frame count that cannot be read: Yahoo's frame is the one known
+            return 1
+
+
+def gif_frame_count(data: bytes) -> int:
+    """Image descriptors in a GIF, walking its blocks (header, colour tables, extensions and
+    data sub-blocks) up to the trailer or the end of the data."""
+    if len(data) < 13:
+        return 0
+    position = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    frames, end = 0, len(data)
+    while position < end:
+        introducer = data[position]
+        if introducer == 0x3B:  # trailer
+            break
+        if introducer == 0x21:  # extension: label, then sub-blocks
+            position += 2
+        elif introducer == 0x2C:  # image descriptor, optional local colour table, LZW code size
+            if position + 10 > end:
+                break
+            packed = data[position + 9]
+            position += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0) + 1
+            frames += 1
+        else:  # a stray byte between blocks: skipped, as Pillow does
+            position += 1
+            continue
+        while position < end:  # sub-blocks, up to the empty one
+            size = data[position]
+            position += size + 1
+            if size == 0:
+                break
+    return frames
+
+
+# --- views beyond Yahoo's ---------------------------------------------------------------------
+
+def views_of(image: Image.Image, stored_mode: str, frames: int, max_pixels: int, policy: ViewPolicy) -> list[View]:
+    """The views of an opened image other than Yahoo's (whose frame 0 is already loaded):
+
+    - an animation's (or multi-page file's) frames as displayed (Pillow composites GIF and
+      APNG disposal), sampled evenly over its duration, the first and the last frame included,
+      ``policy.max_frames`` at most (Yahoo's view counts as the first) and decoded one at a
+      time within ``policy.max_frame_pixels``;
+    - a still image as displayed: EXIF-transposed when its orientation tag says so, and 16- and
+      32-bit images scaled to 8 bits (see :func:`to_8bit`) instead of clipped.
+
+    A frame that cannot be decoded ends the frames (the row keeps the views before it); nothing
+    here raises."""
+    with warnings.catch_warnings():  # Pillow's warnings about odd metadata: the outcome decides
+        warnings.simplefilter("ignore")
+        try:
+            if frames > 1:
+                return _frame_views(image, frames, max_pixels, policy)
+            return _still_view(image, stored_mode)
+        except Exception:  # a broken later part of the file: Yahoo's view stands
+            return []
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit image as a viewer shows it, as 8-bit RGB: ``I;16*`` (and ``I`` whose values
+    fit in 16 bits) scaled by 255/65535, rounded; ``F`` in [0, 1] scaled by 255; ``I`` and ``F``
+    within [0, 255] as they are; anything else stretched from its minimum to its maximum.
+    Temporaries take 4 bytes per pixel at most."""
+    values = np.asarray(image)
+    if values.size == 0:
+        return image.convert("RGB")
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
+        # round(v * 255 / 65535) in integers (never a tie: 65535 is odd)
+        scaled = (values.astype(np.uint32) * 255 + 32767) // 65535
+    else:
+        values = values.astype(np.float32, copy=False)
+        if image.mode == "F" and low >= 0 and high <= 1.0:
+            scaled = np.rint(values * 255)
+        elif low >= 0 and high <= 255:
+            scaled = np.rint(values)
+        elif high > low:
+            scaled = np.rint((values - low) * np.float32(255 / (high - low)))
+        else:
+            scaled = np.zeros_like(values)
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
+
+
+def _displayed_rgb(image: Image.Image) -> Image.Image:
+    return to_8bit(image) if image.mode in HIGH_DEPTH_MODES else image.convert("RGB")
+
+
+def _still_view(image: Image.Image, stored_mode: str) -> list[View]:
+    orientation = image.getexif().get(_ORIENTATION, 1)
+    rotated = isinstance(orientation, int) and 2 <= orientation <= 8
+    deep = stored_mode in HIGH_DEPTH_MODES
+    if not (rotated or deep):
+        return []
+    changes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        picture = image
+        if rotated:
+            picture = ImageOps.exif_transpose(image)
+            changes.append("exif-rotated")
+        if deep:
+            changes.append("8-bit from 16-bit" if _fits_16(image) else "8-bit from 32-bit")
+        picture = _displayed_rgb(picture)
+    return [View(", ".join(changes), _finish(_resize(picture)))]
+
+
+def _fits_16(image: Image.Image) -> bool:
+    if image.mode.startswith("I;16"):
+        return True
+    low, high = image.getextrema()
+    return image.mode == "I" and low >= 0 and high <= 65535
+
+
+def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewPolicy) -> list[View]:
+    """One pass over the frames, each decoded once (compositing needs the ones before it).
+    Samples fall on a grid of times ``k * step``: when more than ``max_frames - 1`` grid points
+    have been passed, the step doubles and every other sample is dropped, so at most
+    ``max_frames`` resized frames are held at once and the final step is under twice the
+    duration divided by ``max_frames - 2``. The last frame decoded is always a view."""
+    grid_points = max(1, policy.max_frames - 1)
+    step = float(_DEFAULT_FRAME_MS)
+    samples: dict[int, tuple[int, Image.Image]] = {}  # grid index -> (frame, resized RGB)
+    start = 0.0
+    spent = 0
+    last, broken = None, False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for index in range(frames):
+            if index:
+                try:
+                    image.seek(index)
+                    image.load()
+                except Exception:  # broken frame data: the frames before it stand
+                    broken = True
+                    break
+            width, height = image.size
+            if width * height > max_pixels:
+                broken = True
+                break
+            spent += max(width * height, RESIZE * RESIZE)
+            duration = image.info.get("duration")
+            duration = float(duration) if isinstance(duration, (int, float)) and duration > _SHORTEST_FRAME_MS                 else float(_DEFAULT_FRAME_MS)
+            end = start + duration
+            # grid points k * step in [start, end) are shown by this frame
+            first_k, k = int(np.ceil(start / step)), None
+            resized = None
+            for k in range(first_k, int(np.ceil(end / step))):
+                if k not in samples:
+                    if resized is None:
+                        resized = _resize(_displayed_rgb(image))
+                    samples[k] = (index, resized)
+            while len(samples) > grid_points:
+                step *= 2
+                samples = {k // 2: v for k, v in samples.items() if k % 2 == 0}
+            last = index
+            start = end
+            if spent >= policy.max_frame_pixels:
+                break
+        if not broken and last is not None and last > 0 and last not in {f for f, _ in samples.values()}:
+            samples[max(samples, default=0) + 1] = (last, _resize(_displayed_rgb(image)))
+    chosen = sorted({frame: resized for frame, resized in samples.values()}.items())
+    return [View(f"frame {frame}", _finish(resized)) for frame, resized in chosen if frame > 0]
+
+
+def _resize(image: Image.Image) -> Image.Image:
+    return image.resize((RESIZE, RESIZE), resample=Image.Resampling.BILINEAR)
+
+
+def _finish(resized: Image.Image) -> np.ndarray:
+    """Yahoo's steps after the resize: JPEG round-trip with PIL's defaults, center crop, BGR
+    (uint8; ``network_input`` subtracts the mean)."""
     buffer = io.BytesIO()
     resized.save(buffer, format="JPEG")
     buffer.seek(0)
-    rgb = np.asarray(Image.open(buffer), dtype=np.float32)[OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP]
-    return Preprocessed(np.ascontiguousarray(rgb[:, :, ::-1] - MEAN_BGR), width, height)
+    rgb = np.asarray(Image.open(buffer))[OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP]
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 # --- TensorFlow loader ------------------------------------------------------------------------
@@ -157,8 +410,9 @@ def tf_preprocess(data):
 _tf_single = None
 
 
-def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
-    """The TensorFlow loader for one file; the header is checked with Pillow for size limits."""
+def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
+    """The TensorFlow loader for one file; the header is checked with Pillow for size limits.
+    One view (its decoders' first frame, as stored) whatever ``policy`` says."""
     global _tf_single
     import tensorflow as tf
 
@@ -169,15 +423,18 @@ def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Prepr
         array = _tf_single(tf.constant(data)).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
         raise ImageError("undecodable", (exc.message or type(exc).__name__).splitlines()[0]) from None
-    return Preprocessed(array, width, height)
+    # the ops' values are whole numbers of 0-255 less the mean: back to the view's uint8 exactly
+    return Preprocessed((View(YAHOO_VIEW, np.rint(array + MEAN_BGR).astype(np.uint8)),), width, height)
 
 
 LOADERS = {"yahoo": yahoo_array, "fast": fast_array, "tensorflow": tensorflow_array}
 
 
-def load_image(data: bytes, loader: str = "yahoo", max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
+def load_image(data: bytes, loader: str = "yahoo", max_pixels: int = DEFAULT_MAX_PIXELS,
+               policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
+    """``data`` preprocessed by ``loader``: Yahoo's view, then (``policy.views == "all"``) the others."""
     try:
         fn = LOADERS[loader]
     except KeyError:
         raise ValueError(f"unknown loader {loader!r}; choose one of {sorted(LOADERS)}") from None
-    return fn(data, max_pixels)
+    return fn(data, max_pixels, policy)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..model.preprocess import LOADERS
+from ..model.preprocess import LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
 from ..model.runtime import PRECISIONS
@@ -46,6 +46,19 @@ class Limits:
     def problems(self):
         if self.max_bytes < 1 or self.max_pixels < 1:
             yield "", "max_bytes and max_pixels must be positive"
+
+
+@dataclasses.dataclass(frozen=True)
+class Frames:
+    """Frames of animations (GIF, APNG, WebP) and multi-image files (TIFF, HEIC, MPO) scored
+    as views of their own (with ``views: all``)."""
+
+    max: int = 22  # per file, Yahoo's first frame and the last included
+    max_pixels: int = 200_000_000  # decoded per file for frames (each at least 256x256)
+
+    def problems(self):
+        if self.max < 2 or self.max_pixels < 1:
+            yield "", "need max >= 2 (the first and the last frame) and max_pixels >= 1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +178,8 @@ class Checkpoint:
 class Config:
     thresholds: Thresholds = Thresholds()
     loader: str = "yahoo"
+    views: str = "all"
+    frames: Frames = Frames()
     engine: str = "tensorflow"
     batch: Batch = Batch()
     limits: Limits = Limits()
@@ -200,7 +215,12 @@ class Config:
         """How images are read and preprocessed (``transforms.load.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike."""
         return Loading(self.loader, self.limits.max_bytes, self.limits.max_pixels, self.read_policy(),
-                       self.decoding.threads, self.reading.threads, self.reading.max_bytes_in_flight)
+                       self.decoding.threads, self.reading.threads, self.reading.max_bytes_in_flight,
+                       self.view_policy())
+
+    def view_policy(self) -> ViewPolicy:
+        """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
+        return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""
@@ -226,6 +246,8 @@ class Config:
                 fail(f"{field.name}.{key}" if key else field.name, why)
         if self.loader not in LOADERS:
             fail("loader", f"{self.loader!r} is not one of {sorted(LOADERS)}")
+        if self.views not in VIEW_MODES:
+            fail("views", f"{self.views!r} is not one of {list(VIEW_MODES)}")
         if self.engine not in ENGINES:
             fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
         if self.tensorflow.precision != "float32" and self.engine != "tensorflow":

@@ -7,7 +7,7 @@ import os
 
 from ..model.engines import ENGINES
 from ..model.runtime import PRECISIONS
-from ..model.preprocess import LOADERS
+from ..model.preprocess import LOADERS, VIEW_MODES
 from ..model.weights import READERS
 from .config import Config, load_config
 
@@ -48,6 +48,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     add_verbose_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
     parser.add_argument("--loader", choices=list(LOADERS), help="preprocessing (default: yahoo, exact)")
+    parser.add_argument("--views", choices=list(VIEW_MODES),
+                        help="all: every frame, the EXIF orientation, 16-bit depth, scored at the highest (default); "
+                             "yahoo: Yahoo's first-frame view only")
     parser.add_argument("--engine", choices=list(ENGINES), help="model runtime (default: tensorflow)")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
@@ -64,6 +67,8 @@ def config_from_args(args) -> Config:
     overrides: dict = {}
     if args.loader:
         overrides["loader"] = args.loader
+    if args.views:
+        overrides["views"] = args.views
     if args.engine:
         overrides["engine"] = args.engine
     if args.precision:

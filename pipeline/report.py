@@ -1,6 +1,8 @@
 """``nsfw-scan report DIR``: what all runs in an output folder found, for the people who act on it.
 
-Prints counts per decision, errors by kind and the score distribution; writes
+Prints counts per decision, errors by kind, how many rows a view other than Yahoo's decided
+(animation frames, EXIF rotation, 8-bit depth) and how many of those it raised above Yahoo's
+view's decision, and the score distribution; writes
 ``DIR/_report/report.png`` (drawn with matplotlib: score histogram per decision on a count
 axis, the thresholds marked, totals per decision in the legend, errors by kind, the folder and
 the time range of the rows in the title), ``DIR/_report/review_queue.csv`` (every ``review``
@@ -26,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 from ..model.decision import DECISIONS, Thresholds
+from ..model.preprocess import YAHOO_VIEW
 from ..transforms.results import output_schema, with_result_columns
 from .config import ConfigError
 from .filesystems import shown
@@ -36,6 +39,7 @@ BINS = 20
 REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
+RANK = {"safe": 0, "review": 1, "nsfw": 2}
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", "error": "#7878c8"}
 
 
@@ -59,14 +63,25 @@ def _tables(directory: str):
             yield _with_result_columns(pq.read_table(f))
 
 
-def collect(directory: str) -> dict:
+def _view_kind(view: str) -> str:
+    """``frame 17`` -> ``frame``; other view names as they are."""
+    return "frame" if view.startswith("frame ") else view
+
+
+def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
     decisions = collections.Counter()
     errors = collections.Counter()
+    other_views = collections.Counter()  # rows decided by a view other than Yahoo's, by kind
+    raised = 0  # ... whose decision is above the one Yahoo's view alone gives (at ``thresholds``)
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
     times, queues, failures = [], [], []
     for table in _tables(directory):
         decisions.update(table.column("decision").to_pylist())
         errors.update(table.column("error_kind").drop_null().to_pylist())
+        for view, score, yahoo in zip(*(table.column(c).to_pylist() for c in ("view", "score", "yahoo_score"))):
+            if view is not None and view != YAHOO_VIEW and score is not None:
+                other_views[_view_kind(view)] += 1
+                raised += yahoo is not None and RANK[thresholds.decide(score)] > RANK[thresholds.decide(yahoo)]
         scores = table.column("score").fill_null(np.nan).to_numpy(zero_copy_only=False)
         decided = np.asarray(table.column("decision").to_pylist(), dtype=object)
         for decision, counts in histograms.items():
@@ -83,6 +98,7 @@ def collect(directory: str) -> dict:
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
             "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
             "queue": queue, "failed": failed, "rows": sum(decisions.values()), "directory": directory,
+            "other_views": dict(sorted(other_views.items(), key=lambda kv: (-kv[1], kv[0]))), "raised": raised,
             "time_range": (min(times), max(times)) if times else None}
 
 
@@ -160,7 +176,7 @@ def _write(path: str, data: bytes) -> None:
 def write_report(directory: str, thresholds: Thresholds, report_dir: str | None = None) -> tuple[dict, str, str]:
     """Reads every run in ``directory``; writes the chart and the review queue into
     ``report_dir`` (default ``directory/_report``), on any Beam filesystem."""
-    report = collect(directory)
+    report = collect(directory, thresholds)
     folder = report_dir or FileSystems.join(directory, REPORT_DIR)
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     buffer = io.BytesIO()
@@ -206,6 +222,10 @@ def format_report(report: dict, png: str, csv: str) -> str:
     lines = [f"rows {report['rows']}: safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}, error {d['error']}"]
     if report["errors"]:
         lines.append("errors: " + ", ".join(f"{k} {n}" for k, n in report["errors"].items()))
+    if report["other_views"]:
+        lines.append(f"decided by a view other than Yahoo's: {sum(report['other_views'].values())} ("
+                     + ", ".join(f"{k} {n}" for k, n in report["other_views"].items())
+                     + f"); decision above Yahoo's view's: {report['raised']}")
     lines.append("scores  count")
     for i, n in enumerate(report["histogram"]):
         lines.append(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f} {n:>8}")

@@ -91,7 +91,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     if config.content_dedup:
         rows = {
             "entries": entries,
-            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage),
+            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage,
+                                                                     config.views),
         } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
@@ -199,7 +200,8 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
     seconds = time.monotonic() - started
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
-                                           "loader": job.config.loader, "manifests": len(plan.files),
+                                           "loader": job.config.loader, "views": job.config.views,
+                                           "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),
                                            "salvaged_rows": sum(salvaged.values())})

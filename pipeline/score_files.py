@@ -10,6 +10,7 @@ import numpy as np
 
 from ..transforms.load import Ahead
 from ..transforms.manifests import Entry
+from ..transforms.results import finish_views
 from .config import Config
 
 
@@ -20,6 +21,8 @@ class FileResult:
     decision: str = "error"
     error_kind: str | None = None  # model.errors.ERROR_KINDS
     error: str | None = None
+    view: str | None = None  # the view that gave the score (transforms.results.finish_views)
+    yahoo_score: float | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -45,11 +48,15 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
 
     results = iter(loaded())
     for chunk in iter(lambda: list(itertools.islice(results, batch)), []):
-        decoded = [item[1] for item in chunk if not isinstance(item, dict)]
-        scores = iter(scorer.score(np.stack(decoded)).tolist() if decoded else [])
+        decoded = [view.array for item in chunk if not isinstance(item, dict) for view in item[1]]
+        scores = iter([score for start in range(0, len(decoded), batch)
+                       for score in scorer.score(np.stack(decoded[start:start + batch])).tolist()])
         for item in chunk:
             if isinstance(item, dict):  # a finished error row
                 yield FileResult(item["uri"], error_kind=item["error_kind"], error=item["error"])
-            else:
-                score = round(float(next(scores)), 6)
-                yield FileResult(item[0]["uri"], score, config.thresholds.decide(score))
+                continue
+            row, views = item
+            row = finish_views(row, [(view.name, float(next(scores)), None) for view in views], config.thresholds)
+            score = round(row["score"], 6)
+            yield FileResult(row["uri"], score, config.thresholds.decide(score), view=row["view"],
+                             yahoo_score=round(row["yahoo_score"], 6))

@@ -38,3 +38,18 @@ def reference(name: str, corpus: Path = COMPACT) -> dict[str, float]:
 def corpus_files(folder: Path) -> list[str]:
     """Every file under ``folder``, as paths relative to it, sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def heif_files(folder: Path) -> set[str]:
+    """Files under ``folder`` that open as HEIF: Yahoo's loader (plain Pillow) could not read
+    them, so the reference has no score for them; nsfw-scan decodes them through pi-heif."""
+    from nsfw_scan.model.preprocess import ImageError, image_format
+
+    found = set()
+    for name in corpus_files(folder):
+        try:
+            if image_format((folder / name).read_bytes()) == "HEIF":
+                found.add(name)
+        except ImageError:
+            pass
+    return found

@@ -17,35 +17,45 @@ from ..model.decision import Thresholds
 from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
+from ..model.preprocess import YAHOO_VIEW
 from .results import base_row, finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_COPIED = ("score", "decision", "error_kind", "error", "width", "height", "loader", "model", "scored_at")
+_VIEW_FACTS = ("frames", "views", "view", "yahoo_score")
+_COPIED = ("score", "decision", "error_kind", "error", "width", "height", *_VIEW_FACTS, "loader", "model",
+           "scored_at")
 
 
-def _reusable(row: dict, model: str, loader: str):
-    if row["sha256"] and row["score"] is not None and row["model"] == model and row["loader"] == loader:
+def _reusable(row: dict, model: str, loader: str, views: str):
+    if not (row["sha256"] and row["score"] is not None and row["model"] == model and row["loader"] == loader):
+        return
+    if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
+        yield row["sha256"], dict(row, score=row["score"] if row["yahoo_score"] is None else row["yahoo_score"],
+                                  views=1, view=YAHOO_VIEW, yahoo_score=None)
+    elif row["views"] is not None:  # rows of a version before views scored Yahoo's view only
         yield row["sha256"], row
 
 
 class EarlierScores(beam.PTransform):
     """Result files of earlier runs -> ``(sha256, row)`` for every row scored by ``model``
-    (a ``model.weights.model_id``) after preprocessing with ``loader``."""
+    (a ``model.weights.model_id``) after preprocessing with ``loader``; with ``views`` ``yahoo``,
+    their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None):
+    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None, views: str = "all"):
         super().__init__()
         self._files = files
         self._model = model
         self._loader = loader
+        self._views = views
         self._storage = storage
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadScores" >> ReadEarlierResults(self._files, ["sha256", "score", "width", "height", "model", "loader"],
-                                                 self._storage)
-            | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader)
+            | "ReadScores" >> ReadEarlierResults(self._files, ["sha256", "score", "width", "height", *_VIEW_FACTS,
+                                                               "model", "loader"], self._storage)
+            | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views)
         )
 
 
@@ -65,9 +75,11 @@ class _SplitByContent(beam.DoFn):
         if earlier is not None:
             beam.metrics.Metrics.counter(NAMESPACE, "content_reused").inc(len(rows))
             for row in rows:
-                row = dict(row, width=earlier["width"], height=earlier["height"], loader=earlier["loader"])
-                yield beam.pvalue.TaggedOutput(
-                    REUSED, finish(row, score=earlier["score"], model=earlier["model"], thresholds=self._thresholds))
+                row = dict(row, width=earlier["width"], height=earlier["height"], loader=earlier["loader"],
+                           frames=earlier["frames"], views=earlier["views"])
+                yield beam.pvalue.TaggedOutput(REUSED, finish(
+                    row, score=earlier["score"], model=earlier["model"], thresholds=self._thresholds,
+                    view=earlier["view"], yahoo_score=earlier["yahoo_score"]))
             return
         yield uploads[0][0]
         if len(rows) > 1:

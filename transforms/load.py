@@ -19,11 +19,10 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.runtime import cpu_threads
-from ..model.preprocess import ImageError, load_image
+from ..model.preprocess import YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
 from .filesystems import use_storage_options
 from .manifests import NAMESPACE, Entry
 from .read import ByteBudget, ReadPolicy, read_bytes
@@ -93,8 +92,10 @@ class Ahead:
 
 class Loading:
     """Reading and preprocessing of manifest entries in this process's pools (no Beam here): a
-    result is ``(row, array)`` (``row`` with ``bytes``, ``sha256``, ``width``, ``height`` and
-    ``loader`` set) or a finished error row.
+    result is ``(row, views)`` (``row`` with ``bytes``, ``sha256``, ``width``, ``height``,
+    ``loader``, ``frames`` and ``views`` set; ``views``: the file's ``model.preprocess.View``
+    list, Yahoo's first) or a finished error row. ``views``: which views are made
+    (``model.preprocess.ViewPolicy``).
 
     ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`);
     ``read_threads``: size of its reading pool (0: each entry is read in its decoding thread);
@@ -102,8 +103,10 @@ class Loading:
     in :meth:`start`, in the process that loads (a DoFn's ``setup``, on the worker)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, read_policy: ReadPolicy = ReadPolicy(),
-                 decode_threads: int | None = 0, read_threads: int = 0, max_bytes_in_flight: int = 256 << 20):
+                 decode_threads: int | None = 0, read_threads: int = 0, max_bytes_in_flight: int = 256 << 20,
+                 views: ViewPolicy = YAHOO_ONLY):
         self._loader = loader
+        self._views = views
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._policy = read_policy
@@ -130,7 +133,7 @@ class Loading:
             return self._pool.submit(self.load, entry)
         return self._readers.submit(self._read_then_decode, entry)
 
-    def load(self, entry: Entry) -> tuple[dict, np.ndarray] | dict:
+    def load(self, entry: Entry) -> tuple[dict, tuple[View, ...]] | dict:
         """Reads and decodes in this thread."""
         read = self.read(entry)
         return read if isinstance(read, dict) else self._decode(*read)
@@ -140,20 +143,21 @@ class Loading:
         read = self.read(entry, self._budget)
         return read if isinstance(read, dict) else self._pool.submit(self._decode_counted, *read)
 
-    def _decode_counted(self, row: dict, data: bytes) -> tuple[dict, np.ndarray] | dict:
+    def _decode_counted(self, row: dict, data: bytes) -> tuple[dict, tuple[View, ...]] | dict:
         try:
             return self._decode(row, data)
         finally:
             self._budget.release(len(data))
 
-    def _decode(self, row: dict, data: bytes) -> tuple[dict, np.ndarray] | dict:
+    def _decode(self, row: dict, data: bytes) -> tuple[dict, tuple[View, ...]] | dict:
         try:
-            image = load_image(data, self._loader, self._max_pixels)
+            image = load_image(data, self._loader, self._max_pixels, self._views)
         except ImageError as exc:  # never decoded: no loader ran to its end
             return fail(row, exc.kind, exc.message)
         row["loader"] = self._loader
         row["width"], row["height"] = image.width, image.height
-        return row, image.array
+        row["frames"], row["views"] = image.frames, len(image.views)
+        return row, image.views
 
     # reading only (content de-duplication hashes first)
     def submit_hash(self, entry: Entry) -> Future | None:
@@ -229,10 +233,17 @@ class _LoadsAhead(beam.DoFn):
             self._bytes_read.inc(row["bytes"])
 
 
+def view_key(row: dict, index: int, view: View, count: int) -> tuple:
+    """The key of one view of a file with several: ``(uri, index, name, count, row)``, the row
+    carried by the first view only (the others need only be matched to it)."""
+    return row["uri"], index, view.name, count, row if index == 0 else None
+
+
 class LoadImage(_LoadsAhead):
-    """``Entry`` -> ``(row, array)`` on the main output, or a finished error row on ``errors``.
-    ``ahead``: how many entries may be in the pools per DoFn instance (at least a batch, so
-    that the next batch decodes while this one is scored)."""
+    """``Entry`` -> ``(row, pixels)`` on the main output for a file with one view (``pixels``:
+    ``View.pixels``, uint8), one ``(view_key, pixels)`` per view for a file with several, or a
+    finished error row on ``errors``. ``ahead``: how many entries may be in the pools per DoFn
+    instance (at least a batch, so that the next batch decodes while this one is scored)."""
 
     def _submit(self, entry: Entry) -> Future | None:
         return self._loading.submit(entry)
@@ -240,13 +251,19 @@ class LoadImage(_LoadsAhead):
     def _now(self, entry: Entry):
         return self._loading.load(entry)
 
-    def _emit(self, loaded: tuple[dict, np.ndarray] | dict):
+    def _emit(self, loaded: tuple[dict, tuple[View, ...]] | dict):
         if isinstance(loaded, dict):
             self._count(loaded)
             yield _failed(loaded)
-        else:
-            self._count(loaded[0])
-            yield loaded
+            return
+        row, views = loaded
+        self._count(row)
+        # uint8 pixels travel to the model, a quarter of the float input's size
+        if len(views) == 1:
+            yield row, views[0].pixels
+            return
+        for index, view in enumerate(views):
+            yield view_key(row, index, view, len(views)), view.pixels
 
 
 class HashFile(_LoadsAhead):

@@ -1,8 +1,12 @@
 """The output row: its Parquet schema (defined once, here) and how rows are made.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``loader``, ``model``,
-``source_manifest``, ``source_line``, ``duplicates``, ``scored_at``.
+``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``view``, ``yahoo_score``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
+``duplicates``, ``scored_at``.
+
+A file is scored on one or more views (``model.preprocess.View``): ``score`` and ``decision``
+are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` is Yahoo's own view's.
 
 Each fact is written by the step that knows it: ``loader`` by the step that ran the loader,
 ``model`` by the model that produced the score (Beam's ``PredictionResult.model_id``),
@@ -18,6 +22,7 @@ import pyarrow as pa
 
 from ..model.decision import Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS
+from ..model.preprocess import YAHOO_VIEW
 
 RESULT_FIELDS = [
     pa.field("score", pa.float32()),
@@ -28,6 +33,11 @@ RESULT_FIELDS = [
     pa.field("bytes", pa.int64()),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),
+    # frames in the file, views of it scored, the view that gave the score, Yahoo's view's score
+    pa.field("frames", pa.int32()),
+    pa.field("views", pa.int32()),
+    pa.field("view", pa.string()),
+    pa.field("yahoo_score", pa.float32()),
     pa.field("loader", pa.string()),
     pa.field("model", pa.string()),
     pa.field("source_manifest", pa.string()),
@@ -58,10 +68,22 @@ def _stamped(row: dict, **values) -> dict:
     return dict(row, **values, scored_at=datetime.datetime.now(datetime.timezone.utc))
 
 
-def finish(row: dict, *, score: float, model: str, thresholds: Thresholds) -> dict:
+def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view: str = YAHOO_VIEW,
+           yahoo_score: float | None = None) -> dict:
     """The row of a scored image, with its decision (made here and nowhere else); ``model``:
-    the id of the model that computed ``score``."""
-    return _stamped(row, score=score, decision=thresholds.decide(score), model=model, error_kind=None, error=None)
+    the id of the model that computed ``score``; ``view``: the view that scored it (Yahoo's by
+    default, whose score is then ``yahoo_score`` too)."""
+    return _stamped(row, score=score, decision=thresholds.decide(score), model=model, error_kind=None, error=None,
+                    view=view, yahoo_score=score if yahoo_score is None else yahoo_score)
+
+
+def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds) -> dict:
+    """The row of a file scored on several views: ``scored`` holds ``(view, score, model)`` in
+    view order, Yahoo's first. The highest score is the row's (the earliest view's on a tie),
+    so a row never scores below Yahoo's own view."""
+    best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
+    view, score, model = scored[best]
+    return finish(row, score=score, model=model, thresholds=thresholds, view=view, yahoo_score=scored[0][1])
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

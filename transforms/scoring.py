@@ -13,10 +13,11 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 
 from ..model.decision import Thresholds
 from ..model import engines
+from ..model.preprocess import network_input
 from .load import ERRORS, LoadImage
 from .manifests import NAMESPACE
 from .progress import CountOutcomes
-from .results import finish
+from .results import finish, finish_views
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ MODEL_LOAD_MS = "model_load_ms"
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    ``run_inference`` returns Beam's ``PredictionResult`` per image: the NSFW probability and
-    the ``model_id`` of the engine that computed it (weights and precision), so each row names
-    the model that actually ran. The 600 KB input arrays are not carried past inference
+    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``) and become the
+    network's float input per batch. ``run_inference`` returns Beam's ``PredictionResult`` per
+    image: the NSFW probability and the ``model_id`` of the engine that computed it (weights and
+    precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
     (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
     all the SDK processes of a worker instead of one per process.
     """
@@ -67,7 +69,8 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
             log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
-        return [PredictionResult(None, score, model_id) for score in model.score(np.stack(batch)).tolist()]
+        scores = model.score(network_input(np.stack(batch))).tolist()
+        return [PredictionResult(None, score, model_id) for score in scores]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(a.nbytes for a in batch)
@@ -76,14 +79,38 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         return NAMESPACE
 
 
+VIEWS = "views"  # tag of the scored views of files with several (see transforms.load.view_key)
+
+
+def _route(element):
+    """A file's one view straight on; the views of a file with several, keyed by URI, aside."""
+    key, result = element  # (row or view_key, PredictionResult) from RunInference
+    if isinstance(key, dict):
+        yield element
+        return
+    uri, index, name, count, row = key
+    yield beam.pvalue.TaggedOutput(VIEWS, (uri, (index, name, count, row, result.inference, result.model_id)))
+
+
 def _decide(element, thresholds: Thresholds) -> dict:
-    row, result = element  # (row, PredictionResult) from RunInference
+    row, result = element  # (row, PredictionResult)
     return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
+
+
+def _decide_views(element, thresholds: Thresholds) -> dict:
+    _, views = element  # (uri, every scored view of it)
+    views = sorted(views, key=lambda v: v[0])
+    row = views[0][3]
+    assert len(views) == views[0][2], f"{row['uri']}: {len(views)} of {views[0][2]} views scored"
+    return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds)
 
 
 class ScoreImages(beam.PTransform):
     """``Entry`` -> finished, counted rows: read and preprocess (``LoadImage``), score in
-    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others."""
+    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others.
+    Every view is an element of its own in the batches; a file with one view (nearly all) is
+    decided as it comes out, the views of a file with several are grouped by URI first and the
+    row takes the highest score."""
 
     def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes):
         super().__init__()
@@ -94,11 +121,19 @@ class ScoreImages(beam.PTransform):
 
     def expand(self, entries):
         images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
-        scored = (
+        inferred = (
             images.images
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Decide" >> beam.Map(_decide, self._thresholds)
-            | "CountScored" >> self._count
+            | "Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
+        )
+        # each branch counted on its own, before the flatten: counted after it, single-view rows
+        # would wait in the local runner for the group of the multi-view ones (the end of the run)
+        scored = inferred.single | "Decide" >> beam.Map(_decide, self._thresholds) | "CountScored" >> self._count
+        combined = (
+            inferred[VIEWS]
+            | "GroupViews" >> beam.GroupByKey()
+            | "DecideViews" >> beam.Map(_decide_views, self._thresholds)
+            | "CountScoredViews" >> self._count
         )
         failed = images[ERRORS] | "CountErrors" >> self._count
-        return (scored, failed) | "WithErrors" >> beam.Flatten()
+        return (scored, combined, failed) | "WithErrors" >> beam.Flatten()
