@@ -239,7 +239,7 @@ def read_seed_npy(path: Path, trusted: bool = False) -> Weights:
     if not trusted:
         raise WeightsError(
             f"{path} is a Python pickle, and loading a pickle runs code from the file; pass "
-            f"--trust-weights-pickle (weights: {trusted: true} in the config) only for a file you trust"
+            f"--trust-weights-pickle (weights.trusted: true in the config) only for a file you trust"
         )
     try:
         raw = np.load(path, encoding="latin1", allow_pickle=True).item()
