@@ -70,7 +70,7 @@ class WriteResults(beam.PTransform):
 
 class _KeepRows(beam.DoFn):
     """Buffers finished rows and writes them as a durable row file every ``rows`` rows or
-    ``seconds`` seconds (checked as rows come, at the end of each bundle, and at teardown). The
+    ``seconds`` seconds (checked as rows come and at the end of each bundle). The
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
     would make many tiny files."""
 
@@ -82,10 +82,9 @@ class _KeepRows(beam.DoFn):
         use_storage_options(self._storage)
         self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
 
-    def _flush(self, force: bool = False) -> None:
+    def _flush(self) -> None:
         with self._lock:
-            due = self._buffer and (force or len(self._buffer) >= self._rows
-                                    or time.monotonic() - self._since >= self._seconds)
+            due = self._buffer and (len(self._buffer) >= self._rows or time.monotonic() - self._since >= self._seconds)
             if due:
                 rows, self._buffer = self._buffer, []
         if due:
@@ -102,8 +101,8 @@ class _KeepRows(beam.DoFn):
     def finish_bundle(self):
         self._flush()
 
-    def teardown(self):
-        self._flush(force=True)
+    # No flush at teardown: it may come after the run finished and removed its row files (the
+    # rows of every finished bundle are in its result files by then).
 
 
 class KeepRows(beam.PTransform):
