@@ -337,8 +337,11 @@ def test_an_interrupted_partitioned_run_keeps_its_finished_parts(tmp_path):
 def test_many_parts_keep_the_console_quiet(tmp_path):
     """One model load per part: TensorFlow's retracing warning (from the fifth load on) says
     nothing about the job and stays off the console."""
-    manifest, out = tmp_path / "m.txt", tmp_path / "out"
-    manifest.write_text("".join(f"{REAL / name}\n" for name in sorted(os.listdir(REAL))))
+    manifest, out, uploads = tmp_path / "m.txt", tmp_path / "out", tmp_path / "uploads"
+    uploads.mkdir()
+    for i in range(80):  # enough URIs that each of the 7 parts (by a hash of the URI) gets some
+        os.symlink(REAL / "coins.png", uploads / f"{i:03d}.png")
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
     result = nsfw_scan("run", "--manifest", manifest, "--output", out, "--partitions", "7")
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["model_loads"] >= 5
