@@ -236,8 +236,8 @@ def test_progress_of_worker_processes(tmp_path):
 
 def interrupted_run(tmp_path, signum, when):
     """``nsfw-scan run`` over 200 uploads, sent ``signum`` once its stderr shows ``when`` (a
-    line part; None: half a second after the start). Returns (process, stderr, manifest, out, uris)."""
-    import signal  # noqa: F401 (signal numbers come from the callers)
+    line part; None: as soon as it catches signals). Returns (process, stderr, manifest, out, uris)."""
+    import signal
 
     uploads = tmp_path / "uploads"
     uploads.mkdir(exist_ok=True)
@@ -254,8 +254,11 @@ def interrupted_run(tmp_path, signum, when):
                              "--output", str(out), "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
-    if when is None:
-        time.sleep(0.5)
+    if when is None:  # as soon as the command has its handlers (SIGINT and SIGTERM together; Python
+        # itself catches SIGINT from its start), while it still imports
+        deadline = time.monotonic() + 60
+        while not catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
     else:
         for line in proc.stderr:
             seen.append(line)
@@ -264,6 +267,16 @@ def interrupted_run(tmp_path, signum, when):
     proc.send_signal(signum)
     stdout, rest = proc.communicate(timeout=300)
     return proc, "".join(seen) + rest, stdout, manifest, out, [str(u) for u in uris]
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (Linux: SigCgt)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught >> (signum - 1) & 1)
 
 
 @pytest.mark.parametrize("signame,status,when", [
