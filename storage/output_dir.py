@@ -14,38 +14,19 @@ would remove one (missing) object of that name, or only the folder's direct chil
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from .files import OutputDirError, match, read_table, write_table
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file
 from .rows import salvage
 
 log = logging.getLogger(__name__)
-
-
-class OutputDirError(Exception):
-    """The output folder cannot be used as it is; the message names it and says why."""
-
-
-def match(pattern: str) -> list[str]:
-    """Paths matching ``pattern`` (Beam's globs: ``*`` within a folder, ``**`` across). A pattern
-    under a folder that does not exist matches nothing; any other failure (no such bucket,
-    access denied, the store unreachable) is an :class:`OutputDirError`, never "nothing there"."""
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception as exc:
-        causes = getattr(exc, "exception_details", None) or {pattern: exc}
-        cause = next(iter(causes.values()))
-        while getattr(cause, "exception_details", None):  # Beam nests its errors
-            cause = next(iter(cause.exception_details.values()))
-        raise OutputDirError(f"cannot list {pattern}: {type(cause).__name__}: {cause}"[:500]) from None
 
 
 def _is_local(path: str) -> bool:
@@ -129,27 +110,13 @@ def _clear_except(folder: str, name: str) -> None:
         FileSystems.delete(others)
 
 
-def _read(path: str, columns=None):
-    with FileSystems.open(path) as f:
-        return pq.read_table(io.BytesIO(f.read()), columns=columns)
-
-
-def _rewrite(path: str, table) -> None:
-    tmp = path + ".rewrite"
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    with FileSystems.create(tmp) as f:
-        f.write(buffer.getvalue())
-    FileSystems.rename([tmp], [path])
-
-
 def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     """After ``--rescore-errors``: remove earlier error rows whose URI the new run has redone,
     so each URI keeps exactly one row. Holds only the earlier runs' error URIs in memory, and
     rewrites only the files that hold such rows."""
     failed_in: dict[str, set[str]] = {}
     for path in earlier:
-        table = _read(path, ["uri", "error"])
+        table = read_table(path, ["uri", "error"])
         failed = {u for u, e in zip(table["uri"].to_pylist(), table["error"].to_pylist()) if u and e}
         if failed:
             failed_in[path] = failed
@@ -158,14 +125,14 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     failed = set().union(*failed_in.values())
     redone = set()
     for path in new:
-        redone.update(u for u in _read(path, ["uri"])["uri"].to_pylist() if u in failed)
+        redone.update(u for u in read_table(path, ["uri"])["uri"].to_pylist() if u in failed)
     dropped = 0
     for path, failed in failed_in.items():
         if not failed & redone:
             continue
-        table = _read(path)
+        table = read_table(path)
         keep = pc.invert(pc.fill_null(pc.is_in(table["uri"], value_set=pa.array(sorted(redone), pa.string())), False))
         kept = table.filter(keep)
         dropped += table.num_rows - kept.num_rows
-        _rewrite(path, kept)
+        write_table(path, kept)
     return dropped

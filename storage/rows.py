@@ -11,7 +11,6 @@ file of that run's folder, which then counts as a run that finished with what it
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
@@ -19,52 +18,28 @@ import uuid
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from .files import match, read_table, write_table
 from .layout import ROWS_DIR, ROWS_PREFIX, SALVAGED_PART
 
 log = logging.getLogger(__name__)
 
 
-def _write_whole(path: str, data: bytes) -> None:
-    """``path`` appears with all of ``data`` or not at all."""
-    if "://" in path:
-        with FileSystems.create(path) as f:  # an object store creates the object whole
-            f.write(data)
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-
-
-def _parquet(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    return buffer.getvalue()
-
-
 def write_rows(run_folder: str, rows: list[dict], schema: pa.Schema) -> str:
     """Write ``rows`` as one new durable row file of ``run_folder``; returns its path."""
     path = FileSystems.join(run_folder, ROWS_DIR, f"{ROWS_PREFIX}{uuid.uuid4().hex}.parquet")
-    _write_whole(path, _parquet(pa.Table.from_pylist(rows, schema)))
+    write_table(path, pa.Table.from_pylist(rows, schema))
     return path
 
 
 def row_files(run_folder: str) -> list[str]:
-    from .output_dir import match
-
     return match(FileSystems.join(run_folder, ROWS_DIR, f"{ROWS_PREFIX}*.parquet"))
 
 
 def _read(path: str) -> pa.Table | None:
     try:
-        with FileSystems.open(path) as f:
-            return pq.read_table(io.BytesIO(f.read()))
+        return read_table(path)
     except Exception as exc:  # a file a dying run left damaged: its rows are scored again
         log.warning("%s: not salvaged (%s: %s); its rows are scored again", path, type(exc).__name__, exc)
         return None
@@ -87,7 +62,7 @@ def salvage(run_folder: str) -> int:
     tables = [t for t in map(_read, files) if t is not None and t.num_rows]
     if tables:
         table = _one_row_per_key(pa.concat_tables(tables, promote_options="default"))
-        _write_whole(FileSystems.join(run_folder, SALVAGED_PART), _parquet(table))
+        write_table(FileSystems.join(run_folder, SALVAGED_PART), table)
     remove_rows(run_folder, files)
     return table.num_rows if tables else 0
 
