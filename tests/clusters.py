@@ -110,6 +110,15 @@ def _start(command: list[str], log: Path, env: dict, cwd: Path | None = None) ->
                                 start_new_session=True)
 
 
+def _start_job_server(procs: dict, jar: str, master: list[str], job_port: int, folder: Path, env: dict) -> None:
+    """Beam's job server for an engine (``master``: the flag naming the engine's master), on
+    ``job_port``, without an expansion service; added to ``procs`` once it listens."""
+    procs["job-server"] = _start(
+        ["java", "-jar", jar, *master, "--job-port", str(job_port), "--artifact-port", "0", "--expansion-port", "-1",
+         "--artifacts-dir", str(folder / "artifacts")], folder / "job-server.log", env)
+    wait_until(lambda: listening(job_port), f"Beam's job server ({os.path.basename(jar)})", list(procs.values()))
+
+
 def _engine_env(**extra) -> dict:
     """The environment of the engine's processes: this Python first on the PATH (the boot
     program runs the SDK worker with it), no cloud metadata lookups."""
@@ -173,11 +182,8 @@ def start_flink(folder: Path) -> Cluster:
             return overview["taskmanagers"] == 2
 
         wait_until(two_task_managers, "Flink TaskManagers", list(procs.values()))
-        procs["job-server"] = _start(
-            ["java", "-jar", pieces["flink_job_server_jar"], "--flink-master", f"127.0.0.1:{rest}",
-             "--job-port", str(job_port), "--artifact-port", "0", "--expansion-port", "-1",
-             "--artifacts-dir", str(folder / "artifacts")], folder / "job-server.log", env)
-        wait_until(lambda: listening(job_port), "Beam's Flink job server", list(procs.values()))
+        _start_job_server(procs, pieces["flink_job_server_jar"], ["--flink-master", f"127.0.0.1:{rest}"], job_port,
+                          folder, env)
     except BaseException:
         cluster.stop()
         raise
@@ -210,11 +216,7 @@ def start_spark(folder: Path) -> Cluster:
             return "Successfully registered with master" in (folder / "worker.log").read_text(errors="replace")
 
         wait_until(worker_registered, "Spark Worker", list(procs.values()))
-        procs["job-server"] = _start(
-            ["java", "-jar", pieces["spark_job_server_jar"], "--spark-master-url", master,
-             "--job-port", str(job_port), "--artifact-port", "0", "--expansion-port", "-1",
-             "--artifacts-dir", str(folder / "artifacts")], folder / "job-server.log", env)
-        wait_until(lambda: listening(job_port), "Beam's Spark job server", list(procs.values()))
+        _start_job_server(procs, pieces["spark_job_server_jar"], ["--spark-master-url", master], job_port, folder, env)
     except BaseException:
         cluster.stop()
         raise
