@@ -12,7 +12,7 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from ..transforms.content import ContentDedup, EarlierScores
+from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.earlier import DoneKeys
 from ..transforms.filesystems import storage_options
 from ..transforms.load import HashFile, LoadImage
@@ -69,16 +69,19 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     handler = OpenNsfwModelHandler(
         config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
+        load_on_first_batch=config.cascades,  # with the cascade, only rows near a threshold need it
     )
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
-    first_pass = None
+    first_pass = first_pass_scores = None
     if config.cascades:
         cheap_loading, cheap_engine = config.first_pass()
         first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), OpenNsfwModelHandler(
             cheap_engine, min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
             large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
         ), config.cascade.margin)
+        first_pass_scores = FirstPassScores(cheap_engine.expected_model_id(), config.cascade.loader,
+                                            config.cascade.margin, config.thresholds)
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition, storage),
@@ -99,7 +102,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage,
-                                                                     config.views),
+                                                                     config.views, first_pass_scores),
         } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score

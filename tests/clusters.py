@@ -82,12 +82,13 @@ class Cluster:
         """What the Python SDK workers logged so far, per task manager or executor log."""
         return {p: p.read_text(errors="replace") for g in self.worker_logs_glob for p in sorted(self.logs.glob(g))}
 
-    def worker_pids(self) -> dict[str, set[int]]:
-        """Per task manager or executor log: the pids of Python workers that loaded the model."""
-        found: dict[str, set[int]] = {}
+    def model_loads(self) -> dict[str, list[tuple[str, int]]]:
+        """Per task manager or executor log: ``(model, pid)`` of each model load logged by a
+        Python worker, in order (a model loaded twice in one process appears twice)."""
+        found: dict[str, list[tuple[str, int]]] = {}
         for path, text in self.worker_logs().items():
-            for pid in re.findall(r"model \S+ \(\S+\) loaded in [\d.]+ s \(process (\d+)\)", text):
-                found.setdefault(path.relative_to(self.logs).as_posix(), set()).add(int(pid))
+            for model, pid in re.findall(r"model (\S+) \(\S+\) loaded in [\d.]+ s \(process (\d+)\)", text):
+                found.setdefault(path.relative_to(self.logs).as_posix(), []).append((model, int(pid)))
         return found
 
     def explain(self) -> str:

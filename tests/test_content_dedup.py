@@ -62,7 +62,7 @@ def test_scores_of_another_model_are_never_relabelled(tmp_path, scorer):
     assert row["model"] == scorer.model_id + ":bfloat16" and row["loader"] == "yahoo"
 
     manifest.write_text(f"{first}\n{copy}\n")  # the same bytes again, now with the exact model
-    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup", "--exact"])
     assert summary["content_reused"] == 0 and summary["scored"] == 1
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     exact = float(scorer.score(load_image(first.read_bytes(), "yahoo").array[None])[0])

@@ -2,7 +2,8 @@
 
 Files are first read only to hash them. Uploads are then grouped by sha256 together with the
 scores earlier runs gave the same bytes with the same model and loader as this run (a score
-made with other weights, precision or preprocessing is never relabelled as this run's): a hash
+made with other weights, precision or preprocessing is never relabelled as this run's; with the
+cascade, first-pass scores too where the cascade would keep them): a hash
 scored before is reused as is, its row's ``model`` and ``loader`` with it; otherwise one
 upload per hash (the first URI) goes on to be read again, decoded and scored, and the others
 take its result. Grouping and the joins are Beam steps, so they scale with the runner. The
@@ -10,6 +11,8 @@ cost is a second read of each distinct file, which is why this is opt-in (``cont
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import apache_beam as beam
 
@@ -27,23 +30,44 @@ _COPIED = ("score", "decision", "error_kind", "error", "width", "height", *_VIEW
            "scored_at")
 
 
-def _reusable(row: dict, model: str, loader: str, views: str):
-    if not (row["sha256"] and row["score"] is not None and row["model"] == model and row["loader"] == loader):
+@dataclasses.dataclass(frozen=True)
+class FirstPassScores:
+    """Which earlier rows of the cascade's first pass (``model`` after ``loader``) a run may
+    reuse: those whose score lies farther than ``margin`` from each of its ``thresholds``, as
+    the cascade itself would have kept them."""
+
+    model: str
+    loader: str
+    margin: float
+    thresholds: Thresholds
+
+
+def _reusable(row: dict, model: str, loader: str, views: str, first_pass: FirstPassScores | None = None):
+    if not (row["sha256"] and row["score"] is not None):
+        return
+    cheap = first_pass is not None and (row["model"], row["loader"]) == (first_pass.model, first_pass.loader)
+    if not cheap and (row["model"], row["loader"]) != (model, loader):
         return
     if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
-        yield row["sha256"], dict(row, score=row["score"] if row["yahoo_score"] is None else row["yahoo_score"],
-                                  views=1, view=YAHOO_VIEW, yahoo_score=None)
-    elif row["views"] is not None:  # rows of a version before views scored Yahoo's view only
-        yield row["sha256"], row
+        row = dict(row, score=row["score"] if row["yahoo_score"] is None else row["yahoo_score"],
+                   views=1, view=YAHOO_VIEW, yahoo_score=None)
+    elif row["views"] is None:  # rows of a version before views scored Yahoo's view only
+        return
+    if cheap and first_pass.thresholds.near(row["score"], first_pass.margin):
+        return
+    yield row["sha256"], row
 
 
 class EarlierScores(beam.PTransform):
     """Result files of earlier runs -> ``(sha256, row)`` for every row scored by ``model``
-    (a ``model.weights.model_id``) after preprocessing with ``loader``; with ``views`` ``yahoo``,
+    (a ``model.weights.model_id``) after preprocessing with ``loader``, and, with
+    ``first_pass``, the cascade's first-pass rows it would keep; with ``views`` ``yahoo``,
     their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None, views: str = "all"):
+    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None, views: str = "all",
+                 first_pass: FirstPassScores | None = None):
         super().__init__()
+        self._first_pass = first_pass
         self._files = files
         self._model = model
         self._loader = loader
@@ -55,7 +79,7 @@ class EarlierScores(beam.PTransform):
             pbegin
             | "ReadScores" >> ReadEarlierResults(self._files, ["sha256", "score", "width", "height", *_VIEW_FACTS,
                                                                "model", "loader"], self._storage)
-            | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views)
+            | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views, self._first_pass)
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -31,6 +32,40 @@ MODEL_LOAD_MS = "model_load_ms"
 RESCORED = "rescored"
 
 
+def load_timed(spec):
+    """The engine ``spec`` describes, loaded, with the seconds it took."""
+    started = time.perf_counter()
+    engine = engines.make_engine(spec)
+    engine.load_seconds = time.perf_counter() - started
+    return engine
+
+
+class LoadedOnFirstBatch:
+    """An engine loaded when it is first asked to score, not when its step starts: the
+    cascade's exact model, which a worker whose rows all keep their first-pass scores never
+    needs (its load would cost start-up time and memory for nothing)."""
+
+    def __init__(self, spec):
+        self._spec = spec
+        self._engine = None
+        self._lock = threading.Lock()
+
+    def _loaded(self):
+        with self._lock:
+            if self._engine is None:
+                self._engine = load_timed(self._spec)
+            return self._engine
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return self._loaded().score(batch)
+
+    def get_model_id(self) -> str:
+        return self._loaded().get_model_id()
+
+    def take_load_report(self) -> float | None:
+        return self._loaded().take_load_report()
+
+
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
@@ -43,9 +78,10 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
     """
 
     def __init__(self, engine: engines.TensorFlowEngine | engines.OnnxRuntimeEngine, min_batch_size: int, max_batch_size: int,
-                 large_model: bool = False, model_copies: int | None = None):
+                 large_model: bool = False, model_copies: int | None = None, load_on_first_batch: bool = False):
         super().__init__()
         self._engine = engine  # a spec from model.engines
+        self._on_first_batch = load_on_first_batch
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._shared = large_model or model_copies is not None
         self._copies = model_copies or 1
@@ -61,18 +97,17 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         return self._copies
 
     def load_model(self):
-        started = time.perf_counter()
-        engine = engines.make_engine(self._engine)
-        engine.load_seconds = time.perf_counter() - started
-        return engine
+        if self._on_first_batch:
+            return LoadedOnFirstBatch(self._engine)
+        return load_timed(self._engine)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
+        scores = model.score(network_input(np.stack(batch))).tolist()
         model_id = model.get_model_id()
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
             log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
-        scores = model.score(network_input(np.stack(batch))).tolist()
         return [PredictionResult(None, score, model_id) for score in scores]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
