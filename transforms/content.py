@@ -14,6 +14,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from ..model.decision import Thresholds
+from ..storage.options import StorageOptions
 from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
@@ -42,7 +43,8 @@ class EarlierScores(beam.PTransform):
     (a ``model.weights.model_id``) after preprocessing with ``loader``; with ``views`` ``yahoo``,
     their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None, views: str = "all"):
+    def __init__(self, files: list[str], model: str, loader: str, storage: StorageOptions | None = None,
+                 views: str = "all"):
         super().__init__()
         self._files = files
         self._model = model

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from ..storage.layout import PART_PREFIX
 from ..storage.rows import write_rows
-from .filesystems import use_storage_options
+from ..storage.options import StorageOptions
 
 
 class _SinkWithStorage(iobase.Sink):
@@ -25,25 +25,29 @@ class _SinkWithStorage(iobase.Sink):
     temporary folder, the writers, and the final renames each run in whichever worker
     process the runner picks, not necessarily one where another step of ours ran."""
 
-    def __init__(self, sink: iobase.Sink, storage: dict | None):
+    def __init__(self, sink: iobase.Sink, storage: StorageOptions | None):
         self._sink = sink
         self._storage = storage
         self.num_shards = getattr(sink, "num_shards", 0)
 
+    def _apply(self):
+        if self._storage is not None:
+            self._storage.apply()
+
     def initialize_write(self):
-        use_storage_options(self._storage)
+        self._apply()
         return self._sink.initialize_write()
 
     def open_writer(self, init_result, uid):
-        use_storage_options(self._storage)
+        self._apply()
         return self._sink.open_writer(init_result, uid)
 
     def pre_finalize(self, init_result, writer_results):
-        use_storage_options(self._storage)
+        self._apply()
         return self._sink.pre_finalize(init_result, writer_results)
 
     def finalize_write(self, init_result, writer_results, pre_finalize_result):
-        use_storage_options(self._storage)
+        self._apply()
         return self._sink.finalize_write(init_result, writer_results, pre_finalize_result)
 
     def display_data(self):
@@ -51,7 +55,7 @@ class _SinkWithStorage(iobase.Sink):
 
 
 class WriteResults(beam.PTransform):
-    def __init__(self, directory: str, schema: pa.Schema, storage: dict | None = None):
+    def __init__(self, directory: str, schema: pa.Schema, storage: StorageOptions | None = None):
         super().__init__()
         self._directory = directory
         self._schema = schema
@@ -74,12 +78,13 @@ class _KeepRows(beam.DoFn):
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
     would make many tiny files."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None):
         self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
         self._storage = storage
 
     def setup(self):
-        use_storage_options(self._storage)
+        if self._storage is not None:
+            self._storage.apply()
         self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
 
     def _flush(self) -> None:
@@ -109,7 +114,7 @@ class KeepRows(beam.PTransform):
     """Finished rows -> nothing: they are written to durable row files of ``run_folder`` while the
     run goes (removed when it finishes, salvaged by the next run if it was killed)."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None = None):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None = None):
         super().__init__()
         self._fn = _KeepRows(run_folder, schema, rows, seconds, storage)
 

@@ -2,7 +2,7 @@
 
 Importing this module registers :class:`HttpFileSystem` and :class:`HttpsFileSystem` with
 Beam's ``FileSystems`` (Beam finds every ``FileSystem`` subclass by its ``scheme()``), so
-``FileSystems.open("https://...")`` works wherever it is imported (``transforms/read.py``
+``FileSystems.open("https://...")`` works wherever it is imported (``storage/read.py``
 imports it, so the job, ``score`` and every worker that reads images have it).
 
 Image URLs are untrusted: before connecting, and again for every redirect, the host is
