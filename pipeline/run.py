@@ -26,6 +26,7 @@ from .flags import add_config_flags, at_least, config_from_args
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import absolute, shown
+from ..storage.compat import flag_names
 from ..storage.layout import run_folder_name
 from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, remove_folders, result_files,
                                   run_folders, run_result_files)
@@ -135,7 +136,7 @@ def job_from_flags(argv=None) -> Job:
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_args(args)
     beam_args = config.beam_args() + beam_args
-    check_beam_args(beam_args, list(parser._option_string_actions))
+    check_beam_args(beam_args, flag_names(parser))
     return Job(tuple(absolute(p) for p in args.manifest), absolute(args.output), config, tuple(beam_args),
                args.rescore_errors, args.force, args.break_lock)
 
