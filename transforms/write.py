@@ -12,23 +12,28 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io import iobase
+from apache_beam.io.filebasedsink import FileBasedSink
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ..storage.files import ParquetRowWriter
 from ..storage.layout import PART_PREFIX
 from ..storage.rows import write_rows
 from ..storage.options import StorageOptions
 
 
-class _SinkWithStorage(iobase.Sink):
-    """Beam's Parquet sink, setting the storage options first in each of its steps: the
-    temporary folder, the writers, and the final renames each run in whichever worker
-    process the runner picks, not necessarily one where another step of ours ran."""
+class _ParquetSink(FileBasedSink):
+    """Result rows as Parquet files ``<prefix>-SSSSS-of-NNNNN.parquet`` (snappy), each written by
+    ``storage/files.py``'s ``ParquetRowWriter``. Each of its steps applies the storage options
+    first: the temporary folder, the writers, and the final renames each run in whichever
+    worker process the runner picks, not necessarily one where another step of ours ran."""
 
-    def __init__(self, sink: iobase.Sink, storage: StorageOptions | None):
-        self._sink = sink
+    def __init__(self, file_path_prefix: str, schema: pa.Schema, storage: StorageOptions | None):
+        super().__init__(file_path_prefix, coder=None, file_name_suffix=".parquet",
+                         mime_type="application/x-parquet",
+                         compression_type=CompressionTypes.UNCOMPRESSED)  # Parquet compresses its pages
+        self._schema = schema
         self._storage = storage
-        self.num_shards = getattr(sink, "num_shards", 0)
 
     def _apply(self):
         if self._storage is not None:
@@ -36,40 +41,43 @@ class _SinkWithStorage(iobase.Sink):
 
     def initialize_write(self):
         self._apply()
-        return self._sink.initialize_write()
+        return super().initialize_write()
 
     def open_writer(self, init_result, uid):
         self._apply()
-        return self._sink.open_writer(init_result, uid)
+        return super().open_writer(init_result, uid)
 
     def pre_finalize(self, init_result, writer_results):
         self._apply()
-        return self._sink.pre_finalize(init_result, writer_results)
+        return super().pre_finalize(init_result, writer_results)
 
     def finalize_write(self, init_result, writer_results, pre_finalize_result):
         self._apply()
-        return self._sink.finalize_write(init_result, writer_results, pre_finalize_result)
+        return super().finalize_write(init_result, writer_results, pre_finalize_result)
+
+    def open(self, temp_path):
+        return ParquetRowWriter(super().open(temp_path), self._schema, compression="snappy")
+
+    def write_record(self, writer: ParquetRowWriter, row: dict):
+        writer.write(row)
+
+    def close(self, writer: ParquetRowWriter):
+        writer.close()
 
     def display_data(self):
-        return self._sink.display_data()
+        return {**super().display_data(), "codec": "snappy", "schema": str(self._schema)}
 
 
 class WriteResults(beam.PTransform):
+    """Result rows -> ``<directory>/part-*.parquet``, renamed into place once every row is
+    written (Beam's ``Write`` of a file-based sink)."""
+
     def __init__(self, directory: str, schema: pa.Schema, storage: StorageOptions | None = None):
         super().__init__()
-        self._directory = directory
-        self._schema = schema
-        self._storage = storage
+        self._sink = _ParquetSink(FileSystems.join(directory, PART_PREFIX), schema, storage)
 
     def expand(self, rows):
-        write = beam.io.WriteToParquet(
-            FileSystems.join(self._directory, PART_PREFIX),
-            self._schema,
-            file_name_suffix=".parquet",
-            codec="snappy",
-        )
-        write._sink = _SinkWithStorage(write._sink, self._storage)  # Beam keeps its sink there
-        return rows | "WriteParquet" >> write
+        return rows | "WriteParquet" >> beam.io.Write(self._sink)
 
 
 class _KeepRows(beam.DoFn):
