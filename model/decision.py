@@ -29,3 +29,8 @@ class Thresholds:
         if score >= self.nsfw_from:
             return "nsfw"
         return "review"
+
+    def near(self, score: float, margin: float) -> bool:
+        """Whether a score that may be off by up to ``margin`` could fall on the other side of a
+        threshold: within ``margin`` of either (the cascade re-scores these exactly)."""
+        return abs(score - self.safe_below) <= margin or abs(score - self.nsfw_from) <= margin

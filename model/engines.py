@@ -45,6 +45,11 @@ class TensorFlowEngine:
     parallel_batches: int = 0
     precision: str = "float32"
 
+    @property
+    def exact(self) -> bool:
+        """Whether its scores are the reference's (float32)."""
+        return self.precision == "float32"
+
     def expected_model_id(self) -> str:
         """The ``model_id`` the loaded engine gives its scores, known without loading it."""
         return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
@@ -63,6 +68,7 @@ class OnnxRuntimeEngine:
     name: ClassVar[str] = "onnxruntime"
     source: WeightsSource = WeightsSource()
     threads: int = 0
+    exact: ClassVar[bool] = True  # float32, within 1e-4 of the TensorFlow engine's scores
 
     def expected_model_id(self) -> str:
         """The ``model_id`` the loaded engine gives its scores, known without loading it."""

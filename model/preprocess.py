@@ -428,6 +428,7 @@ def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: 
 
 
 LOADERS = {"yahoo": yahoo_array, "fast": fast_array, "tensorflow": tensorflow_array}
+EXACT_LOADER = "yahoo"  # the loader whose scores are the reference
 
 
 def load_image(data: bytes, loader: str = "yahoo", max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..model.preprocess import LOADERS, VIEW_MODES, ViewPolicy
+from ..model.preprocess import EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
 from ..model.runtime import PRECISIONS
@@ -175,6 +175,28 @@ class Checkpoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class Cascade:
+    """A cheap first pass, then Yahoo's exact steps only for rows near a threshold
+    (``transforms.scoring.FirstPass``). Applies when the configured steps are the exact ones
+    (``loader: yahoo``, the TensorFlow engine in float32); ``margin``: how far from a threshold
+    a first-pass score must lie to be kept, from the largest deviation measured between the two
+    paths with a safety factor (README, "Cascade")."""
+
+    enabled: bool = True
+    loader: str = "fast"
+    precision: str = "bfloat16"
+    margin: float = 0.05
+
+    def problems(self):
+        if self.loader not in LOADERS:
+            yield "loader", f"{self.loader!r} is not one of {sorted(LOADERS)}"
+        if self.precision not in PRECISIONS:
+            yield "precision", f"{self.precision!r} is not one of {list(PRECISIONS)}"
+        if not 0 <= self.margin <= 0.5:
+            yield "margin", f"must be between 0 and 0.5, got {self.margin}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     thresholds: Thresholds = Thresholds()
     loader: str = "yahoo"
@@ -193,17 +215,28 @@ class Config:
     partitions: int = 1
     model_sharing: ModelSharing = ModelSharing()
     tensorflow: TensorFlow = TensorFlow()
+    cascade: Cascade = Cascade()
     checkpoint: Checkpoint = Checkpoint()
     # Beam pipeline options (runner presets); flags on the command line win over these.
     pipeline_options: dict = dataclasses.field(default_factory=dict)
 
-    def engine_spec(self, engine: str | None = None) -> TensorFlowEngine | OnnxRuntimeEngine:
-        """The configured engine (or ``engine``) with its settings, typed."""
+    def engine_spec(self, engine: str | None = None, precision: str | None = None) -> TensorFlowEngine | OnnxRuntimeEngine:
+        """The configured engine (or ``engine``, in ``precision``) with its settings, typed."""
         if (engine or self.engine) == "onnxruntime":
             return OnnxRuntimeEngine(self.weights.source(), self.tensorflow.intra_op_threads)
         tf = self.tensorflow
         return TensorFlowEngine(self.weights.source(), tf.intra_op_threads, tf.inter_op_threads,
-                                tf.parallel_batches, tf.precision)
+                                tf.parallel_batches, precision or tf.precision)
+
+    @property
+    def cascades(self) -> bool:
+        """Whether rows are scored by the cascade: enabled, over the exact steps."""
+        return (self.cascade.enabled and self.loader == EXACT_LOADER and self.engine == "tensorflow"
+                and self.tensorflow.precision == "float32")
+
+    def first_pass(self) -> tuple[Loading, TensorFlowEngine]:
+        """The cascade's first pass: its loading and its engine."""
+        return self.loading(self.cascade.loader), self.engine_spec("tensorflow", self.cascade.precision)
 
     def read_policy(self) -> ReadPolicy:
         """Retries, timeouts and the http(s) address guard for ``storage.read.read_bytes``."""
@@ -211,10 +244,10 @@ class Config:
         http = HttpSettings(tuple(self.http.allow_networks), self.http.timeout_s, self.http.max_redirects)
         return ReadPolicy(r.attempts, r.backoff_s, r.max_wait_s, r.timeout_s, max(64, r.threads), http)
 
-    def loading(self) -> Loading:
+    def loading(self, loader: str | None = None) -> Loading:
         """How images are read and preprocessed (``transforms.load.Loading``), for the job's
-        steps and for ``nsfw-scan score`` alike."""
-        return Loading(self.loader, self.limits.max_bytes, self.limits.max_pixels, self.read_policy(),
+        steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
+        return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.read_policy(),
                        self.decoding.threads, self.reading.threads, self.reading.max_bytes_in_flight,
                        self.view_policy())
 

@@ -54,6 +54,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=list(ENGINES), help="model runtime (default: tensorflow)")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
+    parser.add_argument("--exact", action="store_true",
+                        help="score every file with Yahoo's exact steps only (no cheap first pass: cascade.enabled false)")
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
     parser.add_argument("--weights-kind", choices=list(READERS), help="format of --weights")
@@ -73,6 +75,8 @@ def config_from_args(args) -> Config:
         overrides["engine"] = args.engine
     if args.precision:
         overrides["tensorflow"] = {"precision": args.precision}
+    if args.exact:
+        overrides["cascade"] = {"enabled": False}
     if args.batch_size is not None:
         overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
     weights = {}

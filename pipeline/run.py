@@ -18,7 +18,7 @@ from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
 from ..transforms.progress import CountOutcomes
-from ..transforms.scoring import OpenNsfwModelHandler, ScoreImages
+from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
 from . import interrupts
 from .config import Config, ConfigError
@@ -73,6 +73,13 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     )
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
+    first_pass = None
+    if config.cascades:
+        cheap_loading, cheap_engine = config.first_pass()
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), OpenNsfwModelHandler(
+            cheap_engine, min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+            large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
+        ), config.cascade.margin)
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition, storage),
@@ -88,7 +95,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds, storage)
             if config.checkpoint.enabled else None)
     count = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
-    score = ScoreImages(load, handler, config.thresholds, count)
+    score = ScoreImages(load, handler, config.thresholds, count, first_pass)
     if config.content_dedup:
         rows = {
             "entries": entries,
@@ -202,6 +209,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
+                                           "cascade": job.config.cascades,
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),

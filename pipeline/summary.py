@@ -10,7 +10,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from ..model.decision import DECISIONS
 from ..model.errors import BAD_MANIFEST_LINE
 from ..transforms.manifests import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
-from ..transforms.scoring import MODEL_LOAD_MS
+from ..transforms.scoring import MODEL_LOAD_MS, RESCORED
 from ..storage.layout import SUMMARY_FILE
 
 
@@ -94,6 +94,7 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "already_done": c.get("already_done", 0),
         "content_duplicates": c.get("content_duplicates", 0),
         "content_reused": c.get("content_reused", 0),
+        "rescored": c.get(RESCORED, 0),
         "rows": sum(decisions.values()),
         "scored": scored,
         "errors": sum(errors.values()),
@@ -127,6 +128,9 @@ def format_summary(summary: dict) -> str:
            f"{summary['content_reused']} reused an earlier run's)"
            if summary["content_duplicates"] or summary["content_reused"] else ""),
         f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
+        *([f"cascade        {summary['rescored']} of {summary['rows']} rows near a threshold or not decoded "
+           f"scored again by the exact steps; the other rows' scores are the first pass's (column exact false)"]
+          if summary.get("cascade") else []),
         f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
         f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
         f"model loads {summary['model_loads']}",

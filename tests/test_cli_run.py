@@ -153,7 +153,7 @@ def test_quiet_by_default_and_history_kept(tmp_path):
     noise = ("oneDNN", "absl", "cpu_feature_guard", "_tiffReadProc", "samples per pixel", "Traceback")
     assert not [line for line in first.stderr.splitlines() if any(n in line for n in noise)], first.stderr
     assert sorted(line.split(" ", 1)[1].split(" loaded in ")[0].split(" (")[0] for line in first.stderr.splitlines()) == \
-        ["3 rows to write", "model open_nsfw:onnx:864bb37bf886", "progress: 3 of 3 images"]  # our lines only
+        ["3 rows to write", "model open_nsfw:onnx:864bb37bf886:bfloat16", "progress: 3 of 3 images"]  # our lines only (the cascade's first pass)
     (run_folder,) = out.glob("run-*")
     assert json.loads((run_folder / "_SUMMARY.json").read_text()) == json.loads((out / "_SUMMARY.json").read_text())
 

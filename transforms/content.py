@@ -23,7 +23,7 @@ from .results import base_row, finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_VIEW_FACTS = ("frames", "views", "view", "yahoo_score")
+_VIEW_FACTS = ("frames", "views", "view", "yahoo_score", "exact")
 _COPIED = ("score", "decision", "error_kind", "error", "width", "height", *_VIEW_FACTS, "loader", "model",
            "scored_at")
 
@@ -81,7 +81,7 @@ class _SplitByContent(beam.DoFn):
                            frames=earlier["frames"], views=earlier["views"])
                 yield beam.pvalue.TaggedOutput(REUSED, finish(
                     row, score=earlier["score"], model=earlier["model"], thresholds=self._thresholds,
-                    view=earlier["view"], yahoo_score=earlier["yahoo_score"]))
+                    view=earlier["view"], yahoo_score=earlier["yahoo_score"], exact=earlier["exact"]))
             return
         yield uploads[0][0]
         if len(rows) > 1:

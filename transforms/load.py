@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.runtime import cpu_threads
-from ..model.preprocess import YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
+from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from .manifests import NAMESPACE, Entry
@@ -115,6 +115,11 @@ class Loading:
         self._max_in_flight = max_bytes_in_flight
         self._pool = self._readers = self._budget = None
 
+    @property
+    def exact(self) -> bool:
+        """Whether this is Yahoo's exact preprocessing."""
+        return self._loader == EXACT_LOADER
+
     def start(self) -> "Loading":
         self._pool = decode_pool(self._threads)
         self._readers = read_pool(self._read_threads)
@@ -199,6 +204,11 @@ class _LoadsAhead(beam.DoFn):
         self._loading = loading
         self._limit = ahead
         self._storage = storage  # see storage/options.py
+
+    @property
+    def exact(self) -> bool:
+        """Whether it loads with Yahoo's exact preprocessing."""
+        return self._loading.exact
 
     def setup(self):
         if self._storage is not None:

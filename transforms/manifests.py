@@ -362,6 +362,13 @@ class Entry:
         return self.manifest, self.line
 
 
+def entry_of(row: dict) -> Entry:
+    """The entry a row of a URI was made from (the inverse of ``results.base_row``), for steps
+    that make a row again from the start."""
+    columns = {name: value for name, value in row.items() if name not in RESERVED}
+    return Entry(row["uri"], columns, row["source_manifest"], row["source_line"], duplicates=row["duplicates"])
+
+
 class ReadManifest(beam.DoFn):
     """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
 

@@ -2,11 +2,14 @@
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
 ``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
-``view``, ``yahoo_score``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
+``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
 ``duplicates``, ``scored_at``.
 
 A file is scored on one or more views (``model.preprocess.View``): ``score`` and ``decision``
 are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` is Yahoo's own view's.
+``exact`` says whether the row's scores are Yahoo's exact ones (Yahoo's loader and the float32
+model): false for rows the cascade's first pass scored far from any threshold, and for opt-in
+faster settings; ``loader`` and ``model`` name the steps that ran.
 
 Each fact is written by the step that knows it: ``loader`` by the step that ran the loader,
 ``model`` by the model that produced the score (Beam's ``PredictionResult.model_id``),
@@ -38,6 +41,8 @@ RESULT_FIELDS = [
     pa.field("views", pa.int32()),
     pa.field("view", pa.string()),
     pa.field("yahoo_score", pa.float32()),
+    # the scores are Yahoo's exact ones (its loader, the float32 model), not a faster path's
+    pa.field("exact", pa.bool_()),
     pa.field("loader", pa.string()),
     pa.field("model", pa.string()),
     pa.field("source_manifest", pa.string()),
@@ -69,26 +74,29 @@ def _stamped(row: dict, **values) -> dict:
 
 
 def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view: str = YAHOO_VIEW,
-           yahoo_score: float | None = None) -> dict:
+           yahoo_score: float | None = None, exact: bool = True) -> dict:
     """The row of a scored image, with its decision (made here and nowhere else); ``model``:
     the id of the model that computed ``score``; ``view``: the view that scored it (Yahoo's by
-    default, whose score is then ``yahoo_score`` too)."""
+    default, whose score is then ``yahoo_score`` too); ``exact``: whether the loader and the
+    model that ran are Yahoo's exact ones."""
     return _stamped(row, score=score, decision=thresholds.decide(score), model=model, error_kind=None, error=None,
-                    view=view, yahoo_score=score if yahoo_score is None else yahoo_score)
+                    view=view, yahoo_score=score if yahoo_score is None else yahoo_score, exact=exact)
 
 
-def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds) -> dict:
+def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds, exact: bool = True) -> dict:
     """The row of a file scored on several views: ``scored`` holds ``(view, score, model)`` in
     view order, Yahoo's first. The highest score is the row's (the earliest view's on a tie),
     so a row never scores below Yahoo's own view."""
     best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
     view, score, model = scored[best]
-    return finish(row, score=score, model=model, thresholds=thresholds, view=view, yahoo_score=scored[0][1])
+    return finish(row, score=score, model=model, thresholds=thresholds, view=view, yahoo_score=scored[0][1],
+                  exact=exact)
 
 
 def fail(row: dict, kind: str, message: str) -> dict:
     """The row of an image that got no score: ``kind`` from ``model.errors.ERROR_KINDS``."""
-    return _stamped(row, score=None, decision="error", model=None, error_kind=kind, error=f"{kind}: {message}")
+    return _stamped(row, score=None, decision="error", model=None, error_kind=kind, error=f"{kind}: {message}",
+                    exact=None)
 
 
 def bad_line(row: dict, message: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ from ..model.decision import Thresholds
 from ..model import engines
 from ..model.preprocess import network_input
 from .load import ERRORS, LoadImage
-from .manifests import NAMESPACE
+from .manifests import NAMESPACE, entry_of
 from .progress import CountOutcomes
 from .results import finish, finish_views
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 # it, so a model that never scored (nothing new to score) is in none of them. Beam's own
 # load_model_latency metric misses loads made in another process (``model_sharing``).
 MODEL_LOAD_MS = "model_load_ms"
+# Rows of the cascade's first pass made again by the exact steps (near a threshold, or not decoded).
+RESCORED = "rescored"
 
 
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
@@ -78,6 +81,11 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
 
+    @property
+    def exact(self) -> bool:
+        """Whether the engine it loads gives the reference's scores."""
+        return self._engine.exact
+
 
 VIEWS = "views"  # tag of the scored views of files with several (see transforms.load.view_key)
 
@@ -92,17 +100,45 @@ def _route(element):
     yield beam.pvalue.TaggedOutput(VIEWS, (uri, (index, name, count, row, result.inference, result.model_id)))
 
 
-def _decide(element, thresholds: Thresholds) -> dict:
+def _decide(element, thresholds: Thresholds, exact: bool) -> dict:
     row, result = element  # (row, PredictionResult)
-    return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds)
+    return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds, exact=exact)
 
 
-def _decide_views(element, thresholds: Thresholds) -> dict:
+def _decide_views(element, thresholds: Thresholds, exact: bool) -> dict:
     _, views = element  # (uri, every scored view of it)
     views = sorted(views, key=lambda v: v[0])
     row = views[0][3]
     assert len(views) == views[0][2], f"{row['uri']}: {len(views)} of {views[0][2]} views scored"
-    return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds)
+    return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds, exact)
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstPass:
+    """The cascade's cheap first pass: every file is loaded by ``load`` and scored by
+    ``handler``; a row whose score lies within ``margin`` of a threshold, or whose file ``load``
+    read but could not decode, is made again by the exact steps. The others keep the first
+    pass's score (their ``exact`` column is false)."""
+
+    load: LoadImage
+    handler: OpenNsfwModelHandler
+    margin: float
+
+
+AGAIN = "again"  # tag of the first pass's rows that the exact steps make again
+
+
+def _keep_or_again(row: dict, thresholds: Thresholds, margin: float):
+    """A first-pass row on, or (tagged ``again``) its entry, for the exact steps."""
+    if row["score"] is not None:
+        again = thresholds.near(row["score"], margin)
+    else:  # bytes read but not decoded: the exact loader gets its own try
+        again = bool(row["bytes"])
+    if again:
+        beam.metrics.Metrics.counter(NAMESPACE, RESCORED).inc()
+        yield beam.pvalue.TaggedOutput(AGAIN, entry_of(row))
+    else:
+        yield row
 
 
 class ScoreImages(beam.PTransform):
@@ -110,30 +146,56 @@ class ScoreImages(beam.PTransform):
     batches (``RunInference`` with ``handler``), decide; every failure is a row among the others.
     Every view is an element of its own in the batches; a file with one view (nearly all) is
     decided as it comes out, the views of a file with several are grouped by URI first and the
-    row takes the highest score."""
+    row takes the highest score.
 
-    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes):
+    With ``first_pass`` (a :class:`FirstPass`), every file goes through its cheaper steps first
+    and only the rows near a threshold (or not decoded) through ``load`` and ``handler``. The
+    decisions are the exact steps' own: a row's first-pass score is kept only where it lies
+    farther from every threshold than the first pass ever moved a score (the margin), so its
+    exact score falls on the same side of each threshold."""
+
+    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes,
+                 first_pass: FirstPass | None = None):
         super().__init__()
         self._load = load
         self._handler = handler
         self._thresholds = thresholds
         self._count = count
+        self._first = first_pass
 
-    def expand(self, entries):
-        images = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(ERRORS, main="images")
+    def _scored(self, entries, load: LoadImage, handler: OpenNsfwModelHandler, step: str) -> dict:
+        """The finished rows of ``entries``, not yet counted: one PCollection per branch."""
+        exact = load.exact and handler.exact
+        images = entries | f"{step}LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
         inferred = (
             images.images
-            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
+            | f"{step}RunInference" >> RunInference(KeyedModelHandler(handler))
+            | f"{step}Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
         )
+        return {
+            "Scored": inferred.single | f"{step}Decide" >> beam.Map(_decide, self._thresholds, exact),
+            "ScoredViews": (
+                inferred[VIEWS]
+                | f"{step}GroupViews" >> beam.GroupByKey()
+                | f"{step}DecideViews" >> beam.Map(_decide_views, self._thresholds, exact)
+            ),
+            "Errors": images[ERRORS],
+        }
+
+    def expand(self, entries):
+        if self._first is None:
+            branches = self._scored(entries, self._load, self._handler, "")
+        else:
+            first = self._first
+            branches, again = {}, []
+            for name, rows in self._scored(entries, first.load, first.handler, "FirstPass").items():
+                split = rows | f"Near{name}" >> beam.FlatMap(
+                    _keep_or_again, self._thresholds, first.margin).with_outputs(AGAIN, main="kept")
+                branches[f"FirstPass{name}"] = split.kept
+                again.append(split[AGAIN])
+            exact = tuple(again) | "NearThreshold" >> beam.Flatten()
+            branches.update(self._scored(exact, self._load, self._handler, "Exact"))
         # each branch counted on its own, before the flatten: counted after it, single-view rows
         # would wait in the local runner for the group of the multi-view ones (the end of the run)
-        scored = inferred.single | "Decide" >> beam.Map(_decide, self._thresholds) | "CountScored" >> self._count
-        combined = (
-            inferred[VIEWS]
-            | "GroupViews" >> beam.GroupByKey()
-            | "DecideViews" >> beam.Map(_decide_views, self._thresholds)
-            | "CountScoredViews" >> self._count
-        )
-        failed = images[ERRORS] | "CountErrors" >> self._count
-        return (scored, combined, failed) | "WithErrors" >> beam.Flatten()
+        counted = [rows | f"Count{name}" >> self._count for name, rows in branches.items()]
+        return tuple(counted) | "WithErrors" >> beam.Flatten()
