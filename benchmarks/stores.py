@@ -68,9 +68,9 @@ def main() -> None:
 def run_cli_summary(output: str, flags: list[str]) -> str:
     from apache_beam.io.filesystems import FileSystems
 
-    from nsfw_scan.pipeline.filesystems import storage_from_beam_args
+    from nsfw_scan.storage.options import StorageOptions
 
-    storage_from_beam_args(flags)
+    StorageOptions.from_beam_args(flags).apply()
     with FileSystems.open(FileSystems.join(output, "_SUMMARY.json")) as f:
         return f.read().decode()
 

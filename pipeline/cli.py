@@ -24,11 +24,11 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 def cmd_score(args) -> int:
     from ..model.engines import make_engine
     from .flags import config_from_args
-    from .filesystems import storage_from_args
+    from ..storage.options import StorageOptions
     from .score_files import score_paths
 
     config = config_from_args(args)
-    storage_from_args(args)  # before any file is read
+    StorageOptions.from_flags(args).apply()  # before any file is read
     scorer = make_engine(config.engine_spec())
     any_error = False
     for result in score_paths(args.paths, config, scorer):
@@ -73,12 +73,13 @@ def cmd_demo(args, argv) -> int:
 
 
 def cmd_report(args) -> int:
-    from .filesystems import absolute, storage_from_args
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
     from .flags import config_from_args
     from .report import format_report, write_report
 
     config = config_from_args(args)
-    storage_from_args(args)  # before any file is read
+    StorageOptions.from_flags(args).apply()  # before any file is read
     report_dir = absolute(args.report_dir) if args.report_dir else None
     print(format_report(*write_report(absolute(args.directory), config.thresholds, report_dir)))
     return EXIT_OK
@@ -101,7 +102,7 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .filesystems import add_storage_flags
+    from ..storage.options import add_storage_flags
     from .flags import add_config_flags, add_verbose_flag, positive_float
 
     # allow_abbrev=False everywhere: a shortened flag (--forc) is an error, never taken for another

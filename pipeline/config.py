@@ -19,9 +19,9 @@ from ..model.decision import Thresholds
 from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
 from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
-from ..transforms.httpfs import HttpSettings
+from ..storage.httpfs import HttpSettings
 from ..transforms.load import Loading
-from ..transforms.read import ReadPolicy
+from ..storage.read import ReadPolicy
 
 
 class ConfigError(ValueError):
@@ -93,7 +93,7 @@ class Reading:
 
 @dataclasses.dataclass(frozen=True)
 class Http:
-    """``http://`` and ``https://`` image URLs (see ``transforms/httpfs.py``)."""
+    """``http://`` and ``https://`` image URLs (see ``storage/httpfs.py``)."""
 
     allow_networks: tuple = ()
     timeout_s: float = 30.0
@@ -239,7 +239,7 @@ class Config:
         return self.loading(self.cascade.loader), self.engine_spec("tensorflow", self.cascade.precision)
 
     def read_policy(self) -> ReadPolicy:
-        """Retries, timeouts and the http(s) address guard for ``transforms.read.read_bytes``."""
+        """Retries, timeouts and the http(s) address guard for ``storage.read.read_bytes``."""
         r = self.reading
         http = HttpSettings(tuple(self.http.allow_networks), self.http.timeout_s, self.http.max_redirects)
         return ReadPolicy(r.attempts, r.backoff_s, r.max_wait_s, r.timeout_s, max(64, r.threads), http)

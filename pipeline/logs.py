@@ -16,6 +16,8 @@ import re
 import sys
 import warnings
 
+from ..storage.compat import worker_log_relay
+
 # Messages Beam logs on every run that say nothing about the job (Beam's memory probe needs
 # torch to be installed; the apitools note is about BigQuery, which the job does not use), and
 # TensorFlow's retracing warning: every model load (one per part with --partitions) traces the
@@ -35,9 +37,9 @@ QUIET_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker", "ap
                  "apache_beam.utils.subprocess_server", "PIL")
 
 
-# Beam's local runner in ``multi_processing`` mode relays its worker processes' log records from
-# this logger, each as the text of a protobuf ("Worker: severity: INFO ... message: "..." ...").
-WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
+# Beam's local runner in ``multi_processing`` mode relays its worker processes' log records
+# through one logger of its own (``storage/compat.py``'s ``worker_log_relay``), each as the text
+# of a protobuf ("Worker: severity: INFO ... message: "..." ...").
 _WORKER_PROGRESS = re.compile(r'message: "(?P<line>(?:part \d+ of \d+: )?(?:(?P<progress>progress: )|\d+ rows to write )'
                               r'[^"\\]*)"')
 
@@ -109,7 +111,7 @@ def configure_logging(verbose: bool = False, quiet_native: bool = False) -> None
         ours.propagate = False
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
-    relay = logging.getLogger(WORKER_RELAY)
+    relay = worker_log_relay()
     if not any(isinstance(h, _RelayWorkerProgress) for h in relay.handlers):
         relay.addHandler(_RelayWorkerProgress())
     relay.setLevel(logging.NOTSET if verbose else logging.INFO)

@@ -31,7 +31,7 @@ from ..model.decision import DECISIONS, Thresholds
 from ..model.preprocess import YAHOO_VIEW
 from ..transforms.results import output_schema, with_result_columns
 from .config import ConfigError
-from .filesystems import shown
+from ..storage.paths import shown
 from ..storage.output_dir import result_files
 from ..storage.layout import REPORT_DIR
 

@@ -14,7 +14,6 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.earlier import DoneKeys
-from ..transforms.filesystems import storage_options
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
 from ..transforms.results import output_schema
@@ -23,9 +22,11 @@ from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
 from . import interrupts
 from .config import Config, ConfigError
-from .filesystems import absolute, shown, storage_from_beam_args
 from .flags import add_config_flags, at_least, config_from_args
-from .lock import OutputLock
+from ..storage.lock import OutputLock
+from ..storage.options import StorageOptions
+from ..storage.paths import absolute, shown
+from ..storage.compat import flag_names
 from ..storage.layout import run_folder_name
 from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, remove_folders, result_files,
                                   run_folders, run_result_files)
@@ -65,7 +66,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
     stable hash is i modulo K. Every step that touches files gets the pipeline's storage
     options, to set in whichever worker process runs it."""
-    storage = storage_options(pipeline.options)
+    storage = StorageOptions.from_pipeline_options(pipeline.options)
     handler = OpenNsfwModelHandler(
         config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
@@ -145,7 +146,7 @@ def job_from_flags(argv=None) -> Job:
     args, beam_args = parser.parse_known_args(argv)
     config = config_from_args(args)
     beam_args = config.beam_args() + beam_args
-    check_beam_args(beam_args, list(parser._option_string_actions))
+    check_beam_args(beam_args, flag_names(parser))
     return Job(tuple(absolute(p) for p in args.manifest), absolute(args.output), config, tuple(beam_args),
                args.rescore_errors, args.force, args.break_lock)
 
@@ -163,7 +164,7 @@ def run_job(job: Job) -> dict:
     of the URIs (the local runner shuffles in memory), and a killed job keeps the parts that
     finished. De-duplication stays exact, since equal URIs hash to the same part."""
     config = job.config
-    storage = storage_from_beam_args(list(job.beam_args))  # before anything touches a file
+    storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     model = config.engine_spec().expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)

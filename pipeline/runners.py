@@ -17,19 +17,17 @@ import difflib
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from ..storage.compat import add_option_flags, beam_flag_parser, flag_names, provision_with_options
 from .config import ConfigError
 
 LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}
 
 
 def local_runner(options: PipelineOptions):
-    from apache_beam.portability.api import beam_provision_api_pb2
+    """Beam's in-process FnApiRunner, its workers given ``options``."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=provision)
+    return fn_runner.FnApiRunner(provision_info=provision_with_options(options))
 
 
 def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
@@ -56,11 +54,9 @@ def submit(pipeline: beam.Pipeline):
 
 def _beam_flag_parser():
     """The parser Beam's ``PipelineOptions.get_all_options`` uses: every options class loaded."""
-    from apache_beam.options.pipeline_options import _BeamArgumentParser
-
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = beam_flag_parser(allow_abbrev=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+        add_option_flags(cls, parser)
     return parser
 
 
@@ -81,7 +77,7 @@ def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
     _, unknown = parser.parse_known_args(beam_args)
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
     if flags:
-        known = [*own_flags, *parser._option_string_actions]  # pylint: disable=protected-access
+        known = [*own_flags, *flag_names(parser)]
         close = difflib.get_close_matches(flags[0], known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"unknown flag {flags[0]}{hint}: neither nsfw-scan run nor Beam's pipeline options know it")

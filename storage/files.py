@@ -1,5 +1,6 @@
 """Files of the output folder, on any Beam filesystem: listing them (failures named, never
-"nothing there"), reading a Parquet file, and writing one so that it appears whole."""
+"nothing there"), reading a Parquet file, writing one so that it appears whole, and streaming
+rows into one (:class:`ParquetRowWriter`, what the result files are written with)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,41 @@ def write_table(path: str, table: pa.Table) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(partial, path)
+
+
+class ParquetRowWriter:
+    """Rows (dicts) streamed into an open binary file as Parquet with ``schema``: gathered into
+    record batches of ``batch_rows`` rows, written as one row group once ``row_group_bytes``
+    (uncompressed) are gathered and at :meth:`close`, which closes the file too."""
+
+    def __init__(self, file, schema: pa.Schema, compression: str = "snappy", batch_rows: int = 1000,
+                 row_group_bytes: int = 64 << 20):
+        self._file, self._schema = file, schema
+        self._batch_rows, self._row_group_bytes = batch_rows, row_group_bytes
+        self._writer = pq.ParquetWriter(file, schema, compression=compression)
+        self._rows, self._batches, self._bytes = [], [], 0
+
+    def write(self, row: dict) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self._batch_rows:
+            self._batch()
+
+    def _batch(self) -> None:
+        batch = pa.RecordBatch.from_pylist(self._rows, schema=self._schema)
+        self._rows = []
+        self._batches.append(batch)
+        self._bytes += batch.nbytes
+        if self._bytes >= self._row_group_bytes:
+            self._row_group()
+
+    def _row_group(self) -> None:
+        if self._batches:
+            self._writer.write_table(pa.Table.from_batches(self._batches, schema=self._schema))
+        self._batches, self._bytes = [], 0
+
+    def close(self) -> None:
+        if self._rows:
+            self._batch()
+        self._row_group()
+        self._writer.close()
+        self._file.close()

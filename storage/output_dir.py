@@ -5,7 +5,7 @@
 killed leaves Beam's ``beam-temp-*`` folder and the rows it had made durable (``_rows/``, see
 ``storage/rows.py``), which the next run salvages into a result file of that folder before
 removing the rest. ``DIR/_SUMMARY.json`` is the latest run's summary, ``DIR/_LOCK`` the lock of
-the run in progress (``pipeline/lock.py``). ``pyarrow.parquet.read_table(DIR)`` reads every run.
+the run in progress (``storage/lock.py``). ``pyarrow.parquet.read_table(DIR)`` reads every run.
 
 On object stores (s3://, gs://) folders are only prefixes of object names: a run folder is
 listed and deleted as every object under ``<folder>/``; Beam's own ``delete`` of a folder path

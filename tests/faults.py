@@ -246,7 +246,7 @@ def tls_files(directory, name: str) -> tuple[str, str]:
 
 
 def s3_flags(endpoint: str) -> list[str]:
-    """Beam's S3 options for an endpoint (what ``FileSystems.set_options`` takes)."""
+    """Beam's S3 options for an endpoint, as flags."""
     return [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=testing", "--s3_secret_access_key=testing",
             "--s3_region_name=us-east-1"]
 

@@ -128,12 +128,12 @@ def test_bucket_with_the_job_server_started_by_beam(cluster, moto_server, tmp_pa
 
 
 def test_a_held_output_folder_is_refused_before_the_job_is_submitted(cluster, tmp_path):
-    from nsfw_scan.pipeline.lock import OutputLock
+    from nsfw_scan.storage.lock import OutputLock
 
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text(SAMPLE[0] + "\n")
     out.mkdir()
-    with OutputLock(str(out), {}, False):
+    with OutputLock(str(out)):
         refused = nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
     assert refused.returncode == 2 and "another run is writing to this output folder" in refused.stderr, refused.stderr
     assert not list(out.glob("run-*"))

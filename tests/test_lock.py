@@ -13,11 +13,11 @@ import pytest
 
 from cli import nsfw_scan
 from stores import gcs_emulator, image_bytes, moto_server, store  # noqa: F401 (fixtures)
-from nsfw_scan.pipeline.filesystems import storage_from_beam_args
-from nsfw_scan.pipeline.lock import LockHeld, OutputLock
+from nsfw_scan.storage.lock import LockHeld, OutputLock
+from nsfw_scan.storage.options import StorageOptions
 
-HOLD = "import sys, time; from nsfw_scan.pipeline.lock import OutputLock\n" \
-       "with OutputLock(sys.argv[1], {}):\n    print('held', flush=True); time.sleep(600)\n"
+HOLD = "import sys, time; from nsfw_scan.storage.lock import OutputLock\n" \
+       "with OutputLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"
 
 
 def test_local_folder_one_writer_and_a_killed_holder(tmp_path):
@@ -50,7 +50,7 @@ def _record(host: str, pid: int, age: float) -> bytes:
 
 
 def test_object_store_lock_rules(store):
-    storage = storage_from_beam_args(store.flags)
+    storage = StorageOptions.from_beam_args(store.flags).apply()
     folder = store.uri("out")
     store.put("out/_LOCK", _record("elsewhere", 1, age=5))  # a live run on another machine
     with pytest.raises(LockHeld, match="host elsewhere, pid 1, "):
@@ -72,10 +72,10 @@ def test_object_store_lock_rules(store):
 
 
 def test_a_lock_taken_over_is_noticed(store, monkeypatch):
-    from nsfw_scan.pipeline import lock as lock_module
+    from nsfw_scan.storage import lock as lock_module
 
     monkeypatch.setattr(lock_module, "REFRESH_SECONDS", 0.2)
-    storage = storage_from_beam_args(store.flags)
+    storage = StorageOptions.from_beam_args(store.flags).apply()
     with OutputLock(store.uri("out"), storage) as held:
         store.put("out/_LOCK", _record("elsewhere", 1, age=0))  # someone broke it
         deadline = time.monotonic() + 30

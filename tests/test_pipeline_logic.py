@@ -310,7 +310,7 @@ def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
     assert "contains a space at position 21" in rows[uris[0]]["error"]
     assert "no host" in rows[uris[2]]["error"] and "no bucket" in rows[uris[3]]["error"]
     from nsfw_scan.model.errors import ERROR_KINDS
-    from nsfw_scan.transforms.read import ReadPolicy, read_bytes
+    from nsfw_scan.storage.read import ReadPolicy, read_bytes
 
     started = time.monotonic()  # one attempt, no waiting for the next
     with pytest.raises(Exception, match="^bad_uri: "):

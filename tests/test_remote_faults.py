@@ -15,16 +15,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 from nsfw_scan.model.preprocess import ImageError
 from nsfw_scan.pipeline.config import ConfigError, load_config
-from nsfw_scan.transforms import httpfs
-from nsfw_scan.transforms.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
+from nsfw_scan.storage import httpfs
+from nsfw_scan.storage.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
 from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
-from nsfw_scan.transforms.read import ReadPolicy, read_bytes
+from nsfw_scan.storage.options import StorageOptions, applied
+from nsfw_scan.storage.read import ReadPolicy, read_bytes
 
 LOOPBACK = ("127.0.0.0/8",)
 # S3 reads time out after 1 s (the proxy's "slow" answers take 1.5 s), http(s) ones after 0.5 s
@@ -86,15 +86,15 @@ def web():
 def s3():
     """moto's S3 server, a fault proxy in front of it, and Beam's S3 options pointing at the
     proxy (set in this process, as a pipeline run sets them)."""
-    before = FileSystems._pipeline_options
+    before = applied()
     with MotoS3() as store, FaultServer(upstream=(store.host, store.port), slow_s=1.5) as proxy:
-        FileSystems.set_options(PipelineOptions(s3_flags(proxy.url(""))))
+        StorageOptions.from_beam_args(s3_flags(proxy.url(""))).apply()
         proxy.store = store
         # one read first: the process's S3 client and the server's first answer cost more than
         # a read, and the tests count the requests each read makes
         assert read_bytes(store.put("warm-up.jpg", photo(0)), LIMIT, POLICY)
         yield proxy
-    FileSystems.set_options(before)
+    before.apply()
 
 
 @pytest.mark.parametrize("fault, requests, expected", MATRIX + HTTP_ONLY, ids=str)

@@ -99,10 +99,10 @@ def test_store_errors_stop_the_run(store, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{missing}/_LOCK: cannot take the output folder's lock: " in result.stderr
 
-    from nsfw_scan.pipeline.filesystems import storage_from_beam_args
+    from nsfw_scan.storage.options import StorageOptions
     from nsfw_scan.storage.output_dir import OutputDirError, result_files
 
-    storage_from_beam_args(store.flags)
+    StorageOptions.from_beam_args(store.flags).apply()
     assert result_files(store.uri("nothing-yet")) == []
     if store.scheme == "gs":  # (Beam's S3 listing reads a missing bucket as an empty one)
         with pytest.raises(OutputDirError, match=f"^cannot list {missing}/run-.*NotFound"):

@@ -17,6 +17,7 @@ import dataclasses
 import apache_beam as beam
 
 from ..model.decision import Thresholds
+from ..storage.options import StorageOptions
 from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
 from .manifests import NAMESPACE
@@ -64,8 +65,8 @@ class EarlierScores(beam.PTransform):
     ``first_pass``, the cascade's first-pass rows it would keep; with ``views`` ``yahoo``,
     their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, storage: dict | None = None, views: str = "all",
-                 first_pass: FirstPassScores | None = None):
+    def __init__(self, files: list[str], model: str, loader: str, storage: StorageOptions | None = None,
+                 views: str = "all", first_pass: FirstPassScores | None = None):
         super().__init__()
         self._first_pass = first_pass
         self._files = files

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from .filesystems import ReadParquetFiles
+from ..storage.options import StorageOptions
+from .read_parquet import ReadParquetFiles
 from .manifests import bad_line_key, in_partition
 from .results import with_result_columns
 
@@ -15,7 +16,7 @@ class ReadEarlierResults(beam.PTransform):
     """Result files of earlier runs -> their rows, ``columns`` only; those a file lacks because
     an older nsfw-scan wrote it are filled in (``with_result_columns``)."""
 
-    def __init__(self, files: list[str], columns: list[str], storage: dict | None = None):
+    def __init__(self, files: list[str], columns: list[str], storage: StorageOptions | None = None):
         super().__init__()
         self._files = files
         self._columns = columns
@@ -44,7 +45,7 @@ class DoneKeys(beam.PTransform):
     """Parquet result files -> the keys they cover (read column-wise)."""
 
     def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
-                 storage: dict | None = None):
+                 storage: StorageOptions | None = None):
         super().__init__()
         self._files = files
         self._storage = storage

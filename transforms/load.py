@@ -23,9 +23,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.runtime import cpu_threads
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
-from .filesystems import use_storage_options
+from ..storage.options import StorageOptions
+from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from .manifests import NAMESPACE, Entry
-from .read import ByteBudget, ReadPolicy, read_bytes
 from .results import bad_line, base_row, fail
 
 ERRORS = "errors"  # tag of the output that carries finished error rows
@@ -200,10 +200,10 @@ class _LoadsAhead(beam.DoFn):
     """Hands each entry to ``Loading`` in this process's pools and emits the results in order,
     once ``ahead`` newer entries have been handed over (the rest at the end of the bundle)."""
 
-    def __init__(self, loading: Loading, ahead: int = 64, storage: dict | None = None):
+    def __init__(self, loading: Loading, ahead: int = 64, storage: StorageOptions | None = None):
         self._loading = loading
         self._limit = ahead
-        self._storage = storage  # see transforms/filesystems.py
+        self._storage = storage  # see storage/options.py
 
     @property
     def exact(self) -> bool:
@@ -211,7 +211,8 @@ class _LoadsAhead(beam.DoFn):
         return self._loading.exact
 
     def setup(self):
-        use_storage_options(self._storage)
+        if self._storage is not None:
+            self._storage.apply()
         self._loading.start()
         self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
 

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from .filesystems import use_storage_options
+from ..storage.options import StorageOptions
 from .results import RESERVED
 
 NAMESPACE = "nsfw_scan"
@@ -372,14 +372,15 @@ def entry_of(row: dict) -> Entry:
 class ReadManifest(beam.DoFn):
     """A manifest path -> its entries, streamed (the manifest is never held in memory)."""
 
-    def __init__(self, plan: ManifestPlan, count_rows: bool = True, storage: dict | None = None):
+    def __init__(self, plan: ManifestPlan, count_rows: bool = True, storage: StorageOptions | None = None):
         self._columns = plan.columns
         self._uri_column = plan.uri_column
         self._count_rows = count_rows  # a partitioned run reads the manifests once per part
-        self._storage = storage  # see transforms/filesystems.py
+        self._storage = storage  # see storage/options.py
 
     def setup(self):
-        use_storage_options(self._storage)
+        if self._storage is not None:
+            self._storage.apply()
         self._counters = {name: beam.metrics.Metrics.counter(NAMESPACE, name) for name in LINE_COUNTERS}
 
     def records(self, path: str) -> Iterator[Record]:
@@ -525,7 +526,8 @@ class ReadManifests(beam.PTransform):
     """Manifest files -> an ``Entry`` per line (those of part i of K where ``partition`` = (i, K)),
     streamed: a manifest is never held in memory."""
 
-    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1), storage: dict | None = None):
+    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1),
+                 storage: StorageOptions | None = None):
         super().__init__()
         self._plan = plan
         self._partition = partition

@@ -12,60 +12,72 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io import iobase
+from apache_beam.io.filebasedsink import FileBasedSink
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ..storage.files import ParquetRowWriter
 from ..storage.layout import PART_PREFIX
 from ..storage.rows import write_rows
-from .filesystems import use_storage_options
+from ..storage.options import StorageOptions
 
 
-class _SinkWithStorage(iobase.Sink):
-    """Beam's Parquet sink, setting the storage options first in each of its steps: the
-    temporary folder, the writers, and the final renames each run in whichever worker
-    process the runner picks, not necessarily one where another step of ours ran."""
+class _ParquetSink(FileBasedSink):
+    """Result rows as Parquet files ``<prefix>-SSSSS-of-NNNNN.parquet`` (snappy), each written by
+    ``storage/files.py``'s ``ParquetRowWriter``. Each of its steps applies the storage options
+    first: the temporary folder, the writers, and the final renames each run in whichever
+    worker process the runner picks, not necessarily one where another step of ours ran."""
 
-    def __init__(self, sink: iobase.Sink, storage: dict | None):
-        self._sink = sink
-        self._storage = storage
-        self.num_shards = getattr(sink, "num_shards", 0)
-
-    def initialize_write(self):
-        use_storage_options(self._storage)
-        return self._sink.initialize_write()
-
-    def open_writer(self, init_result, uid):
-        use_storage_options(self._storage)
-        return self._sink.open_writer(init_result, uid)
-
-    def pre_finalize(self, init_result, writer_results):
-        use_storage_options(self._storage)
-        return self._sink.pre_finalize(init_result, writer_results)
-
-    def finalize_write(self, init_result, writer_results, pre_finalize_result):
-        use_storage_options(self._storage)
-        return self._sink.finalize_write(init_result, writer_results, pre_finalize_result)
-
-    def display_data(self):
-        return self._sink.display_data()
-
-
-class WriteResults(beam.PTransform):
-    def __init__(self, directory: str, schema: pa.Schema, storage: dict | None = None):
-        super().__init__()
-        self._directory = directory
+    def __init__(self, file_path_prefix: str, schema: pa.Schema, storage: StorageOptions | None):
+        super().__init__(file_path_prefix, coder=None, file_name_suffix=".parquet",
+                         mime_type="application/x-parquet",
+                         compression_type=CompressionTypes.UNCOMPRESSED)  # Parquet compresses its pages
         self._schema = schema
         self._storage = storage
 
+    def _apply(self):
+        if self._storage is not None:
+            self._storage.apply()
+
+    def initialize_write(self):
+        self._apply()
+        return super().initialize_write()
+
+    def open_writer(self, init_result, uid):
+        self._apply()
+        return super().open_writer(init_result, uid)
+
+    def pre_finalize(self, init_result, writer_results):
+        self._apply()
+        return super().pre_finalize(init_result, writer_results)
+
+    def finalize_write(self, init_result, writer_results, pre_finalize_result):
+        self._apply()
+        return super().finalize_write(init_result, writer_results, pre_finalize_result)
+
+    def open(self, temp_path):
+        return ParquetRowWriter(super().open(temp_path), self._schema, compression="snappy")
+
+    def write_record(self, writer: ParquetRowWriter, row: dict):
+        writer.write(row)
+
+    def close(self, writer: ParquetRowWriter):
+        writer.close()
+
+    def display_data(self):
+        return {**super().display_data(), "codec": "snappy", "schema": str(self._schema)}
+
+
+class WriteResults(beam.PTransform):
+    """Result rows -> ``<directory>/part-*.parquet``, renamed into place once every row is
+    written (Beam's ``Write`` of a file-based sink)."""
+
+    def __init__(self, directory: str, schema: pa.Schema, storage: StorageOptions | None = None):
+        super().__init__()
+        self._sink = _ParquetSink(FileSystems.join(directory, PART_PREFIX), schema, storage)
+
     def expand(self, rows):
-        write = beam.io.WriteToParquet(
-            FileSystems.join(self._directory, PART_PREFIX),
-            self._schema,
-            file_name_suffix=".parquet",
-            codec="snappy",
-        )
-        write._sink = _SinkWithStorage(write._sink, self._storage)  # Beam keeps its sink there
-        return rows | "WriteParquet" >> write
+        return rows | "WriteParquet" >> beam.io.Write(self._sink)
 
 
 class _KeepRows(beam.DoFn):
@@ -74,12 +86,13 @@ class _KeepRows(beam.DoFn):
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
     would make many tiny files."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None):
         self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
         self._storage = storage
 
     def setup(self):
-        use_storage_options(self._storage)
+        if self._storage is not None:
+            self._storage.apply()
         self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
 
     def _flush(self) -> None:
@@ -109,7 +122,7 @@ class KeepRows(beam.PTransform):
     """Finished rows -> nothing: they are written to durable row files of ``run_folder`` while the
     run goes (removed when it finishes, salvaged by the next run if it was killed)."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: dict | None = None):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None = None):
         super().__init__()
         self._fn = _KeepRows(run_folder, schema, rows, seconds, storage)
 

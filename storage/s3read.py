@@ -3,10 +3,11 @@
 Beam's S3 filesystem builds a new boto3 client for every file it opens, asks for the object's
 metadata before reading it (two round trips per image), and retries inside itself (botocore's
 attempts times Beam's seven, from 5 s apart), so one object that keeps failing holds a thread
-for many minutes. Images are small and read whole, so ``transforms/read.py`` reads them here
-instead: one shared client per process, made from the same ``S3Options`` Beam's filesystem
-uses (``FileSystems``' pipeline options), one GET, socket timeouts, and failures translated to
-the types ``transforms/httpfs.py`` uses, so that ``read.py``'s retries decide for both.
+for many minutes. Images are small and read whole, so ``storage/read.py`` reads them here
+instead: one shared client per process, made from the storage options applied in it (the
+``S3Options`` Beam's filesystem uses, ``storage/clients.py``), one GET, socket timeouts, and
+failures translated to the types ``storage/httpfs.py`` uses, so that ``read.py``'s retries
+decide for both.
 Manifests and results still go through Beam's filesystem.
 """
 
@@ -16,11 +17,9 @@ import io
 import threading
 import time
 
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, S3Options
-from apache_beam.options.value_provider import RuntimeValueProvider
-
+from .clients import s3_client
 from .httpfs import HttpStatusError, IncompleteBody
+from .options import applied
 
 _clients: dict[tuple, object] = {}
 _lock = threading.Lock()
@@ -28,25 +27,13 @@ CHUNK = 64 << 10
 
 
 def _client(timeout_s: float, connections: int):
-    import boto3
-    from botocore.config import Config
-
-    # What Beam's own S3 filesystem is given (FileSystems.get_filesystem does the same).
-    options = FileSystems._pipeline_options or RuntimeValueProvider.runtime_options or {}
-    if not isinstance(options, PipelineOptions):
-        options = PipelineOptions.from_dictionary(dict(options))
-    s3 = options.view_as(S3Options)
-    settings = (s3.s3_access_key_id, s3.s3_secret_access_key, s3.s3_session_token, s3.s3_endpoint_url,
-                s3.s3_disable_ssl, s3.s3_region_name, s3.s3_api_version, s3.s3_verify)
-    key = settings + (timeout_s, connections)
+    """This process's client for the storage options applied in it (those Beam's S3 filesystem
+    uses too), one per distinct S3 settings, timeout and pool size."""
+    options = applied()
+    key = (tuple(item for item in options.given if item[0].startswith("s3_")), timeout_s, connections)
     with _lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(
-                "s3", region_name=s3.s3_region_name, api_version=s3.s3_api_version, use_ssl=not s3.s3_disable_ssl,
-                verify=s3.s3_verify, endpoint_url=s3.s3_endpoint_url, aws_access_key_id=s3.s3_access_key_id,
-                aws_secret_access_key=s3.s3_secret_access_key, aws_session_token=s3.s3_session_token,
-                config=Config(connect_timeout=timeout_s, read_timeout=timeout_s, max_pool_connections=connections,
-                              retries={"total_max_attempts": 1, "mode": "standard"}))
+            _clients[key] = s3_client(options, timeout_s, connections)
         return _clients[key]
 
 

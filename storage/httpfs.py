@@ -2,7 +2,7 @@
 
 Importing this module registers :class:`HttpFileSystem` and :class:`HttpsFileSystem` with
 Beam's ``FileSystems`` (Beam finds every ``FileSystem`` subclass by its ``scheme()``), so
-``FileSystems.open("https://...")`` works wherever it is imported (``transforms/read.py``
+``FileSystems.open("https://...")`` works wherever it is imported (``storage/read.py``
 imports it, so the job, ``score`` and every worker that reads images have it).
 
 Image URLs are untrusted: before connecting, and again for every redirect, the host is
@@ -18,11 +18,13 @@ environment is used. Failures are typed so that callers can tell permanent from 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import http.client
 import io
 import ipaddress
 import socket
 import ssl
+import sys
 import time
 import urllib.parse
 
@@ -103,23 +105,34 @@ def checked_address(host: str, port: int, settings: HttpSettings) -> str:
                          f"address (open it with http.allow_networks)")
 
 
-class _Pinned:
+class _PinnedHTTP(http.client.HTTPConnection):
     """An http.client connection that connects to an address chosen beforehand; the Host
-    header and the TLS server name stay the URL's host name."""
+    header (and, over TLS, the server name) stays the URL's host name. Its ``connect`` is
+    http.client's, made to the checked address, so no second DNS lookup happens."""
 
-    def __init__(self, host, port, address, timeout, **kwargs):
-        super().__init__(host, port, timeout=timeout, **kwargs)
-        # connect() calls self._create_connection((host, port), ...): the host is replaced by
-        # the checked address, so no second DNS lookup happens.
-        self._create_connection = lambda host_port, *args: socket.create_connection((address, host_port[1]), *args)
+    tls = False
+
+    def __init__(self, host, port, address, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        sys.audit("http.client.connect", self, self.host, self.port)
+        self.sock = socket.create_connection((self._address, self.port), self.timeout, self.source_address)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            if exc.errno != errno.ENOPROTOOPT:
+                raise
+        if self.tls:
+            self.sock = _TLS.wrap_socket(self.sock, server_hostname=self.host)
 
 
-class _PinnedHTTP(_Pinned, http.client.HTTPConnection):
-    pass
+class _PinnedHTTPS(_PinnedHTTP):
+    """Over TLS (``_TLS``: the system's trusted certificates, host names checked)."""
 
-
-class _PinnedHTTPS(_Pinned, http.client.HTTPSConnection):
-    pass
+    default_port = http.client.HTTPS_PORT  # the Host header leaves it out, as for https
+    tls = True
 
 
 _TLS = ssl.create_default_context()
@@ -178,8 +191,7 @@ def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_tim
         port = parts.port or (443 if https else 80)
         address = checked_address(parts.hostname, port, settings)
         kind = _PinnedHTTPS if https else _PinnedHTTP
-        kwargs = {"context": _TLS} if https else {}
-        connection = kind(parts.hostname, port, address, max(0.001, deadline - time.monotonic()), **kwargs)
+        connection = kind(parts.hostname, port, address, max(0.001, deadline - time.monotonic()))
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         try:
             connection.request("GET", target, headers={"User-Agent": settings.user_agent, "Accept": "image/*,*/*;q=0.5"})

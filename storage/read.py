@@ -9,8 +9,8 @@ refused connections, timeouts and bodies shorter than their Content-Length. Perm
 timeout (``timeout_s``: connecting, every socket read, and the whole answer); after the last
 try the error kind says what happened (``timeout``, ``read_error``, ...).
 
-``s3://`` images are read with one GET each (``transforms/s3read.py``), ``http(s)://`` by
-``transforms/httpfs.py`` (which also registers those schemes with Beam's ``FileSystems``), and
+``s3://`` images are read with one GET each (``storage/s3read.py``), ``http(s)://`` by
+``storage/httpfs.py`` (which also registers those schemes with Beam's ``FileSystems``), and
 everything else through ``FileSystems.open``.
 """
 

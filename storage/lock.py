@@ -20,6 +20,9 @@ folder as "a run that did not finish".
 - Other filesystems (hdfs://, azfs://, ...): the same record and rules through Beam's
   FileSystems, read-then-write (not atomic against two runs starting in the same instant).
 
+This module holds the protocol (the holder's record, the rules above, the refresh thread); each
+store's reads and conditional writes are in ``storage/lock_stores.py``.
+
 ``--break-lock`` takes the lock whatever its state, for the operator who knows its holder is gone.
 """
 
@@ -36,10 +39,11 @@ import time
 import uuid
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from ..storage.output_dir import OutputDirError
-from ..storage.layout import LOCK_FILE
+from .layout import LOCK_FILE
+from .lock_stores import Store, object_store
+from .options import StorageOptions
+from .output_dir import OutputDirError
 
 REFRESH_SECONDS = 30.0
 STALE_SECONDS = 300.0
@@ -166,7 +170,7 @@ class _LocalLock:
 class _ObjectLock:
     """The lock as one object, written with conditions on its version (see the module doc)."""
 
-    def __init__(self, path: str, store: "_Store"):
+    def __init__(self, path: str, store: Store):
         self.path = path
         self._store = store
         self._version = None
@@ -205,164 +209,13 @@ class _ObjectLock:
             self._version = None
 
 
-class _Store:
-    """One object: ``read() -> (data, version) | None``; ``create`` / ``replace`` return the
-    new version, or ``None`` when the condition failed; ``delete(version)``."""
-
-
-class _S3Store(_Store):
-    def __init__(self, path: str, storage: dict):
-        from apache_beam.io.aws.clients.s3.boto3_client import Client
-
-        self._client = Client(PipelineOptions.from_dictionary(storage)).client  # as Beam's S3 filesystem makes it
-        self._bucket, _, self._key = path[len("s3://"):].partition("/")
-
-    def _put(self, data: bytes, **condition):
-        from botocore.exceptions import ClientError
-
-        try:
-            return self._client.put_object(Bucket=self._bucket, Key=self._key, Body=data, **condition)["ETag"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return None
-            raise
-
-    def read(self):
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._client.get_object(Bucket=self._bucket, Key=self._key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
-        return response["Body"].read(), response["ETag"]
-
-    def create(self, data):
-        return self._put(data, IfNoneMatch="*")
-
-    def replace(self, data, version):
-        return self._put(data, IfMatch=version)
-
-    def delete(self, version):
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.delete_object(Bucket=self._bucket, Key=self._key, IfMatch=version)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                log.warning("%s: lock not removed: another run holds it now", self._key)
-                return
-            # a server without conditional deletes: compare, then delete
-            current = self.read()
-            if current and current[1] == version:
-                self._client.delete_object(Bucket=self._bucket, Key=self._key)
-
-
-class _GcsStore(_Store):
-    """Versions are GCS generations (the content where a server reports none). Each write is
-    conditional and also preceded by a read-compare, for servers that ignore the conditions
-    (the GCS emulator): lock writes are rare, the extra read costs nothing."""
-
-    def __init__(self, path: str, storage: dict):
-        from apache_beam.io.gcp.gcsio import create_storage_client
-
-        client = create_storage_client(PipelineOptions.from_dictionary(storage))  # as Beam's GCS filesystem
-        bucket, _, key = path[len("gs://"):].partition("/")
-        self._bucket, self._key = client.bucket(bucket), key
-
-    def read(self):
-        from google.api_core.exceptions import NotFound
-
-        blob = self._bucket.get_blob(self._key)
-        try:
-            if blob is None:
-                return None
-            generation = blob.generation
-            if generation is None:
-                data = blob.download_as_bytes()
-                return data, data
-            return blob.download_as_bytes(if_generation_match=generation), generation
-        except NotFound:
-            return None
-
-    def _unchanged(self, version) -> bool:
-        current = self.read()
-        return current is not None and current[1] == version
-
-    def _upload(self, data, version):
-        from google.api_core.exceptions import PreconditionFailed
-
-        if version != 0 and not self._unchanged(version):  # also where the server ignores conditions
-            return None
-        blob = self._bucket.blob(self._key)
-        try:
-            blob.upload_from_string(data, content_type="application/json",
-                                    if_generation_match=version if isinstance(version, int) else None)
-        except PreconditionFailed:
-            return None
-        return blob.generation if blob.generation is not None else data
-
-    def create(self, data):
-        return self._upload(data, 0)
-
-    def replace(self, data, version):
-        return self._upload(data, version)
-
-    def delete(self, version):
-        from google.api_core.exceptions import GoogleAPICallError
-
-        try:
-            if isinstance(version, bytes):
-                if self._unchanged(version):
-                    self._bucket.blob(self._key).delete()
-            else:
-                self._bucket.blob(self._key).delete(if_generation_match=version)
-        except GoogleAPICallError as exc:
-            log.warning("%s: lock not removed: %s", self._key, exc)
-
-
-class _FileSystemsStore(_Store):
-    """Any other Beam filesystem: read, compare, write (the version is the content)."""
-
-    def __init__(self, path: str, storage: dict):
-        self._path = path
-
-    def read(self):
-        if not FileSystems.exists(self._path):
-            return None
-        with FileSystems.open(self._path) as f:
-            data = f.read()
-        return data, data
-
-    def _write(self, data):
-        with FileSystems.create(self._path) as f:
-            f.write(data)
-        return data
-
-    def create(self, data):
-        return None if FileSystems.exists(self._path) else self._write(data)
-
-    def replace(self, data, version):
-        current = self.read()
-        return self._write(data) if current and current[1] == version else None
-
-    def delete(self, version):
-        current = self.read()
-        if current and current[1] == version:
-            FileSystems.delete([self._path])
-
-
-_STORES = {"s3": _S3Store, "gs": _GcsStore}
-
-
 class OutputLock:
     """``with OutputLock(output, storage):`` holds ``output/_LOCK`` (see the module doc)."""
 
-    def __init__(self, output: str, storage: dict | None = None, break_lock: bool = False):
+    def __init__(self, output: str, storage: StorageOptions | None = None, break_lock: bool = False):
         self.path = FileSystems.join(output, LOCK_FILE)
         self._output = output
-        self._storage = storage or {}
+        self._storage = storage or StorageOptions()
         self._break = break_lock
         self._record = Holder.this_process()
         self._lock = None
@@ -375,8 +228,7 @@ class OutputLock:
             if "://" not in self._output:
                 self._lock = _LocalLock(self.path)
             else:
-                store = _STORES.get(self._output.split("://", 1)[0], _FileSystemsStore)
-                self._lock = _ObjectLock(self.path, store(self.path, self._storage))
+                self._lock = _ObjectLock(self.path, object_store(self.path, self._storage))
             self._lock.acquire(self._record, self._break)
         except LockHeld:
             raise

@@ -1,0 +1,43 @@
+"""Reading Parquet files (earlier runs' results) with Beam, the storage options set first."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.io.parquetio import ReadAllFromParquet
+
+from ..storage.options import StorageOptions
+
+
+class UseStorage(beam.DoFn):
+    """Passes elements through; its ``setup`` applies the storage options for Beam's own IO
+    steps fused with it (a runner sets up every step of a fused stage before the stage runs)."""
+
+    def __init__(self, storage: StorageOptions | None):
+        self._storage = storage
+
+    def setup(self):
+        if self._storage is not None:
+            self._storage.apply()
+
+    def process(self, element):
+        yield element
+
+
+class ReadParquetFiles(beam.PTransform):
+    """Beam's ``ReadAllFromParquet`` over a list of files, with the storage options set in the
+    stages that list them and read them (a shuffle between the two splits them)."""
+
+    def __init__(self, files: list[str], columns: list[str], storage: StorageOptions | None = None):
+        super().__init__()
+        self._files = files
+        self._columns = columns
+        self._storage = storage
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(self._files)
+            | "StorageForListing" >> beam.ParDo(UseStorage(self._storage))
+            | "ReadParquet" >> ReadAllFromParquet(columns=self._columns)
+            | "StorageForReading" >> beam.ParDo(UseStorage(self._storage))
+        )
