@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 
-from cli import nsfw_scan
-from corpus import REAL, corpus_files
+from support.cli import nsfw_scan
+from support.corpus import REAL, corpus_files
 from nsfw_scan.model.engines import OnnxRuntimeEngine, make_engine
 from nsfw_scan.model.preprocess import load_image
-from test_pipeline import by_uri, run_job
+from support.jobs import by_uri, run_job
 
 
 def real_batch(loader="yahoo"):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from corpus import COMPACT, REAL, reference
+from support.corpus import COMPACT, REAL, reference
 from nsfw_scan.model.preprocess import ViewPolicy, load_image
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.results import output_schema

@@ -13,8 +13,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from cli import nsfw_scan
-from corpus import HOSTILE, REAL, reference
+from support.cli import nsfw_scan
+from support.corpus import HOSTILE, REAL, reference
 
 BOM = "\ufeff"
 

@@ -3,7 +3,6 @@ both on 127.0.0.1, reached over the network by the job's own processes."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -11,31 +10,11 @@ import subprocess
 import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from cli import nsfw_scan
-from stores import gcs_emulator, image_bytes, moto_server, store  # noqa: F401 (fixtures)
+from support.cli import nsfw_scan
+from support.stores import counts, image_bytes, one_row_per_uri
 from nsfw_scan.pipeline.run import run
-
-
-def rows(store, output_key: str) -> list[dict]:
-    """Every result row in the bucket's output folder, read with the store's own client."""
-    parts = [k for k in store.keys(output_key + "/run-") if k.rsplit("/", 1)[-1].startswith("part-")]
-    tables = [pq.read_table(io.BytesIO(store.get(k))) for k in parts]
-    return pa.concat_tables(tables).to_pylist() if tables else []
-
-
-def one_row_per_uri(store, output_key: str) -> dict[str, dict]:
-    found = rows(store, output_key)
-    uris = [r["uri"] for r in found]
-    assert len(uris) == len(set(uris)), "one row per URI"
-    return {r["uri"]: r for r in found}
-
-
-def counts(summary: dict) -> tuple[int, int, int]:
-    return summary["manifest_rows"], summary["rows"], summary["scored"]
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The fast layer: the pipeline's logic (manifests, de-duplication, resume joins, partitions,
 content joins, error paths) on Beam's TestPipeline with ``assert_that``, and a fake engine whose
-score is a fixed function of the preprocessed array — no TensorFlow, seconds per test. The
-real model runs in test_pipeline.py and the others."""
+score is a fixed function of the preprocessed array (``support.fake_engine``, passed to ``build``
+and ``run`` as ``engine_spec``) — no TensorFlow, seconds per test. The real model runs in the
+tests of ``tests/e2e``."""
 
 import collections
 import io
@@ -17,34 +18,12 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from nsfw_scan.model.engines import TensorFlowEngine
-from nsfw_scan.model.runtime import Engine
+from support.fake_engine import FAKE_ENGINE, FakeEngine, fake_score
 from nsfw_scan.model.preprocess import load_image
 from nsfw_scan.pipeline.config import load_config
 from nsfw_scan.pipeline.run import build, run
 from nsfw_scan.transforms.earlier import done_key
 from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
-
-
-class FakeEngine(Engine):
-    """Scores an image by the mean of its preprocessed array: deterministic, instant."""
-
-    model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
-    threads = 1
-
-    def score(self, batch: np.ndarray) -> np.ndarray:
-        return fake_score(batch)
-
-
-def fake_score(arrays: np.ndarray) -> np.ndarray:
-    return np.clip((np.asarray(arrays).mean(axis=(-3, -2, -1)) + 130) / 260, 0, 1).astype(np.float32)
-
-
-@pytest.fixture(autouse=True)
-def fake_engine(monkeypatch):
-    import nsfw_scan.model.engines as engines
-
-    monkeypatch.setattr(engines, "make_engine", lambda spec: FakeEngine())
 
 
 def pipeline():
@@ -140,7 +119,8 @@ def test_whole_graph_scores_and_error_paths(tmp_path, uploads):
     config = load_config(None, {"batch": {"min_size": 1, "max_size": 3}, "decoding": {"threads": 2},
                                 "thresholds": {"safe_below": 0.45, "nsfw_from": 0.6}})
     with pipeline() as p:
-        rows = build(p, plan, config, FakeEngine.model_id, str(tmp_path / "out" / "run-1"))
+        rows = build(p, plan, config, FakeEngine.model_id, str(tmp_path / "out" / "run-1"),
+                     engine_spec=FAKE_ENGINE)
         outcome = rows | Map(lambda r: (r["uri"], r["id"], r["decision"], r["error_kind"] or "",
                                         None if r["score"] is None else round(r["score"], 5)))
         expected = []
@@ -165,7 +145,7 @@ def test_content_joins_share_and_reuse_scores(tmp_path, uploads):
         shutil.copy(good[2], copies[-1])
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("\n".join(copies + [good[0]]) + "\n")
-    first = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    first = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], engine_spec=FAKE_ENGINE)
     assert first["content_duplicates"] == 2 and first["scored"] == 4 and first["model_loads"] == 1
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert len({rows[c]["score"] for c in copies}) == 1
@@ -174,7 +154,7 @@ def test_content_joins_share_and_reuse_scores(tmp_path, uploads):
     later = str(tmp_path / "copy-late.png")  # the next night: known bytes under a new name
     shutil.copy(good[2], later)
     manifest.write_text(f"{later}\n{good[1]}\n")
-    second = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
+    second = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], engine_spec=FAKE_ENGINE)
     assert second["content_reused"] == 1 and second["scored"] == 2 and second["already_done"] == 0
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert rows[later]["score"] == rows[copies[0]]["score"] and len(rows) == 6
@@ -185,16 +165,16 @@ def test_reruns_resume_rescore_errors_and_force(tmp_path, uploads):
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     missing = str(tmp_path / "late.png")
     manifest.write_text("\n".join(good[:3] + [missing]) + "\n")
-    assert run(["--manifest", str(manifest), "--output", str(out)])["errors"] == 1
+    assert run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)["errors"] == 1
     manifest.write_text("\n".join(good + [missing]) + "\n")
-    grown = run(["--manifest", str(manifest), "--output", str(out)])
+    grown = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
     assert grown["already_done"] == 4 and grown["scored"] == 2 and grown["errors"] == 0
     png(missing, (30, 30, 30))  # the upload arrives
-    again = run(["--manifest", str(manifest), "--output", str(out), "--rescore-errors"])
+    again = run(["--manifest", str(manifest), "--output", str(out), "--rescore-errors"], engine_spec=FAKE_ENGINE)
     assert again["scored"] == 1 and again["already_done"] == 5
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 6 and all(r["error"] is None for r in rows)
-    forced = run(["--manifest", str(manifest), "--output", str(out), "--force"])
+    forced = run(["--manifest", str(manifest), "--output", str(out), "--force"], engine_spec=FAKE_ENGINE)
     assert forced["scored"] == 6 and len(list(out.glob("run-*"))) == 1
 
 
@@ -214,7 +194,7 @@ def test_a_quote_that_never_closes_costs_only_its_own_line(tmp_path, data_lines)
     lines[1] = f'q1,"{uris[1]},user1'  # manifest line 3: a quote that never closes
     manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
     manifest.write_text("upload_id,uri,user_id\n" + "\n".join(lines) + "\n")
-    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
     rows = pq.read_table(out).to_pylist()
     by_uri = {r["uri"]: r for r in rows if r["uri"] is not None}
     assert sorted(by_uri) == sorted(uris[:1] + uris[2:])
@@ -240,7 +220,7 @@ def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
         f"4,{d},z\r\n"  # line 8
         f"4,{d},again\r\n"  # line 9: a duplicate
     ).encode())
-    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
     rows = {(r["uri"], r["source_line"]): r for r in pq.read_table(out).to_pylist()}
     assert set(rows) == {(a, 2), (None, 5), (c + '"', 6), (d, 8)}
     assert rows[a, 2]["note"] == "Excel writes\r\nline breaks\r\ninside quotes"
@@ -257,7 +237,7 @@ def test_no_manifest_content_stops_the_job(tmp_path, uploads):
                                  b"", good[1].encode() + b"\r", good[0].encode()]) + b"\n")
     jsonl.write_text("\n".join([json.dumps({"uri": good[2]}), "[" * 100_000, '"just a string"',
                                 json.dumps({"uri": good[3]}), ""]))
-    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)])
+    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)], engine_spec=FAKE_ENGINE)
     rows = pq.read_table(out).to_pylist()
     assert sorted(r["uri"] for r in rows if r["uri"]) == sorted(good[:4])
     bad = sorted((r["source_manifest"], r["source_line"], r["error"]) for r in rows if r["uri"] is None)
@@ -290,7 +270,7 @@ def test_one_file_is_one_uri_however_a_manifest_names_it(tmp_path, uploads):
     name = good[0].rsplit("/", 1)[1]
     manifest, out = lists / "m.txt", tmp_path / "out"
     manifest.write_text(f"../uploads/{name}\n{good[0]}\n{tmp_path}//uploads/./{name}\n./../uploads/../uploads/{name}\n")
-    summary = run(["--manifest", str(manifest), "--output", str(out)])
+    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
     (row,) = pq.read_table(out).to_pylist()
     assert row["uri"] == good[0] and row["duplicates"] == 3 and row["source_line"] == 1
     assert summary["duplicates"] == 3 and summary["rows"] == 1 and summary["scored"] == 1
@@ -303,7 +283,7 @@ def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
             "s3:///no-bucket.jpg", "http://127.0.0.1:port/a.jpg"]
     manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
     manifest.write_text("".join(json.dumps({"uri": u}) + "\n" for u in uris))
-    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)])
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)], engine_spec=FAKE_ENGINE)
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert sorted(rows) == sorted(uris) and summary["errors_by_kind"] == {"bad_uri": len(uris)}
     assert all(r["error_kind"] == "bad_uri" and "attempts" not in r["error"] for r in rows.values()), rows
@@ -324,7 +304,7 @@ def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
     _, broken = uploads
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("\n".join(broken) + "\n")
-    run(["--manifest", str(manifest), "--output", str(out)])
+    run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
     rows = {r["error_kind"]: r for r in pq.read_table(out).to_pylist()}
     assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
     assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]

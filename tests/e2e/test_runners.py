@@ -2,8 +2,8 @@
 
 import pytest
 
-from corpus import HOSTILE, REAL, corpus_files
-from test_pipeline import assert_same_outcomes, by_uri, run_job
+from support.corpus import HOSTILE, REAL, corpus_files
+from support.jobs import assert_same_outcomes, by_uri, run_job
 
 SAMPLE = [REAL / f for f in corpus_files(REAL)] + [HOSTILE / f for f in corpus_files(HOSTILE)[:60]]
 

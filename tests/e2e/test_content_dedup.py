@@ -4,7 +4,7 @@ import shutil
 
 import pyarrow.parquet as pq
 
-from corpus import HOSTILE, REAL, reference
+from support.corpus import HOSTILE, REAL, reference
 from nsfw_scan.pipeline.run import run
 
 

@@ -5,8 +5,8 @@ import csv
 import pyarrow.parquet as pq
 from PIL import Image
 
-from cli import nsfw_scan
-from corpus import REAL, corpus_files
+from support.cli import nsfw_scan
+from support.corpus import REAL, corpus_files
 
 
 def test_report_over_two_runs(tmp_path):

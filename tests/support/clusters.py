@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from stores import BIN, NO_METADATA, free_port, stop
+from .stores import BIN, NO_METADATA, free_port, stop
 
-ENGINES = Path(__file__).resolve().parent.parent / ".engines"
+ENGINES = Path(__file__).resolve().parents[2] / ".engines"
 INSTALL = "engines/install.sh"
 
 
@@ -224,23 +224,3 @@ def start_spark(folder: Path) -> Cluster:
     cluster.flags = [*common, "--job_endpoint", f"127.0.0.1:{job_port}"]
     cluster.jar_flags = [*common, "--spark_master_url", master, "--spark_job_server_jar", pieces["spark_job_server_jar"]]
     return cluster
-
-
-@pytest.fixture(scope="session")
-def flink_cluster(tmp_path_factory):
-    cluster = start_flink(tmp_path_factory.mktemp("flink"))
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory):
-    cluster = start_spark(tmp_path_factory.mktemp("spark"))
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["flink", "spark"])
-def cluster(request) -> Cluster:
-    """Each engine in turn."""
-    return request.getfixturevalue(f"{request.param}_cluster")

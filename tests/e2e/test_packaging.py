@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus import REAL, reference
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.corpus import REAL, ROOT, reference
 
 
 def sh(*args, cwd=None):

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from cli import nsfw_scan
-from stores import gcs_emulator, image_bytes, moto_server, store  # noqa: F401 (fixtures)
+from support.cli import nsfw_scan
+from support.stores import image_bytes
 from nsfw_scan.pipeline.filesystems import storage_from_beam_args
 from nsfw_scan.pipeline.lock import LockHeld, OutputLock
 

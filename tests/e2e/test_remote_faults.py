@@ -1,4 +1,4 @@
-"""Remote reads against servers on 127.0.0.1 that fail on purpose (tests/faults.py): an HTTP
+"""Remote reads against servers on 127.0.0.1 that fail on purpose (tests/support/faults.py): an HTTP
 server, and a proxy in front of moto's S3 server. Transient faults are retried and end scored;
 permanent ones end at once as one error row; the address guard refuses private addresses
 before any request and re-checks every redirect."""
@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
-from faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
+from support.faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 from nsfw_scan.model.preprocess import ImageError
 from nsfw_scan.pipeline.config import ConfigError, load_config
 from nsfw_scan.transforms import httpfs

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from corpus import HOSTILE, REAL
+from support.corpus import HOSTILE, REAL
 from nsfw_scan.model.preprocess import ImageError, load_image
 
 

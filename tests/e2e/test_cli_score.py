@@ -2,8 +2,8 @@
 
 import json
 
-from cli import nsfw_scan
-from corpus import HOSTILE, REAL, reference
+from support.cli import nsfw_scan
+from support.corpus import HOSTILE, REAL, reference
 
 
 def test_scores_good_and_bad_paths_in_order(tmp_path):

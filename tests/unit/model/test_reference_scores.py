@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from corpus import (COMPACT, HOSTILE, REAL, SHARED, SHARED_HOSTILE, SHARED_REAL, corpus_files, heif_files,
+from support.corpus import (COMPACT, HOSTILE, REAL, SHARED, SHARED_HOSTILE, SHARED_REAL, corpus_files, heif_files,
                     needs_shared, reference)
 from nsfw_scan.model.preprocess import ImageError, load_image
 

@@ -1,4 +1,4 @@
-"""The job on real Flink and Spark clusters (``tests/clusters.py``), submitted as a user would with
+"""The job on real Flink and Spark clusters (``tests/support/clusters.py``), submitted as a user would with
 ``nsfw-scan run --config flink|spark ...``: Python workers started by the engine's task managers
 and executors, the engine's own shuffle and scheduling, results checked like the local runner's."""
 
@@ -11,12 +11,10 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from cli import nsfw_scan
-from clusters import cluster, flink_cluster, spark_cluster  # noqa: F401 (fixtures)
-from corpus import HOSTILE, REAL, corpus_files
-from stores import image_bytes, moto_server, s3_store  # noqa: F401 (fixtures)
-from test_pipeline import assert_same_outcomes, by_uri, run_job
-from test_stores import counts, one_row_per_uri
+from support.cli import nsfw_scan
+from support.corpus import HOSTILE, REAL, corpus_files
+from support.jobs import assert_same_outcomes, by_uri, run_job
+from support.stores import counts, image_bytes, one_row_per_uri, s3_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.engines]
 

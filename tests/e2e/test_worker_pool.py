@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from stores import BIN, free_port, gcs_emulator, image_bytes, moto_server, stop, store  # noqa: F401 (fixtures)
-from test_stores import counts, one_row_per_uri
+from support.stores import BIN, counts, free_port, image_bytes, one_row_per_uri, stop
 from nsfw_scan.pipeline.run import run
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-COMPACT = Path(__file__).resolve().parent / "corpus"
+ROOT = Path(__file__).resolve().parents[2]
+COMPACT = ROOT / "tests" / "corpus"
 REAL = COMPACT / "real"
 HOSTILE = COMPACT / "hostile"
 

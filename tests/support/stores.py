@@ -16,7 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 BIN = Path(sys.executable).parent
 
@@ -90,24 +91,6 @@ class Store:
         return sorted(b.name for b in self.client.list_blobs(self.bucket, prefix=prefix))
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory):
-    port = free_port()
-    proc = serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/",
-                 tmp_path_factory.mktemp("moto") / "server.log")
-    yield f"http://127.0.0.1:{port}"
-    stop(proc)
-
-
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory):
-    port = free_port()
-    proc = serve([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(port), "-M", "-q"],
-                 f"http://127.0.0.1:{port}/storage/v1/b", tmp_path_factory.mktemp("gcs") / "server.log")
-    yield f"http://127.0.0.1:{port}"
-    stop(proc)
-
-
 _buckets = iter(range(10**6))
 
 
@@ -135,14 +118,6 @@ def gcs_store(endpoint: str) -> Store:
     return Store("gs", bucket, [], {"STORAGE_EMULATOR_HOST": endpoint}, client)
 
 
-@pytest.fixture(params=["s3", "gs"])
-def store(request) -> Store:
-    """A new bucket on each store in turn."""
-    if request.param == "s3":
-        return s3_store(request.getfixturevalue("moto_server"))
-    return gcs_store(request.getfixturevalue("gcs_emulator"))
-
-
 def image_bytes(i: int, size=(96, 80), fmt="PNG") -> bytes:
     """A small distinct image (a colour gradient per ``i``), made here."""
     import numpy as np
@@ -153,3 +128,21 @@ def image_bytes(i: int, size=(96, 80), fmt="PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels.astype("uint8")).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def rows(store, output_key: str) -> list[dict]:
+    """Every result row in the bucket's output folder, read with the store's own client."""
+    parts = [k for k in store.keys(output_key + "/run-") if k.rsplit("/", 1)[-1].startswith("part-")]
+    tables = [pq.read_table(io.BytesIO(store.get(k))) for k in parts]
+    return pa.concat_tables(tables).to_pylist() if tables else []
+
+
+def one_row_per_uri(store, output_key: str) -> dict[str, dict]:
+    found = rows(store, output_key)
+    uris = [r["uri"] for r in found]
+    assert len(uris) == len(set(uris)), "one row per URI"
+    return {r["uri"]: r for r in found}
+
+
+def counts(summary: dict) -> tuple[int, int, int]:
+    return summary["manifest_rows"], summary["rows"], summary["scored"]

@@ -1,0 +1,43 @@
+"""A fake scoring engine for the pipeline tests: an image's score is a fixed function of its
+preprocessed array (deterministic, instant, no TensorFlow), and a spec that loads it, passed to
+``pipeline.run.build`` / ``run`` as ``engine_spec`` in place of the configured engine's."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+
+from nsfw_scan.model.engines import TensorFlowEngine
+from nsfw_scan.model.runtime import Engine
+
+
+def fake_score(arrays: np.ndarray) -> np.ndarray:
+    return np.clip((np.asarray(arrays).mean(axis=(-3, -2, -1)) + 130) / 260, 0, 1).astype(np.float32)
+
+
+class FakeEngine(Engine):
+    """Scores an image by the mean of its preprocessed array: deterministic, instant."""
+
+    model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
+    threads = 1
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return fake_score(batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeEngineSpec:
+    """Loads a ``FakeEngine``, as the specs of ``model.engines`` load theirs."""
+
+    name: ClassVar[str] = "fake"
+
+    def expected_model_id(self) -> str:
+        return FakeEngine.model_id
+
+    def load(self) -> Engine:
+        return FakeEngine()
+
+
+FAKE_ENGINE = FakeEngineSpec()
