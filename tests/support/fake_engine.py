@@ -10,11 +10,18 @@ from typing import ClassVar
 import numpy as np
 
 from nsfw_scan.model.engines import TensorFlowEngine
+from nsfw_scan.model.preprocess import load_image
 from nsfw_scan.model.runtime import Engine
 
 
 def fake_score(arrays: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(arrays).mean(axis=(-3, -2, -1)) + 130) / 260, 0, 1).astype(np.float32)
+
+
+def expected_score(path) -> float:
+    """The fake score of the image file at ``path``."""
+    with open(path, "rb") as f:
+        return float(fake_score(load_image(f.read()).array))
 
 
 class FakeEngine(Engine):

@@ -70,3 +70,8 @@ def marked(image: Image.Image, i: int) -> Image.Image:
     image = image.copy()
     image.putpixel((i % image.width, 0), (255 * (i % 2), 0, 0))
     return image
+
+
+def png(path, colour, size=(40, 30)):
+    Image.new("RGB", size, colour).save(path, format="PNG")
+    return str(path)

@@ -1,8 +1,10 @@
-"""The job run in this process, its rows by URI, and two runs' rows compared."""
+"""The job run in this process, its rows by URI, two runs' rows compared, and Beam's
+TestPipeline on the in-process runner."""
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from nsfw_scan.pipeline.run import run
 
@@ -32,3 +34,10 @@ def run_job(tmp_path, *manifests, extra=()):
     argv = [a for m in manifests for a in ("--manifest", str(m))] + ["--output", str(output), *map(str, extra)]
     summary = run(argv)
     return summary, results(output)
+
+
+def pipeline():
+    # Beam's in-process runner (what DirectRunner uses for batch pipelines), never Prism
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return BeamTestPipeline(runner=FnApiRunner())
