@@ -58,7 +58,7 @@ def test_bad_config_is_one_clear_line_and_exit_2(tmp_path):
 
 
 def test_bad_job_input_is_one_line_exit_2_and_nothing_written(tmp_path):
-    from corpus import REAL
+    from support.corpus import REAL
 
     good = tmp_path / "good.txt"
     good.write_text(f"{REAL / 'coffee.png'}\n")

@@ -313,7 +313,7 @@ def test_score_command_reads_urls_with_the_configured_guard(tmp_path, web):
     scored like its local copy once the config opens loopback; a 503 on the way is retried."""
     import json
 
-    from cli import nsfw_scan
+    from support.cli import nsfw_scan
 
     copy = tmp_path / "a.jpg"
     copy.write_bytes(web.files["/a.jpg"])
