@@ -12,7 +12,6 @@ from support.fake_engine import FAKE_ENGINE, expected_score
 from support.images import png
 from support.jobs import pipeline
 from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.earlier import done_key
 from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
 
 
@@ -67,12 +66,3 @@ def test_reruns_resume_rescore_errors_and_force(tmp_path, uploads):
     assert len(rows) == 6 and all(r["error"] is None for r in rows)
     forced = run(["--manifest", str(manifest), "--output", str(out), "--force"], engine_spec=FAKE_ENGINE)
     assert forced["scored"] == 6 and len(list(out.glob("run-*"))) == 1
-
-
-def test_earlier_bad_line_rows_map_back_to_their_key():
-    path = "/data/2026: nightly/m.csv"  # colons and spaces in a manifest's path
-    row = {"uri": None, "decision": "error", "source_manifest": path, "source_line": 12}
-    assert list(done_key(row, rescore_errors=False)) == [bad_line_key(path, 12)]
-    failed = {"uri": "/a.png", "decision": "error", "source_manifest": path, "source_line": 3}
-    assert list(done_key(failed, rescore_errors=True)) == []
-    assert list(done_key(failed, rescore_errors=False)) == ["/a.png"]
