@@ -1,6 +1,6 @@
 """The same upload-like corpus on the local runner, a Flink cluster and a Spark cluster, one run.
 
-Starts the clusters of the engine tests (``tests/clusters.py``: a Flink JobManager with two
+Starts the clusters of the engine tests (``tests/support/clusters.py``: a Flink JobManager with two
 TaskManagers and Beam's Flink job server; a Spark Master, a Worker and Beam's Spark job server,
 all on 127.0.0.1, from the pieces ``engines/install.sh`` installs), generates the upload mix of
 ``benchmarks/end_to_end.py`` and runs ``nsfw-scan run`` over it on each, into a new folder each
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from end_to_end import make_corpus  # noqa: E402
-import clusters  # noqa: E402
+from support import clusters  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

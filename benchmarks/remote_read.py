@@ -1,7 +1,7 @@
 """Images/s from an S3 server with 0, 20 and 100 ms added per request, against the same images
 read from local disk, in one run.
 
-moto's S3 server runs in its own process on 127.0.0.1, with a proxy (``tests/faults.py``, its
+moto's S3 server runs in its own process on 127.0.0.1, with a proxy (``tests/support/faults.py``, its
 own process) in front that waits the given latency before forwarding each request. Two
 measures per source:
 
@@ -138,7 +138,7 @@ def main() -> None:
         sources = [("local disk", [], local, [], 32), ("S3, no proxy", [moto], remote,
                    [f"--s3_endpoint_url=http://127.0.0.1:{moto_port}", *KEYS], 32)]
         for ms in map(int, args.latencies.split(",")):
-            proxy, port = child("", str(TESTS / "faults.py"), str(moto_port), str(ms))
+            proxy, port = child("", str(TESTS / "support" / "faults.py"), str(moto_port), str(ms))
             servers.append(proxy)
             sources.append((f"S3 + {ms} ms", [moto, proxy], remote, [f"--s3_endpoint_url=http://127.0.0.1:{port}", *KEYS], 32))
         slowest = sources[-1]

@@ -59,23 +59,28 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
-          earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
+          earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
+          engine_spec=None):
     """The job's graph; returns the PCollection of result rows. ``model``: the id the configured
     model will give its scores (content de-duplication reuses only earlier scores of that model;
     rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
-    stable hash is i modulo K. Every step that touches files gets the pipeline's storage
-    options, to set in whichever worker process runs it."""
+    stable hash is i modulo K. ``engine_spec``: what loads the engine that scores (anything
+    with ``name``, ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.engines``; by
+    default the configured one, with the cascade's first pass where it applies). Every step
+    that touches files gets the pipeline's storage options, to set in whichever worker process
+    runs it."""
     storage = StorageOptions.from_pipeline_options(pipeline.options)
+    cascades = config.cascades and engine_spec is None  # an engine given scores every row itself
     handler = OpenNsfwModelHandler(
-        config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+        engine_spec or config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
         large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
-        load_on_first_batch=config.cascades,  # with the cascade, only rows near a threshold need it
+        load_on_first_batch=cascades,  # with the cascade, only rows near a threshold need it
     )
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
     first_pass = first_pass_scores = None
-    if config.cascades:
+    if cascades:
         cheap_loading, cheap_engine = config.first_pass()
         first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), OpenNsfwModelHandler(
             cheap_engine, min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
@@ -151,12 +156,13 @@ def job_from_flags(argv=None) -> Job:
                args.rescore_errors, args.force, args.break_lock)
 
 
-def run(argv=None) -> dict:
-    """Run the job a command line describes; returns the summary."""
-    return run_job(job_from_flags(argv))
+def run(argv=None, engine_spec=None) -> dict:
+    """Run the job a command line describes; returns the summary. ``engine_spec``: as for
+    ``build``."""
+    return run_job(job_from_flags(argv), engine_spec)
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: Job, engine_spec=None) -> dict:
     """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``).
 
     With ``partitions: K`` the URIs are split by a stable hash into K parts, run one after the
@@ -166,18 +172,18 @@ def run_job(job: Job) -> dict:
     config = job.config
     storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
-    model = config.engine_spec().expected_model_id()
+    model = (engine_spec or config.engine_spec()).expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)
     try:
         check_output_dir(job.output)
         with OutputLock(job.output, storage, job.break_lock) as lock:
-            return _run_locked(job, plan, model, lock)
+            return _run_locked(job, plan, model, lock, engine_spec)
     finally:  # a failed run leaves no output folder it made (its lock is gone by now)
         if created and os.path.isdir(job.output) and not os.listdir(job.output):
             os.rmdir(job.output)
 
 
-def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> dict:
+def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, engine_spec=None) -> dict:
     salvaged, removed = finish_killed_runs(job.output)
     for folder, rows in salvaged.items():
         log.info("kept %d rows of %s, a run that did not finish; the rest is scored now", rows, shown(folder))
@@ -194,7 +200,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
         for i, results_dir in enumerate(folders):
             pipeline = make_pipeline(list(job.beam_args))
             runner = pipeline.options.view_as(StandardOptions).runner
-            build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts))
+            build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts), engine_spec)
             result = submit(pipeline)
             result.wait_until_finish()
             remove_rows(results_dir)  # its result files hold every row now
@@ -212,7 +218,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock) -> d
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
-                                           "cascade": job.config.cascades,
+                                           "cascade": job.config.cascades and engine_spec is None,
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),

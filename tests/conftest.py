@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from corpus import HAS_SHARED, SHARED, SHARED_FROM_ENV
+from support.corpus import HAS_SHARED, SHARED, SHARED_FROM_ENV
 
 
 def pytest_configure(config):

@@ -1,0 +1,126 @@
+"""The cascade: every file scored first by a cheaper path (the fast loader, bfloat16), Yahoo's
+exact steps again only for rows near a threshold or not decoded; decisions are the exact job's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from support.cli import nsfw_scan
+from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
+from nsfw_scan.model.decision import Thresholds
+from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image
+from nsfw_scan.pipeline.config import Cascade
+
+MARGIN = Cascade().margin
+SAFETY = 2  # the margin is at least twice the largest deviation of the first pass measured
+GENERATED = COMPACT / "generated"
+
+
+def files(*folders: Path) -> list[Path]:
+    return [folder / name for folder in folders for name in corpus_files(folder) if not name.endswith(".md")]
+
+
+CORPORA = {
+    "committed": lambda: files(REAL, HOSTILE, GENERATED),
+    "shared": lambda: files(SHARED_REAL, SHARED_HOSTILE),
+}
+
+
+def run(tmp_path: Path, name: str, paths: list[Path], *flags) -> tuple[dict, dict, str]:
+    """Rows by URI, the summary and the console of one ``nsfw-scan run``."""
+    manifest, out = tmp_path / f"{name}.txt", tmp_path / name
+    manifest.write_text("".join(f"{p}\n" for p in paths))
+    done = nsfw_scan("run", "--manifest", manifest, "--output", out, *flags, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    rows = pq.read_table(next(out.glob("run-*"))).to_pylist()
+    assert len(rows) == len({r["uri"] for r in rows})
+    return {r["uri"]: r for r in rows}, json.loads((out / "_SUMMARY.json").read_text()), done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corpus", ["committed", pytest.param("shared", marks=needs_shared)])
+def test_the_cascade_decides_as_the_exact_job(tmp_path, corpus):
+    paths = CORPORA[corpus]()
+    exact, exact_summary, exact_console = run(tmp_path, "exact", paths, "--exact")
+    cascade, summary, console = run(tmp_path, "cascade", paths)
+    assert exact.keys() == cascade.keys() == {str(p) for p in paths}
+
+    differ = {uri: (exact[uri]["decision"], cascade[uri]["decision"]) for uri in exact
+              if (exact[uri]["decision"], exact[uri]["error_kind"]) != (cascade[uri]["decision"], cascade[uri]["error_kind"])}
+    assert not differ, differ
+    scored = [uri for uri in exact if exact[uri]["score"] is not None]
+    assert all(exact[uri]["exact"] and exact[uri]["loader"] == "yahoo" for uri in scored)
+    assert not [line for line in exact_console.splitlines() if line.startswith("cascade ")]
+    assert not exact_summary["cascade"] and exact_summary["rescored"] == 0
+
+    again = [uri for uri in scored if cascade[uri]["exact"]]
+    first = [uri for uri in scored if not cascade[uri]["exact"]]
+    assert first, "the first pass kept no score: the cascade did not run"
+    for uri in again:  # scored again: the exact job's row
+        row = cascade[uri]
+        assert (row["loader"], row["model"]) == ("yahoo", exact[uri]["model"])
+        assert row["score"] == pytest.approx(exact[uri]["score"], abs=1e-6)
+        assert row["yahoo_score"] == pytest.approx(exact[uri]["yahoo_score"], abs=1e-6)
+    thresholds = Thresholds()
+    for uri in first:  # kept: far from every threshold, and close to the exact score
+        row = cascade[uri]
+        assert row["loader"] == "fast" and row["model"] == exact[uri]["model"] + ":bfloat16"
+        assert not thresholds.near(row["score"], MARGIN), (uri, row["score"])
+        assert abs(row["score"] - exact[uri]["score"]) <= MARGIN / SAFETY, uri
+        assert row["views"] == exact[uri]["views"]
+    decoded_not = [uri for uri in cascade if cascade[uri]["score"] is None and cascade[uri]["bytes"]]
+    assert summary["rescored"] == len(again) + len(decoded_not)
+    assert f"cascade        {summary['rescored']} of {summary['rows']} rows" in console
+
+
+def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
+    """With a threshold (and a narrow margin) put next to one photo's exact score, that photo is
+    scored again exactly and decided by it; photos far from it keep their first-pass scores."""
+    scores = reference("real")
+    config = tmp_path / "near.yaml"
+    config.write_text(f"thresholds: {{safe_below: {scores['astronaut.png'] + 0.003:.4f}, nsfw_from: 0.9}}\n"
+                      "cascade: {margin: 0.005}\n")
+    paths = [REAL / name for name in ("astronaut.png", "coffee.png", "grace_hopper.jpg")]
+    rows, summary, _ = run(tmp_path, "near", paths, "--config", config)
+    near = rows[str(REAL / "astronaut.png")]
+    assert near["exact"] and near["loader"] == "yahoo" and ":" not in near["model"].split(":", 2)[2]
+    assert near["score"] == pytest.approx(scores["astronaut.png"], abs=1e-3)
+    assert near["decision"] == "safe"
+    for name in ("coffee.png", "grace_hopper.jpg"):
+        far = rows[str(REAL / name)]
+        assert far["exact"] is False and far["loader"] == "fast" and far["model"].endswith(":bfloat16")
+        assert far["score"] == pytest.approx(scores[name], abs=1e-3) and far["decision"] == "safe"
+    assert summary["rescored"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corpus", ["committed", pytest.param("shared", marks=needs_shared)])
+def test_the_first_pass_stays_within_half_the_margin(scorer, corpus):
+    """Every view of every file both loaders decode: the first pass (fast loader, bfloat16)
+    scores within margin / 2 of the exact path (the margin's safety factor, measured)."""
+    from nsfw_scan.model.scorer import Scorer
+    from nsfw_scan.model.preprocess import network_input
+
+    cheap = Scorer(precision=Cascade().precision)
+    exact_views, cheap_views = [], []
+    for path in CORPORA[corpus]():
+        data = path.read_bytes()
+        try:
+            exact, fast = load_image(data, "yahoo", policy=ViewPolicy()), load_image(data, Cascade().loader, policy=ViewPolicy())
+        except ImageError:
+            continue
+        assert len(exact.views) == len(fast.views), path
+        exact_views += [v.pixels for v in exact.views]
+        cheap_views += [v.pixels for v in fast.views]
+    assert len(exact_views) > (1000 if corpus == "shared" else 40)
+    deviation = 0.0
+    for start in range(0, len(exact_views), 32):
+        e = scorer.score(network_input(np.stack(exact_views[start:start + 32])))
+        c = cheap.score(network_input(np.stack(cheap_views[start:start + 32])))
+        deviation = max(deviation, float(np.abs(e - c).max()))
+    assert 0 < deviation <= MARGIN / SAFETY, deviation

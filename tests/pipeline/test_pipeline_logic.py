@@ -1,0 +1,96 @@
+"""The fast layer: the job's whole graph on Beam's TestPipeline with ``assert_that``, its error
+paths and the accounting of its lines, with a fake engine whose score is a fixed function of
+the preprocessed array (``support.fake_engine``, passed to ``build`` and ``run`` as
+``engine_spec``) — no TensorFlow, seconds per test. Manifest lines: test_manifest_lines.py;
+earlier runs: test_earlier_runs.py; the real model runs in the tests of ``tests/e2e``."""
+
+import json
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from apache_beam import Map
+from apache_beam.testing.util import assert_that, equal_to
+
+from support.fake_engine import FAKE_ENGINE, FakeEngine, expected_score
+from support.jobs import pipeline
+from nsfw_scan.pipeline.config import load_config
+from nsfw_scan.pipeline.run import build, run
+from nsfw_scan.transforms.manifests import plan_manifests
+
+
+def test_whole_graph_scores_and_error_paths(tmp_path, uploads):
+    good, broken = uploads
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("uri,id\n" + "".join(f"{u},{i}\n" for i, u in enumerate(good + list(broken)))
+                        + "only-one-field-missing-the-id\n")
+    plan = plan_manifests([str(manifest)])
+    config = load_config(None, {"batch": {"min_size": 1, "max_size": 3}, "decoding": {"threads": 2},
+                                "thresholds": {"safe_below": 0.45, "nsfw_from": 0.6}})
+    with pipeline() as p:
+        rows = build(p, plan, config, FakeEngine.model_id, str(tmp_path / "out" / "run-1"),
+                     engine_spec=FAKE_ENGINE)
+        outcome = rows | Map(lambda r: (r["uri"], r["id"], r["decision"], r["error_kind"] or "",
+                                        None if r["score"] is None else round(r["score"], 5)))
+        expected = []
+        for i, uri in enumerate(good):
+            score = expected_score(uri)
+            decision = config.thresholds.decide(score)
+            expected.append((uri, str(i), decision, "", round(score, 5)))
+        expected += [(uri, str(len(good) + i), "error", kind, None) for i, (uri, kind) in enumerate(broken.items())]
+        expected.append((None, None, "error", "bad_manifest_line", None))
+        assert_that(outcome, equal_to(expected))
+    assert {d for _, _, d, _, _ in expected} >= {"safe", "review", "nsfw", "error"}  # every path taken
+    written = pq.read_table(tmp_path / "out").to_pylist()
+    assert len(written) == len(expected)
+    assert all(r["model"] == (FakeEngine.model_id if r["score"] is not None else None) for r in written)
+
+
+def test_a_run_whose_lines_do_not_add_up_fails():
+    from nsfw_scan.pipeline.summary import AccountingError, check_accounting
+
+    summary = {"manifest_rows": 4,
+               "accounting": {"lines": 6, "rows": 2, "bad_lines": 1, "duplicates": 1, "already_done": 0,
+                              "blank_or_comment": 0, "headers": 1, "continued": 0}}
+    with pytest.raises(AccountingError, match="6 read, 5 accounted for"):
+        check_accounting(summary)
+    summary["accounting"]["blank_or_comment"] = 1
+    check_accounting(summary)
+    summary["manifest_rows"] = 5  # an entry that became nothing
+    with pytest.raises(AccountingError, match="5 entries"):
+        check_accounting(summary)
+
+
+def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
+    config = tmp_path / "c.yaml"  # the address guard and the backoff do not hide a retry
+    config.write_text("http: {allow_networks: [127.0.0.0/8]}\nreading: {backoff_s: 0.2}\n")
+    uris = ["http://127.0.0.1:9/an upload.jpg", "https://127.0.0.1:9/a\x01b.jpg", "http:///no-host.jpg",
+            "s3:///no-bucket.jpg", "http://127.0.0.1:port/a.jpg"]
+    manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
+    manifest.write_text("".join(json.dumps({"uri": u}) + "\n" for u in uris))
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)], engine_spec=FAKE_ENGINE)
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(rows) == sorted(uris) and summary["errors_by_kind"] == {"bad_uri": len(uris)}
+    assert all(r["error_kind"] == "bad_uri" and "attempts" not in r["error"] for r in rows.values()), rows
+    assert "contains a space at position 21" in rows[uris[0]]["error"]
+    assert "no host" in rows[uris[2]]["error"] and "no bucket" in rows[uris[3]]["error"]
+    from nsfw_scan.model.errors import ERROR_KINDS
+    from nsfw_scan.storage.read import ReadPolicy, read_bytes
+
+    started = time.monotonic()  # one attempt, no waiting for the next
+    with pytest.raises(Exception, match="^bad_uri: "):
+        read_bytes(uris[0], 1 << 20, ReadPolicy(backoff_s=1.0))
+    assert time.monotonic() - started < 0.5 and "bad_uri" in ERROR_KINDS
+
+
+def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
+    import hashlib
+
+    _, broken = uploads
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(broken) + "\n")
+    run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    rows = {r["error_kind"]: r for r in pq.read_table(out).to_pylist()}
+    assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
+    assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]
+    assert [r["loader"] for r in rows.values()] == [None] * len(rows)  # none was decoded

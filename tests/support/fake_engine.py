@@ -1,0 +1,51 @@
+"""A fake scoring engine for the pipeline tests: an image's score is a fixed function of its
+preprocessed array (deterministic, instant, no TensorFlow), and a spec that loads it, passed to
+``pipeline.run.build`` / ``run`` as ``engine_spec`` in place of the configured engine's."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+
+from nsfw_scan.model.engines import TensorFlowEngine
+from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.runtime import Engine
+
+
+def fake_score(arrays: np.ndarray) -> np.ndarray:
+    return np.clip((np.asarray(arrays).mean(axis=(-3, -2, -1)) + 130) / 260, 0, 1).astype(np.float32)
+
+
+def expected_score(path) -> float:
+    """The fake score of the image file at ``path``."""
+    with open(path, "rb") as f:
+        return float(fake_score(load_image(f.read()).array))
+
+
+class FakeEngine(Engine):
+    """Scores an image by the mean of its preprocessed array: deterministic, instant."""
+
+    model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
+    threads = 1
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return fake_score(batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeEngineSpec:
+    """Loads a ``FakeEngine``, as the specs of ``model.engines`` load theirs."""
+
+    name: ClassVar[str] = "fake"
+    exact: ClassVar[bool] = True  # in place of the exact engine (its model id too)
+
+    def expected_model_id(self) -> str:
+        return FakeEngine.model_id
+
+    def load(self) -> Engine:
+        return FakeEngine()
+
+
+FAKE_ENGINE = FakeEngineSpec()
