@@ -10,7 +10,7 @@ import pytest
 
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED, corpus_files, heif_files, needs_shared, reference
-from support.jobs import by_uri, results, run_job
+from support.jobs import by_uri, model_loads, results, run_job
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.manifests import ManifestError
 from nsfw_scan.transforms.results import output_schema
@@ -34,11 +34,12 @@ def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path, corpus):
     # a few duplicates, across and within lines
     manifest.write_text("\n".join(["# nightly backlog", *real, *hostile, *odd, real[0], hostile[5], ""]))
 
-    summary, rows = run_job(tmp_path, manifest)
+    summary, rows = run_job(tmp_path, manifest, extra=["--exact"])  # Yahoo's steps for every file
     rows = by_uri(rows)
     assert set(rows) == set(real + hostile + odd)
     assert summary["manifest_rows"] == len(real) + len(hostile) + len(odd) + 2
-    assert summary["duplicates"] == 2 and summary["rows"] == len(rows) and summary["model_loads"] == 1
+    assert summary["duplicates"] == 2 and summary["rows"] == len(rows)
+    assert summary["model_loads"] in model_loads(rows) == {1}
 
     for name, files in (("real", real), ("hostile", hostile)):
         expected = {str(corpus / name / k): v for k, v in reference(name, corpus).items()}

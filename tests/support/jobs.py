@@ -41,3 +41,14 @@ def pipeline():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return BeamTestPipeline(runner=FnApiRunner())
+
+
+def model_loads(rows, per_model: set[int] = frozenset({1})) -> set[int]:
+    """The ``model_loads`` a run may report when each model that gave a row's score (the
+    cascade's first pass, and the exact one for rows near a threshold) was loaded a number of
+    times in ``per_model``: once per worker process."""
+    models = {row["model"] for row in (rows.values() if isinstance(rows, dict) else rows) if row["model"]}
+    totals = {0}
+    for _ in models:
+        totals = {total + n for total in totals for n in per_model}
+    return totals
