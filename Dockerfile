@@ -18,6 +18,7 @@ COPY model model
 COPY transforms transforms
 COPY pipeline pipeline
 COPY configs configs
+COPY storage storage
 # apache-beam stays at the base image's version: pip only adds what the package needs
 RUN pip install --no-cache-dir ".[aws,gcp]" "apache-beam==$(python -c 'import apache_beam; print(apache_beam.__version__)')"
 

@@ -12,7 +12,8 @@ Loaders (selected by name):
 ``fast`` (opt-in)
     Yahoo's steps, except that JPEGs larger than needed are decoded by libjpeg at 1/2, 1/4 or
     1/8 scale (Pillow's ``draft``), never below 256x256, before the same resize. Much less
-    decoding work for photos; scores deviate slightly (measured in the README).
+    decoding work for photos; scores deviate slightly (measured in docs/cascade.md). The
+    cascade's first pass.
 ``tensorflow``
     The same steps with TensorFlow's decoders, resizer and JPEG encoder (the seed port's
     in-graph path, also used by the SavedModel export). Formats: JPEG, PNG, GIF, BMP, WebP.
