@@ -1,8 +1,9 @@
-"""Scoring engines with one interface, ``score(batch) -> NSFW probabilities``, each described
-by a typed spec that loads it (``spec.load()``; specs are small, so they travel to workers).
+"""The typed specs of the scoring engines: each describes one and loads it (``spec.load()``;
+specs are small, so they travel to workers). The loaded scorers are in ``model/scorer.py``.
 
 ``tensorflow`` is the product's engine (:class:`model.scorer.Scorer`); ``onnxruntime`` runs the
-packaged ONNX file as shipped, the reference the benchmarks compare against.
+packaged ONNX file as shipped (:class:`model.scorer.OnnxRuntimeScorer`), the reference the
+benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -10,28 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import numpy as np
-
-from .runtime import Engine, cpu_threads
+from .runtime import Engine
 from .weights import WeightsSource, locate, model_id, weights_id
-
-
-class OnnxRuntimeScorer(Engine):
-    def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
-        import onnxruntime
-
-        if source.kind != "onnx":
-            raise ValueError("the onnxruntime engine reads ONNX weights only")
-        path, digest = locate(source)
-        self.model_id = weights_id(source, digest)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.threads = threads or cpu_threads()  # cores the model uses
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-
-    def score(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.asarray(batch, np.float32)})[0][:, 1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +56,8 @@ class OnnxRuntimeEngine:
         return weights_id(self.source, locate(self.source)[1])
 
     def load(self) -> Engine:
+        from .scorer import OnnxRuntimeScorer
+
         return OnnxRuntimeScorer(self.source, self.threads)
 
 

@@ -1,4 +1,6 @@
-"""Scoring: the network with its weights, built once, called as one compiled graph per batch."""
+"""The loaded scorers, ``score(batch) -> NSFW probabilities``: the network with its weights on
+TensorFlow, built once and called as one compiled graph per batch (:class:`Scorer`), and the
+packaged ONNX file on onnxruntime (:class:`OnnxRuntimeScorer`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
 from .runtime import Engine, cpu_threads
-from .weights import WeightsSource, load_into, load_weights, model_id
+from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +86,21 @@ class Scorer(Engine):
             return np.zeros((0,), np.float32)
         predict = self._predict_in_pieces if self._parts > 1 and len(batch) >= self._parts else self._predict
         return predict(np.asarray(batch, dtype=np.float32)).numpy()
+
+
+class OnnxRuntimeScorer(Engine):
+    def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
+        import onnxruntime
+
+        if source.kind != "onnx":
+            raise ValueError("the onnxruntime engine reads ONNX weights only")
+        path, digest = locate(source)
+        self.model_id = weights_id(source, digest)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.threads = threads or cpu_threads()  # cores the model uses
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: np.asarray(batch, np.float32)})[0][:, 1]
