@@ -262,6 +262,16 @@ def _too_long(line: int) -> Record:
     return Record(line, error=f"the line is longer than {MAX_LINE_CHARS} characters")
 
 
+def _unusable(line: int, text: str | None) -> Record | None:
+    """The record of a physical line with nothing to read in it (over the length limit, or
+    blank), the same in every line-based format; ``None`` for any other line."""
+    if text is None:
+        return _too_long(line)
+    if not text.strip():
+        return Record(line, skipped=SKIPPED)
+    return None
+
+
 def _csv_records(f, fmt: str, uri_column: str | None = None) -> Iterator[Record]:
     """A CSV/TSV file's records, ``values`` being the list of fields; with ``uri_column``, the
     first is the header (``skipped`` = ``HEADERS``) and the others are read against it. A record
@@ -278,11 +288,8 @@ def _csv_records(f, fmt: str, uri_column: str | None = None) -> Iterator[Record]
         if item is None:
             return
         line, text = item
-        if text is None:
-            yield _too_long(line)
-            continue
-        if not text.strip():
-            yield Record(line, skipped=SKIPPED)
+        if (unusable := _unusable(line, text)) is not None:
+            yield unusable
             continue
         if '"' not in text:  # no quote: the fields are what lies between delimiters (as csv reads them)
             fields = text.rstrip("\r\n").split(delimiter)
@@ -425,11 +432,11 @@ class ReadManifest(beam.DoFn):
     def _text(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
             for line, text in _physical_lines(f):
-                if text is None:
-                    yield _too_long(line)
+                if (unusable := _unusable(line, text)) is not None:
+                    yield unusable
                     continue
                 text = text.strip()
-                if not text or text.startswith("#"):
+                if text.startswith("#"):
                     yield Record(line, skipped=SKIPPED)
                     continue
                 error = "not valid UTF-8 text" if "\ufffd" in text else None
@@ -456,11 +463,8 @@ class ReadManifest(beam.DoFn):
     def _jsonl(self, path, fmt, compressed):
         with _open_text(path, compressed) as f:
             for line, text in _physical_lines(f):
-                if text is None:
-                    yield _too_long(line)
-                    continue
-                if not text.strip():
-                    yield Record(line, skipped=SKIPPED)
+                if (unusable := _unusable(line, text)) is not None:
+                    yield unusable
                     continue
                 try:
                     record = json.loads(text)
