@@ -72,20 +72,23 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     runs it."""
     storage = StorageOptions.from_pipeline_options(pipeline.options)
     cascades = config.cascades and engine_spec is None  # an engine given scores every row itself
-    handler = OpenNsfwModelHandler(
-        engine_spec or config.engine_spec(), min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
-        large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
-        load_on_first_batch=cascades,  # with the cascade, only rows near a threshold need it
-    )
+
+    def model_handler(spec, load_on_first_batch: bool = False) -> OpenNsfwModelHandler:
+        return OpenNsfwModelHandler(
+            spec, min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
+            large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
+            load_on_first_batch=load_on_first_batch,
+        )
+
+    # with the cascade, only rows near a threshold need the exact model: loaded at its first batch
+    handler = model_handler(engine_spec or config.engine_spec(), load_on_first_batch=cascades)
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
     first_pass = first_pass_scores = None
     if cascades:
         cheap_loading, cheap_engine = config.first_pass()
-        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), OpenNsfwModelHandler(
-            cheap_engine, min_batch_size=config.batch.min_size, max_batch_size=config.batch.max_size,
-            large_model=config.model_sharing.large_model, model_copies=config.model_sharing.copies,
-        ), config.cascade.margin)
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), model_handler(cheap_engine),
+                               config.cascade.margin)
         first_pass_scores = FirstPassScores(cheap_engine.expected_model_id(), config.cascade.loader,
                                             config.cascade.margin, config.thresholds)
 
