@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-DECISIONS = ("safe", "review", "nsfw", "error")
+NOT_SCORED = "error"  # the decision of a row without a score (its error_kind says why)
+DECISIONS = ("safe", "review", "nsfw", NOT_SCORED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Thresholds:
 
     def decide(self, score: float | None) -> str:
         if score is None:
-            return "error"
+            return NOT_SCORED
         if score < self.safe_below:
             return "safe"
         if score >= self.nsfw_from:

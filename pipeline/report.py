@@ -27,9 +27,10 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from ..model.decision import DECISIONS, Thresholds
+from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.preprocess import YAHOO_VIEW
-from ..transforms.results import output_schema, with_result_columns
+from ..storage.schema import Column, output_schema
+from ..transforms.results import with_result_columns
 from .config import ConfigError
 from ..storage.paths import shown
 from ..storage.output_dir import result_files
@@ -40,7 +41,7 @@ REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
 RANK = {"safe": 0, "review": 1, "nsfw": 2}
-COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", "error": "#7878c8"}
+COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", NOT_SCORED: "#7878c8"}
 
 
 def _with_result_columns(table: pa.Table) -> pa.Table:
@@ -76,24 +77,26 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
     times, queues, failures = [], [], []
     for table in _tables(directory):
-        decisions.update(table.column("decision").to_pylist())
-        errors.update(table.column("error_kind").drop_null().to_pylist())
-        for view, score, yahoo in zip(*(table.column(c).to_pylist() for c in ("view", "score", "yahoo_score"))):
+        decisions.update(table.column(Column.DECISION).to_pylist())
+        errors.update(table.column(Column.ERROR_KIND).drop_null().to_pylist())
+        views = (Column.VIEW, Column.SCORE, Column.YAHOO_SCORE)
+        for view, score, yahoo in zip(*(table.column(c).to_pylist() for c in views)):
             if view is not None and view != YAHOO_VIEW and score is not None:
                 other_views[_view_kind(view)] += 1
                 raised += yahoo is not None and RANK[thresholds.decide(score)] > RANK[thresholds.decide(yahoo)]
-        scores = table.column("score").fill_null(np.nan).to_numpy(zero_copy_only=False)
-        decided = np.asarray(table.column("decision").to_pylist(), dtype=object)
+        scores = table.column(Column.SCORE).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        decided = np.asarray(table.column(Column.DECISION).to_pylist(), dtype=object)
         for decision, counts in histograms.items():
             counts += np.histogram(scores[decided == decision], bins=BINS, range=(0.0, 1.0))[0]
         if table.num_rows:
-            times += [pc.min(table.column("scored_at")).as_py(), pc.max(table.column("scored_at")).as_py()]
-        queues.append(table.filter(pc.field("decision").isin(["review", "nsfw"])))
-        failures.append(table.filter(pc.field("decision") == "error"))
+            scored_at = table.column(Column.SCORED_AT)
+            times += [pc.min(scored_at).as_py(), pc.max(scored_at).as_py()]
+        queues.append(table.filter(pc.field(Column.DECISION).isin(["review", "nsfw"])))
+        failures.append(table.filter(pc.field(Column.DECISION) == NOT_SCORED))
     # runs over manifests with different columns: missing columns are null
-    queue = pa.concat_tables(queues, promote_options="default").sort_by([("score", "descending")])
+    queue = pa.concat_tables(queues, promote_options="default").sort_by([(Column.SCORE, "descending")])
     failed = pa.concat_tables(failures, promote_options="default").sort_by(
-        [("error_kind", "ascending"), ("uri", "ascending")])
+        [(Column.ERROR_KIND, "ascending"), (Column.URI, "ascending")])
     times = [t for t in times if t is not None]
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
             "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
@@ -151,7 +154,7 @@ def figure(report: dict, thresholds: Thresholds):
     errors = list(report["errors"].items())[:12][::-1]
     if errors:
         kinds, counts = zip(*errors)
-        bars = errors_axis.barh(kinds, counts, color=COLOURS["error"])
+        bars = errors_axis.barh(kinds, counts, color=COLOURS[NOT_SCORED])
         errors_axis.bar_label(bars, labels=[f"{n:,}" for n in counts], padding=3)
         errors_axis.set_xlim(0, max(counts) * 1.25)
         errors_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -210,8 +213,8 @@ def spreadsheet_safe(table: pa.Table) -> pa.Table:
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
-    table = table.set_column(table.schema.get_field_index("scored_at"), "scored_at",
-                             pc.cast(table["scored_at"], pa.string()))
+    table = table.set_column(table.schema.get_field_index(Column.SCORED_AT), Column.SCORED_AT,
+                             pc.cast(table[Column.SCORED_AT], pa.string()))
     buffer = io.BytesIO()
     pacsv.write_csv(spreadsheet_safe(table), buffer)
     return buffer.getvalue()

@@ -16,7 +16,7 @@ from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.earlier import DoneKeys
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
-from ..transforms.results import output_schema
+from ..storage.schema import output_schema
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from ..model.decision import NOT_SCORED
+from ..storage.schema import Column
 from ..transforms.load import Ahead
 from ..transforms.manifests import Entry
 from ..transforms.results import finish_views
@@ -18,7 +20,7 @@ from .config import Config
 class FileResult:
     path: str
     score: float | None = None
-    decision: str = "error"
+    decision: str = NOT_SCORED
     error_kind: str | None = None  # model.errors.ERROR_KINDS
     error: str | None = None
     view: str | None = None  # the view that gave the score (transforms.results.finish_views)
@@ -53,10 +55,10 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
                        for score in scorer.score(np.stack(decoded[start:start + batch])).tolist()])
         for item in chunk:
             if isinstance(item, dict):  # a finished error row
-                yield FileResult(item["uri"], error_kind=item["error_kind"], error=item["error"])
+                yield FileResult(item[Column.URI], error_kind=item[Column.ERROR_KIND], error=item[Column.ERROR])
                 continue
             row, views = item
             row = finish_views(row, [(view.name, float(next(scores)), None) for view in views], config.thresholds)
-            score = round(row["score"], 6)
-            yield FileResult(row["uri"], score, config.thresholds.decide(score), view=row["view"],
-                             yahoo_score=round(row["yahoo_score"], 6))
+            score = round(row[Column.SCORE], 6)
+            yield FileResult(row[Column.URI], score, config.thresholds.decide(score), view=row[Column.VIEW],
+                             yahoo_score=round(row[Column.YAHOO_SCORE], 6))

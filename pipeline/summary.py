@@ -9,8 +9,8 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
 from ..model.errors import BAD_MANIFEST_LINE
-from ..transforms.manifests import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
-from ..transforms.scoring import MODEL_LOAD_MS, RESCORED
+from ..transforms import metrics
+from ..transforms.metrics import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
 from ..storage.layout import SUMMARY_FILE
 
 
@@ -33,14 +33,14 @@ def model_loads(results) -> tuple[int, float]:
     count, seconds = 0, 0.0
     for result in results:
         for name, value in _query(result, "distributions"):
-            if name == MODEL_LOAD_MS and value and value.count:
+            if name == metrics.MODEL_LOAD_MS and value and value.count:
                 count += value.count
                 seconds += value.max / 1000
     return count, seconds
 
 
 def _decisions(c: dict[str, int]) -> dict[str, int]:
-    return {d: c.get(f"decision_{d}", 0) for d in DECISIONS}
+    return {d: c.get(metrics.decision_counter(d), 0) for d in DECISIONS}
 
 
 def rows_written(results) -> int:
@@ -56,9 +56,9 @@ def accounting(c: dict[str, int], rows: int) -> dict[str, int]:
     """What became of every physical line of the manifests: ``lines`` is the sum of the others
     when none was lost (each entry is a row with a URI, a bad line's row, a duplicate or a URI
     earlier runs covered; rows without a manifest line do not exist)."""
-    bad = c.get(f"error_{BAD_MANIFEST_LINE}", 0)
-    return {"lines": c.get(LINES, 0), "rows": rows - bad, "bad_lines": bad, "duplicates": c.get("duplicates", 0),
-            "already_done": c.get("already_done", 0), "blank_or_comment": c.get(SKIPPED, 0),
+    bad = c.get(metrics.error_counter(BAD_MANIFEST_LINE), 0)
+    return {"lines": c.get(LINES, 0), "rows": rows - bad, "bad_lines": bad, "duplicates": c.get(metrics.DUPLICATES, 0),
+            "already_done": c.get(metrics.ALREADY_DONE, 0), "blank_or_comment": c.get(SKIPPED, 0),
             "headers": c.get(HEADERS, 0), "continued": c.get(CONTINUED, 0)}
 
 
@@ -85,22 +85,22 @@ def summarize(results, seconds: float, extra: dict) -> dict:
     loads, load = model_loads(results)
     decisions = _decisions(c)
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
-    errors = {name[len("error_"):]: n for name, n in sorted(c.items()) if name.startswith("error_")}
+    errors = metrics.error_kinds(c)
     return {
         **extra,
         "manifest_lines": c.get(LINES, 0),
         "manifest_rows": c.get(ENTRIES, 0),
-        "duplicates": c.get("duplicates", 0),
-        "already_done": c.get("already_done", 0),
-        "content_duplicates": c.get("content_duplicates", 0),
-        "content_reused": c.get("content_reused", 0),
-        "rescored": c.get(RESCORED, 0),
+        "duplicates": c.get(metrics.DUPLICATES, 0),
+        "already_done": c.get(metrics.ALREADY_DONE, 0),
+        "content_duplicates": c.get(metrics.CONTENT_DUPLICATES, 0),
+        "content_reused": c.get(metrics.CONTENT_REUSED, 0),
+        "rescored": c.get(metrics.RESCORED, 0),
         "rows": sum(decisions.values()),
         "scored": scored,
         "errors": sum(errors.values()),
         "errors_by_kind": errors,
         "decisions": decisions,
-        "bytes_read": c.get("bytes_read", 0),
+        "bytes_read": c.get(metrics.BYTES_READ, 0),
         "model_loads": loads,
         "seconds": round(seconds, 2),
         "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,

@@ -5,8 +5,8 @@ steps in ``transforms/`` and the launcher in ``pipeline/`` call it).
 - ``clients``: one client factory per object store (S3, GCS)
 - ``read``: one image's bytes from any store, with retries; ``httpfs`` (http(s) with its
   address guard, a Beam filesystem) and ``s3read`` (one GET per object) under it
-- ``layout``, ``files``, ``output_dir``, ``rows``: the output folder, its files, the rows a run
-  makes durable while it goes; ``paths``: local paths made absolute and shown short
+- ``layout``, ``schema``, ``files``, ``output_dir``, ``rows``: the output folder, its result
+  files' columns, its files, the rows a run makes durable while it goes; ``paths``: local paths made absolute and shown short
 - ``lock`` (the output folder's one-writer protocol) and ``lock_stores`` (the lock object in each
   store)
 - ``compat``: every use of a private name of Beam or the standard library

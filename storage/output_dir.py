@@ -25,6 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from .files import OutputDirError, match, read_table, write_table
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file
 from .rows import salvage
+from .schema import Column
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     rewrites only the files that hold such rows."""
     failed_in: dict[str, set[str]] = {}
     for path in earlier:
-        table = read_table(path, ["uri", "error"])
-        failed = {u for u, e in zip(table["uri"].to_pylist(), table["error"].to_pylist()) if u and e}
+        table = read_table(path, [Column.URI, Column.ERROR])
+        failed = {u for u, e in zip(table[Column.URI].to_pylist(), table[Column.ERROR].to_pylist()) if u and e}
         if failed:
             failed_in[path] = failed
     if not failed_in:
@@ -125,13 +126,13 @@ def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     failed = set().union(*failed_in.values())
     redone = set()
     for path in new:
-        redone.update(u for u in read_table(path, ["uri"])["uri"].to_pylist() if u in failed)
+        redone.update(u for u in read_table(path, [Column.URI])[Column.URI].to_pylist() if u in failed)
     dropped = 0
     for path, failed in failed_in.items():
         if not failed & redone:
             continue
         table = read_table(path)
-        keep = pc.invert(pc.fill_null(pc.is_in(table["uri"], value_set=pa.array(sorted(redone), pa.string())), False))
+        keep = pc.invert(pc.fill_null(pc.is_in(table[Column.URI], value_set=pa.array(sorted(redone), pa.string())), False))
         kept = table.filter(keep)
         dropped += table.num_rows - kept.num_rows
         write_table(path, kept)

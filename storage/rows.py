@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from .files import match, read_table, write_table
 from .layout import ROWS_DIR, ROWS_PREFIX, SALVAGED_PART
+from .schema import Column
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ def _read(path: str) -> pa.Table | None:
 def _one_row_per_key(table: pa.Table) -> pa.Table:
     """The first row of each URI (a malformed manifest line, which has none, by its source)."""
     source = pc.binary_join_element_wise(
-        pc.fill_null(table["source_manifest"], ""), pc.cast(pc.fill_null(table["source_line"], -1), pa.string()), "\n")
-    key = pc.if_else(pc.is_null(table["uri"]), pc.binary_join_element_wise("\0", source, ""), table["uri"])
+        pc.fill_null(table[Column.SOURCE_MANIFEST], ""),
+        pc.cast(pc.fill_null(table[Column.SOURCE_LINE], -1), pa.string()), "\n")
+    uri = table[Column.URI]
+    key = pc.if_else(pc.is_null(uri), pc.binary_join_element_wise("\0", source, ""), uri)
     first = pa.table({"key": key, "i": pa.array(range(table.num_rows), pa.int64())}).group_by("key").aggregate(
         [("i", "min")])["i_min"]
     return table.take(first.take(pc.sort_indices(first)))

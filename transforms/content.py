@@ -18,17 +18,21 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..storage.options import StorageOptions
+from ..storage.schema import Column
+from . import metrics
 from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
-from .manifests import NAMESPACE
 from ..model.preprocess import YAHOO_VIEW
 from .results import base_row, finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_VIEW_FACTS = ("frames", "views", "view", "yahoo_score", "exact")
-_COPIED = ("score", "decision", "error_kind", "error", "width", "height", *_VIEW_FACTS, "loader", "model",
-           "scored_at")
+_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT)
+# what a row scored for its content gives the other rows with the same bytes
+_COPIED = (Column.SCORE, Column.DECISION, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
+           Column.LOADER, Column.MODEL, Column.SCORED_AT)
+# what an earlier run's row gives a row of the same content
+_REUSED = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS, Column.MODEL, Column.LOADER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,19 +48,21 @@ class FirstPassScores:
 
 
 def _reusable(row: dict, model: str, loader: str, views: str, first_pass: FirstPassScores | None = None):
-    if not (row["sha256"] and row["score"] is not None):
+    score, steps = row[Column.SCORE], (row[Column.MODEL], row[Column.LOADER])
+    if not (row[Column.SHA256] and score is not None):
         return
-    cheap = first_pass is not None and (row["model"], row["loader"]) == (first_pass.model, first_pass.loader)
-    if not cheap and (row["model"], row["loader"]) != (model, loader):
+    cheap = first_pass is not None and steps == (first_pass.model, first_pass.loader)
+    if not cheap and steps != (model, loader):
         return
     if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
-        row = dict(row, score=row["score"] if row["yahoo_score"] is None else row["yahoo_score"],
-                   views=1, view=YAHOO_VIEW, yahoo_score=None)
-    elif row["views"] is None:  # rows of a version before views scored Yahoo's view only
+        yahoo = row[Column.YAHOO_SCORE]
+        row = {**row, Column.SCORE: score if yahoo is None else yahoo, Column.VIEWS: 1, Column.VIEW: YAHOO_VIEW,
+               Column.YAHOO_SCORE: None}
+    elif row[Column.VIEWS] is None:  # rows of a version before views scored Yahoo's view only
         return
-    if cheap and first_pass.thresholds.near(row["score"], first_pass.margin):
+    if cheap and first_pass.thresholds.near(row[Column.SCORE], first_pass.margin):
         return
-    yield row["sha256"], row
+    yield row[Column.SHA256], row
 
 
 class EarlierScores(beam.PTransform):
@@ -78,8 +84,7 @@ class EarlierScores(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadScores" >> ReadEarlierResults(self._files, ["sha256", "score", "width", "height", *_VIEW_FACTS,
-                                                               "model", "loader"], self._storage)
+            | "ReadScores" >> ReadEarlierResults(self._files, list(_REUSED), self._storage)
             | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views, self._first_pass)
         )
 
@@ -95,20 +100,20 @@ class _SplitByContent(beam.DoFn):
         uploads = sorted(groups["uploads"], key=lambda upload: upload[0].uri)
         if not uploads:
             return
-        rows = [dict(base_row(entry), sha256=sha, bytes=size) for entry, size in uploads]
+        rows = [{**base_row(entry), Column.SHA256: sha, Column.BYTES: size} for entry, size in uploads]
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
-            beam.metrics.Metrics.counter(NAMESPACE, "content_reused").inc(len(rows))
+            metrics.counter(metrics.CONTENT_REUSED).inc(len(rows))
+            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS)
             for row in rows:
-                row = dict(row, width=earlier["width"], height=earlier["height"], loader=earlier["loader"],
-                           frames=earlier["frames"], views=earlier["views"])
+                row = {**row, **{name: earlier[name] for name in facts}}
                 yield beam.pvalue.TaggedOutput(REUSED, finish(
-                    row, score=earlier["score"], model=earlier["model"], thresholds=self._thresholds,
-                    view=earlier["view"], yahoo_score=earlier["yahoo_score"], exact=earlier["exact"]))
+                    row, score=earlier[Column.SCORE], model=earlier[Column.MODEL], thresholds=self._thresholds,
+                    view=earlier[Column.VIEW], yahoo_score=earlier[Column.YAHOO_SCORE], exact=earlier[Column.EXACT]))
             return
         yield uploads[0][0]
         if len(rows) > 1:
-            beam.metrics.Metrics.counter(NAMESPACE, "content_duplicates").inc(len(rows) - 1)
+            metrics.counter(metrics.CONTENT_DUPLICATES).inc(len(rows) - 1)
         for row in rows[1:]:
             yield beam.pvalue.TaggedOutput(FOLLOWERS, (sha, row))
 
@@ -145,7 +150,7 @@ class ContentDedup(beam.PTransform):
         )
         scored = content.to_score | "ScoreImages" >> self._score
         shared = (
-            {"scored": scored | "KeyBySha" >> beam.FlatMap(lambda r: [(r["sha256"], r)] if r["sha256"] else []),
+            {"scored": scored | "KeyBySha" >> beam.FlatMap(lambda r: [(r[Column.SHA256], r)] if r[Column.SHA256] else []),
              "followers": content[FOLLOWERS]}
             | "JoinFollowers" >> beam.CoGroupByKey()
             | "CopyResult" >> beam.FlatMap(_copy_result)

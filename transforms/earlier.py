@@ -7,9 +7,11 @@ import apache_beam as beam
 from ..storage.options import StorageOptions
 from .read_parquet import ReadParquetFiles
 from .manifests import bad_line_key, in_partition
+from ..model.decision import NOT_SCORED
+from ..storage.schema import Column
 from .results import with_result_columns
 
-COLUMNS = ["uri", "decision", "source_manifest", "source_line"]
+COLUMNS = [Column.URI, Column.DECISION, Column.SOURCE_MANIFEST, Column.SOURCE_LINE]
 
 
 class ReadEarlierResults(beam.PTransform):
@@ -33,12 +35,12 @@ class ReadEarlierResults(beam.PTransform):
 def done_key(row: dict, rescore_errors: bool):
     """The dedup key a result row covers, or nothing if the row is to be redone. A malformed
     manifest line (no URI) is known by its source columns."""
-    if row["uri"] is not None:
-        if rescore_errors and row["decision"] == "error":
+    if row[Column.URI] is not None:
+        if rescore_errors and row[Column.DECISION] == NOT_SCORED:
             return
-        yield row["uri"]
-    elif row["source_manifest"] is not None:
-        yield bad_line_key(row["source_manifest"], row["source_line"])
+        yield row[Column.URI]
+    elif row[Column.SOURCE_MANIFEST] is not None:
+        yield bad_line_key(row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE])
 
 
 class DoneKeys(beam.PTransform):

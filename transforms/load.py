@@ -25,7 +25,9 @@ from ..model.runtime import cpu_threads
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
-from .manifests import NAMESPACE, Entry
+from ..storage.schema import Column
+from . import metrics
+from .manifests import Entry
 from .results import bad_line, base_row, fail
 
 ERRORS = "errors"  # tag of the output that carries finished error rows
@@ -159,9 +161,9 @@ class Loading:
             image = load_image(data, self._loader, self._max_pixels, self._views)
         except ImageError as exc:  # never decoded: no loader ran to its end
             return fail(row, exc.kind, exc.message)
-        row["loader"] = self._loader
-        row["width"], row["height"] = image.width, image.height
-        row["frames"], row["views"] = image.frames, len(image.views)
+        row[Column.LOADER] = self._loader
+        row[Column.WIDTH], row[Column.HEIGHT] = image.width, image.height
+        row[Column.FRAMES], row[Column.VIEWS] = image.frames, len(image.views)
         return row, image.views
 
     # reading only (content de-duplication hashes first)
@@ -184,10 +186,10 @@ class Loading:
             data = read_bytes(entry.uri, self._max_bytes, self._policy, budget)
         except ImageError as exc:
             if exc.kind == "empty":  # read, and known: no bytes
-                row["bytes"], row["sha256"] = 0, hashlib.sha256(b"").hexdigest()
+                row[Column.BYTES], row[Column.SHA256] = 0, hashlib.sha256(b"").hexdigest()
             return fail(row, exc.kind, exc.message)
-        row["bytes"] = len(data)
-        row["sha256"] = hashlib.sha256(data).hexdigest()
+        row[Column.BYTES] = len(data)
+        row[Column.SHA256] = hashlib.sha256(data).hexdigest()
         return row, data
 
 
@@ -214,7 +216,7 @@ class _LoadsAhead(beam.DoFn):
         if self._storage is not None:
             self._storage.apply()
         self._loading.start()
-        self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, "bytes_read")
+        self._bytes_read = metrics.counter(metrics.BYTES_READ)
 
     def start_bundle(self):
         self._ahead = Ahead(self._limit)
@@ -240,14 +242,14 @@ class _LoadsAhead(beam.DoFn):
 
     def _count(self, row: dict) -> None:
         # Beam's metrics live in the worker thread: counted there, never in a pool's thread.
-        if row.get("bytes"):
-            self._bytes_read.inc(row["bytes"])
+        if row.get(Column.BYTES):
+            self._bytes_read.inc(row[Column.BYTES])
 
 
 def view_key(row: dict, index: int, view: View, count: int) -> tuple:
     """The key of one view of a file with several: ``(uri, index, name, count, row)``, the row
     carried by the first view only (the others need only be matched to it)."""
-    return row["uri"], index, view.name, count, row if index == 0 else None
+    return row[Column.URI], index, view.name, count, row if index == 0 else None
 
 
 class LoadImage(_LoadsAhead):
@@ -295,4 +297,4 @@ class HashFile(_LoadsAhead):
             return
         entry, row = hashed
         self._count(row)
-        yield row["sha256"], (entry, row["bytes"])
+        yield row[Column.SHA256], (entry, row[Column.BYTES])

@@ -45,15 +45,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from ..storage.options import StorageOptions
-from .results import RESERVED
+from ..storage.schema import RESERVED, Column
+from . import metrics
+from .metrics import CONTINUED, ENTRIES, HEADERS, LINE_COUNTERS, LINES, SKIPPED
 
-NAMESPACE = "nsfw_scan"
-
-# Beam counters of the manifests' physical lines (text lines, or Parquet rows), by what became of
-# them; ENTRIES also counts Parquet rows. LINES = HEADERS + SKIPPED + CONTINUED + ENTRIES.
-LINES, HEADERS, SKIPPED, CONTINUED, ENTRIES = (
-    "manifest_lines", "manifest_header_lines", "manifest_blank_lines", "manifest_continued_lines", "manifest_rows")
-LINE_COUNTERS = (LINES, HEADERS, SKIPPED, CONTINUED, ENTRIES)
 MAX_LINE_CHARS = 1 << 20  # a longer line is a bad line (the rest of it is skipped, never held)
 MAX_RECORD_CHARS = 1 << 17  # a quoted CSV field may span lines up to this many characters
 
@@ -373,7 +368,8 @@ def entry_of(row: dict) -> Entry:
     """The entry a row of a URI was made from (the inverse of ``results.base_row``), for steps
     that make a row again from the start."""
     columns = {name: value for name, value in row.items() if name not in RESERVED}
-    return Entry(row["uri"], columns, row["source_manifest"], row["source_line"], duplicates=row["duplicates"])
+    return Entry(row[Column.URI], columns, row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE],
+                 duplicates=row[Column.DUPLICATES])
 
 
 class ReadManifest(beam.DoFn):
@@ -388,7 +384,7 @@ class ReadManifest(beam.DoFn):
     def setup(self):
         if self._storage is not None:
             self._storage.apply()
-        self._counters = {name: beam.metrics.Metrics.counter(NAMESPACE, name) for name in LINE_COUNTERS}
+        self._counters = {name: metrics.counter(name) for name in LINE_COUNTERS}
 
     def records(self, path: str) -> Iterator[Record]:
         """Every physical line (or Parquet row) of the manifest, as :class:`Record` s. A manifest
@@ -517,11 +513,11 @@ def _new_entries(keyed):
     """The entry to process, if any; counts duplicates and entries an earlier run covered."""
     _, (count, entry, done) = keyed
     if count > 1:
-        beam.metrics.Metrics.counter(NAMESPACE, "duplicates").inc(count - 1)
+        metrics.counter(metrics.DUPLICATES).inc(count - 1)
     if entry is None:  # a result of an earlier run whose URI is not in these manifests
         return
     if done:
-        beam.metrics.Metrics.counter(NAMESPACE, "already_done").inc()
+        metrics.counter(metrics.ALREADY_DONE).inc()
         return
     yield dataclasses.replace(entry, duplicates=count - 1) if count > 1 else entry
 

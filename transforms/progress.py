@@ -11,7 +11,8 @@ import time
 
 import apache_beam as beam
 
-from .manifests import NAMESPACE
+from ..storage.schema import Column
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ class _CountRows(beam.DoFn):
         self._whole_job = self._run_id in _LAUNCHED
 
     def process(self, row, total):
-        beam.metrics.Metrics.counter(NAMESPACE, f"decision_{row['decision']}").inc()
-        if row["error_kind"]:
-            beam.metrics.Metrics.counter(NAMESPACE, "error_" + row["error_kind"]).inc()
+        metrics.counter(metrics.decision_counter(row[Column.DECISION])).inc()
+        if row[Column.ERROR_KIND]:
+            metrics.counter(metrics.error_counter(row[Column.ERROR_KIND])).inc()
         self._progress(total)
         yield row
 

@@ -1,9 +1,6 @@
-"""The output row: its Parquet schema (defined once, here) and how rows are made.
+"""The output row: how rows are made, from a manifest entry to a score or an error.
 
-Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
-``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
-``duplicates``, ``scored_at``.
+The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
 A file is scored on one or more views (``model.preprocess.View``): ``score`` and ``decision``
 are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` is Yahoo's own view's.
@@ -21,56 +18,23 @@ from __future__ import annotations
 import datetime
 import re
 
-import pyarrow as pa
-
-from ..model.decision import Thresholds
+from ..model.decision import NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS
 from ..model.preprocess import YAHOO_VIEW
-
-RESULT_FIELDS = [
-    pa.field("score", pa.float32()),
-    pa.field("decision", pa.string()),
-    pa.field("error_kind", pa.string()),
-    pa.field("error", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("bytes", pa.int64()),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-    # frames in the file, views of it scored, the view that gave the score, Yahoo's view's score
-    pa.field("frames", pa.int32()),
-    pa.field("views", pa.int32()),
-    pa.field("view", pa.string()),
-    pa.field("yahoo_score", pa.float32()),
-    # the scores are Yahoo's exact ones (its loader, the float32 model), not a faster path's
-    pa.field("exact", pa.bool_()),
-    pa.field("loader", pa.string()),
-    pa.field("model", pa.string()),
-    pa.field("source_manifest", pa.string()),
-    pa.field("source_line", pa.int64()),
-    # other lines of this run's manifests that named the same URI (the row has the first's columns)
-    pa.field("duplicates", pa.int32()),
-    pa.field("scored_at", pa.timestamp("us", tz="UTC")),
-]
-RESERVED = {"uri", *(f.name for f in RESULT_FIELDS)}
-
-
-def output_schema(passthrough: dict[str, pa.DataType]) -> pa.Schema:
-    """``uri``, then the manifests' own columns (in manifest order), then the result columns."""
-    return pa.schema([pa.field("uri", pa.string())]
-                     + [pa.field(name, dtype) for name, dtype in passthrough.items()]
-                     + RESULT_FIELDS)
+from ..storage.schema import RESULT_FIELDS, Column
 
 
 def base_row(entry) -> dict:
     """A row for a manifest ``Entry`` with every result column empty; steps fill in what they learn."""
-    row = {"uri": entry.uri, **entry.columns}
+    row = {Column.URI: entry.uri, **entry.columns}
     row.update({f.name: None for f in RESULT_FIELDS})
-    row["source_manifest"], row["source_line"], row["duplicates"] = entry.manifest, entry.line, entry.duplicates
+    row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE] = entry.manifest, entry.line
+    row[Column.DUPLICATES] = entry.duplicates
     return row
 
 
-def _stamped(row: dict, **values) -> dict:
-    return dict(row, **values, scored_at=datetime.datetime.now(datetime.timezone.utc))
+def _stamped(row: dict, values: dict) -> dict:
+    return {**row, **values, Column.SCORED_AT: datetime.datetime.now(datetime.timezone.utc)}
 
 
 def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view: str = YAHOO_VIEW,
@@ -79,8 +43,10 @@ def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view:
     the id of the model that computed ``score``; ``view``: the view that scored it (Yahoo's by
     default, whose score is then ``yahoo_score`` too); ``exact``: whether the loader and the
     model that ran are Yahoo's exact ones."""
-    return _stamped(row, score=score, decision=thresholds.decide(score), model=model, error_kind=None, error=None,
-                    view=view, yahoo_score=score if yahoo_score is None else yahoo_score, exact=exact)
+    return _stamped(row, {
+        Column.SCORE: score, Column.DECISION: thresholds.decide(score), Column.MODEL: model,
+        Column.ERROR_KIND: None, Column.ERROR: None, Column.VIEW: view,
+        Column.YAHOO_SCORE: score if yahoo_score is None else yahoo_score, Column.EXACT: exact})
 
 
 def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds, exact: bool = True) -> dict:
@@ -95,13 +61,14 @@ def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Th
 
 def fail(row: dict, kind: str, message: str) -> dict:
     """The row of an image that got no score: ``kind`` from ``model.errors.ERROR_KINDS``."""
-    return _stamped(row, score=None, decision="error", model=None, error_kind=kind, error=f"{kind}: {message}",
-                    exact=None)
+    return _stamped(row, {
+        Column.SCORE: None, Column.DECISION: NOT_SCORED, Column.MODEL: None, Column.ERROR_KIND: kind,
+        Column.ERROR: f"{kind}: {message}", Column.EXACT: None})
 
 
 def bad_line(row: dict, message: str) -> dict:
     """The row of a malformed manifest line (its source columns say which)."""
-    return fail(row, BAD_MANIFEST_LINE, f"{row['source_manifest']} line {row['source_line']}: {message}")
+    return fail(row, BAD_MANIFEST_LINE, f"{row[Column.SOURCE_MANIFEST]} line {row[Column.SOURCE_LINE]}: {message}")
 
 
 _BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_line`` writes it
@@ -116,10 +83,10 @@ def with_result_columns(row: dict, columns) -> dict:
     if not missing:
         return row
     row = dict(row, **dict.fromkeys(missing))
-    message = row.get("error") or ""
-    if "error_kind" in missing:
+    message = row.get(Column.ERROR) or ""
+    if Column.ERROR_KIND in missing:
         kind = message.split(":", 1)[0]
-        row["error_kind"] = kind if kind in ERROR_KINDS else None
-    if "source_manifest" in missing and (match := _BAD_LINE.match(message)):
-        row["source_manifest"], row["source_line"] = match[1], int(match[2])
+        row[Column.ERROR_KIND] = kind if kind in ERROR_KINDS else None
+    if Column.SOURCE_MANIFEST in missing and (match := _BAD_LINE.match(message)):
+        row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE] = match[1], int(match[2])
     return row

@@ -17,19 +17,14 @@ from ..model.decision import Thresholds
 from ..model import engines
 from ..model.preprocess import network_input
 from .load import ERRORS, LoadImage
-from .manifests import NAMESPACE, entry_of
+from ..storage.schema import Column
+from . import metrics
+from .manifests import entry_of
 from .progress import CountOutcomes
 from .results import finish, finish_views
 
 log = logging.getLogger(__name__)
 
-# One entry per model load, in ms, reported by the engine itself at its first batch: the
-# summary's model loads (count) and load time (max), and the "loaded" log line, all come from
-# it, so a model that never scored (nothing new to score) is in none of them. Beam's own
-# load_model_latency metric misses loads made in another process (``model_sharing``).
-MODEL_LOAD_MS = "model_load_ms"
-# Rows of the cascade's first pass made again by the exact steps (near a threshold, or not decoded).
-RESCORED = "rescored"
 
 
 def load_timed(spec):
@@ -106,7 +101,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         model_id = model.get_model_id()
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
-            beam.metrics.Metrics.distribution(NAMESPACE, MODEL_LOAD_MS).update(round(seconds * 1000))
+            metrics.distribution(metrics.MODEL_LOAD_MS).update(round(seconds * 1000))
             log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
         return [PredictionResult(None, score, model_id) for score in scores]
 
@@ -114,7 +109,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | 
         return sum(a.nbytes for a in batch)
 
     def get_metrics_namespace(self) -> str:
-        return NAMESPACE
+        return metrics.NAMESPACE
 
     @property
     def exact(self) -> bool:
@@ -144,7 +139,7 @@ def _decide_views(element, thresholds: Thresholds, exact: bool) -> dict:
     _, views = element  # (uri, every scored view of it)
     views = sorted(views, key=lambda v: v[0])
     row = views[0][3]
-    assert len(views) == views[0][2], f"{row['uri']}: {len(views)} of {views[0][2]} views scored"
+    assert len(views) == views[0][2], f"{row[Column.URI]}: {len(views)} of {views[0][2]} views scored"
     return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds, exact)
 
 
@@ -165,12 +160,12 @@ AGAIN = "again"  # tag of the first pass's rows that the exact steps make again
 
 def _keep_or_again(row: dict, thresholds: Thresholds, margin: float):
     """A first-pass row on, or (tagged ``again``) its entry, for the exact steps."""
-    if row["score"] is not None:
-        again = thresholds.near(row["score"], margin)
+    if row[Column.SCORE] is not None:
+        again = thresholds.near(row[Column.SCORE], margin)
     else:  # bytes read but not decoded: the exact loader gets its own try
-        again = bool(row["bytes"])
+        again = bool(row[Column.BYTES])
     if again:
-        beam.metrics.Metrics.counter(NAMESPACE, RESCORED).inc()
+        metrics.counter(metrics.RESCORED).inc()
         yield beam.pvalue.TaggedOutput(AGAIN, entry_of(row))
     else:
         yield row

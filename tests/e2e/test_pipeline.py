@@ -13,7 +13,7 @@ from support.corpus import COMPACT, HOSTILE, REAL, SHARED, corpus_files, heif_fi
 from support.jobs import by_uri, model_loads, results, run_job
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.manifests import ManifestError
-from nsfw_scan.transforms.results import output_schema
+from nsfw_scan.storage.schema import output_schema
 
 REAL_FILES = corpus_files(REAL)
 

@@ -12,7 +12,7 @@ from PIL import Image
 from support.corpus import COMPACT, REAL, reference
 from support.images import apng, corrupt_fdat, gif, marked, rgb, sideways, sixteen_bit, still_score
 from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.results import output_schema
+from nsfw_scan.storage.schema import output_schema
 
 GENERATED = COMPACT / "generated"
 ASTRONAUT = reference("real")["astronaut.png"]

@@ -1,0 +1,71 @@
+"""The result files' columns: their names and Parquet types, defined once, here.
+
+Every step that writes a row (``transforms/results.py`` and the steps that fill in what they
+learn) and every reader of result files (earlier runs, salvage, the report) names columns
+through :class:`Column`; the schema is built from the same names.
+
+Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
+``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
+``duplicates``, ``scored_at``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+class Column:
+    """The name of each result column (rows are dicts keyed by these)."""
+
+    URI = "uri"
+    SCORE = "score"
+    DECISION = "decision"
+    ERROR_KIND = "error_kind"
+    ERROR = "error"
+    SHA256 = "sha256"
+    BYTES = "bytes"
+    WIDTH = "width"
+    HEIGHT = "height"
+    FRAMES = "frames"  # frames in the file
+    VIEWS = "views"  # views of it scored
+    VIEW = "view"  # the view that gave the score
+    YAHOO_SCORE = "yahoo_score"  # Yahoo's own view's score
+    EXACT = "exact"  # the scores are Yahoo's exact ones (its loader, the float32 model)
+    LOADER = "loader"
+    MODEL = "model"
+    SOURCE_MANIFEST = "source_manifest"
+    SOURCE_LINE = "source_line"
+    DUPLICATES = "duplicates"  # other lines of this run's manifests that named the same URI
+    SCORED_AT = "scored_at"
+
+
+RESULT_FIELDS = [
+    pa.field(Column.SCORE, pa.float32()),
+    pa.field(Column.DECISION, pa.string()),
+    pa.field(Column.ERROR_KIND, pa.string()),
+    pa.field(Column.ERROR, pa.string()),
+    pa.field(Column.SHA256, pa.string()),
+    pa.field(Column.BYTES, pa.int64()),
+    pa.field(Column.WIDTH, pa.int32()),
+    pa.field(Column.HEIGHT, pa.int32()),
+    pa.field(Column.FRAMES, pa.int32()),
+    pa.field(Column.VIEWS, pa.int32()),
+    pa.field(Column.VIEW, pa.string()),
+    pa.field(Column.YAHOO_SCORE, pa.float32()),
+    pa.field(Column.EXACT, pa.bool_()),
+    pa.field(Column.LOADER, pa.string()),
+    pa.field(Column.MODEL, pa.string()),
+    pa.field(Column.SOURCE_MANIFEST, pa.string()),
+    pa.field(Column.SOURCE_LINE, pa.int64()),
+    pa.field(Column.DUPLICATES, pa.int32()),
+    pa.field(Column.SCORED_AT, pa.timestamp("us", tz="UTC")),
+]
+RESERVED = {Column.URI, *(f.name for f in RESULT_FIELDS)}  # names a manifest's own column cannot have
+
+
+def output_schema(passthrough: dict[str, pa.DataType]) -> pa.Schema:
+    """``uri``, then the manifests' own columns (in manifest order), then the result columns."""
+    return pa.schema([pa.field(Column.URI, pa.string())]
+                     + [pa.field(name, dtype) for name, dtype in passthrough.items()]
+                     + RESULT_FIELDS)

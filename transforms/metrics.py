@@ -1,0 +1,55 @@
+"""The job's Beam metrics: their names, defined once, here, for the steps that count and for
+``pipeline/summary.py``, which reads them back into the summary.
+
+Manifests' physical lines (text lines, or Parquet rows), by what became of them:
+``LINES = HEADERS + SKIPPED + CONTINUED + ENTRIES`` (``ENTRIES`` also counts Parquet rows).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+NAMESPACE = "nsfw_scan"
+
+LINES = "manifest_lines"
+HEADERS = "manifest_header_lines"
+SKIPPED = "manifest_blank_lines"
+CONTINUED = "manifest_continued_lines"  # inside a quoted multi-line CSV field
+ENTRIES = "manifest_rows"
+LINE_COUNTERS = (LINES, HEADERS, SKIPPED, CONTINUED, ENTRIES)
+
+DUPLICATES = "duplicates"  # further lines naming a URI this run already has
+ALREADY_DONE = "already_done"  # URIs an earlier run in the output folder covers
+CONTENT_DUPLICATES = "content_duplicates"  # rows that shared another entry's result (same bytes)
+CONTENT_REUSED = "content_reused"  # rows that reused an earlier run's result for the same bytes
+RESCORED = "rescored"  # rows of the cascade's first pass made again by the exact steps
+BYTES_READ = "bytes_read"
+# One entry per model load, in ms, reported by the scorer itself at its first batch: the
+# summary's model loads (count) and load time (max), and the "loaded" log line, all come from
+# it, so a model that never scored (nothing new to score) is in none of them. Beam's own
+# load_model_latency metric misses loads made in another process (``model_sharing``).
+MODEL_LOAD_MS = "model_load_ms"
+
+_DECISION, _ERROR = "decision_", "error_"  # finished rows per decision and per error kind
+
+
+def decision_counter(decision: str) -> str:
+    return _DECISION + decision
+
+
+def error_counter(kind: str) -> str:
+    return _ERROR + kind
+
+
+def error_kinds(counters: dict[str, int]) -> dict[str, int]:
+    """Rows per error kind, from the counters by name."""
+    return {name[len(_ERROR):]: n for name, n in sorted(counters.items()) if name.startswith(_ERROR)}
+
+
+def counter(name: str):
+    """The job's Beam counter ``name``."""
+    return beam.metrics.Metrics.counter(NAMESPACE, name)
+
+
+def distribution(name: str):
+    return beam.metrics.Metrics.distribution(NAMESPACE, name)
