@@ -26,7 +26,7 @@ import numpy as np
 from end_to_end import make_corpus
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image, network_input
-from nsfw_scan.model.scorer import Scorer
+from nsfw_scan.model.scorer import TensorFlowScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpus"
@@ -75,7 +75,7 @@ def view_pixels(blobs: list[bytes], loader: str) -> dict[tuple[int, int], np.nda
     return views
 
 
-def scores(scorer: Scorer, pixels: dict) -> dict:
+def scores(scorer: TensorFlowScorer, pixels: dict) -> dict:
     keys = list(pixels)
     out = {}
     for start in range(0, len(keys), 32):
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--fuzzed", type=int, default=2000, help="fuzzed files")
     parser.add_argument("--margin", type=float, default=0.05, help="the cascade's margin, for the share re-scored")
     args = parser.parse_args()
-    exact_scorer, bf16_scorer, thresholds = Scorer(), Scorer(precision="bfloat16"), Thresholds()
+    exact_scorer, bf16_scorer, thresholds = TensorFlowScorer(), TensorFlowScorer(precision="bfloat16"), Thresholds()
     corpora: dict[str, list[bytes]] = {}
     if SHARED.is_dir():
         corpora["shared real"] = [p.read_bytes() for p in files_in(SHARED / "real")]

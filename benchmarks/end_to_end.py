@@ -88,9 +88,9 @@ def cpu_breakdown(paths: list[str], loader: str) -> dict[str, float]:
 
 
 def model_cpu_per_image(precision: str = "float32", batch_size: int = 32, batches: int = 6) -> float:
-    from nsfw_scan.model.scorer import Scorer
+    from nsfw_scan.model.scorer import TensorFlowScorer
 
-    scorer = Scorer(precision=precision)
+    scorer = TensorFlowScorer(precision=precision)
     batch = np.zeros((batch_size, CROP, CROP, 3), np.float32)
     scorer.score(batch)
     started = time.process_time()

@@ -23,8 +23,8 @@ import apache_beam, numpy, PIL.Image, pyarrow
 import nsfw_scan.transforms.load, nsfw_scan.transforms.scoring, nsfw_scan.transforms.write
 if sys.argv[1] == "model":
     import numpy as np
-    from nsfw_scan.model.scorer import Scorer
-    scorer = Scorer()
+    from nsfw_scan.model.scorer import TensorFlowScorer
+    scorer = TensorFlowScorer()
     scorer.score(np.zeros((int(sys.argv[2]), 224, 224, 3), np.float32))
 with open("/proc/self/status") as f:
     rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))

@@ -1,9 +1,9 @@
 """The typed specs of the scoring engines: each describes one and loads it (``spec.load()``;
 specs are small, so they travel to workers). The loaded scorers are in ``model/scorer.py``.
 
-``tensorflow`` is the product's engine (:class:`model.scorer.Scorer`); ``onnxruntime`` runs the
-packaged ONNX file as shipped (:class:`model.scorer.OnnxRuntimeScorer`), the reference the
-benchmarks compare against.
+``tensorflow`` is the product's engine (:class:`model.scorer.TensorFlowScorer`); ``onnxruntime``
+runs the packaged ONNX file as shipped (:class:`model.scorer.OnnxRuntimeScorer`), the reference
+the benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from .runtime import Engine
+from .runtime import Scorer
 from .weights import WeightsSource, locate, model_id, weights_id
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorFlowEngine:
-    """This project's Keras network; the arguments of :class:`model.scorer.Scorer`."""
+    """This project's Keras network; the arguments of :class:`model.scorer.TensorFlowScorer`."""
 
     name: ClassVar[str] = "tensorflow"
     source: WeightsSource = WeightsSource()
@@ -35,11 +35,12 @@ class TensorFlowEngine:
         """The ``model_id`` the loaded engine gives its scores, known without loading it."""
         return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
 
-    def load(self) -> Engine:
-        from .scorer import Scorer
+    def load(self) -> Scorer:
+        from .scorer import TensorFlowScorer
 
-        return Scorer(self.source, intra_op_threads=self.intra_op_threads, inter_op_threads=self.inter_op_threads,
-                      precision=self.precision, parallel_batches=self.parallel_batches)
+        return TensorFlowScorer(self.source, intra_op_threads=self.intra_op_threads,
+                                inter_op_threads=self.inter_op_threads, precision=self.precision,
+                                parallel_batches=self.parallel_batches)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +56,7 @@ class OnnxRuntimeEngine:
         """The ``model_id`` the loaded engine gives its scores, known without loading it."""
         return weights_id(self.source, locate(self.source)[1])
 
-    def load(self) -> Engine:
+    def load(self) -> Scorer:
         from .scorer import OnnxRuntimeScorer
 
         return OnnxRuntimeScorer(self.source, self.threads)
@@ -64,6 +65,6 @@ class OnnxRuntimeEngine:
 ENGINES = {spec.name: spec for spec in (TensorFlowEngine, OnnxRuntimeEngine)}
 
 
-def make_engine(spec: TensorFlowEngine | OnnxRuntimeEngine) -> Engine:
+def make_engine(spec: TensorFlowEngine | OnnxRuntimeEngine) -> Scorer:
     """The engine a spec describes, loaded (the one place engines are made)."""
     return spec.load()

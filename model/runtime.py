@@ -1,8 +1,8 @@
-"""What every scoring engine shares: the cores it sizes to, and how it reports itself.
+"""What every loaded scorer shares: the cores it sizes to, and how it reports itself.
 
-Engines are reached through Beam's cross-process model proxies when a model is shared among
+Scorers are reached through Beam's cross-process model proxies when a model is shared among
 processes (``model_sharing``); only methods pass through those, so what a caller needs to know
-of an engine is asked through methods here.
+of a scorer is asked through methods here.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def cpu_threads() -> int:
-    """The cores this process may run on (what the engines and the decoding pool size to)."""
+    """The cores this process may run on (what the scorers and the decoding pool size to)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class Engine:
+class Scorer:
     """``score(batch) -> NSFW probabilities``; ``model_id`` names weights and precision."""
 
     model_id: str
@@ -32,7 +32,7 @@ class Engine:
         return self.model_id
 
     def take_load_report(self) -> float | None:
-        """The seconds this engine took to load, exactly once (then ``None``), so that a caller
+        """The seconds this scorer took to load, exactly once (then ``None``), so that a caller
         counts each load where its metrics are live."""
         if not self._load_unreported:
             return None

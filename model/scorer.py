@@ -1,6 +1,6 @@
 """The loaded scorers, ``score(batch) -> NSFW probabilities``: the network with its weights on
-TensorFlow, built once and called as one compiled graph per batch (:class:`Scorer`), and the
-packaged ONNX file on onnxruntime (:class:`OnnxRuntimeScorer`)."""
+TensorFlow, built once and called as one compiled graph per batch (:class:`TensorFlowScorer`),
+and the packaged ONNX file on onnxruntime (:class:`OnnxRuntimeScorer`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
-from .runtime import Engine, cpu_threads
+from .runtime import Scorer, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def set_threads(intra_op: int, inter_op: int, parts: int = 1) -> None:
                 log.warning("TensorFlow already started in this process; thread setting %d ignored", wanted)
 
 
-class Scorer(Engine):
+class TensorFlowScorer(Scorer):
     """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image.
 
     ``parallel_batches``: each batch is split into this many pieces, scored concurrently on
@@ -88,7 +88,7 @@ class Scorer(Engine):
         return predict(np.asarray(batch, dtype=np.float32)).numpy()
 
 
-class OnnxRuntimeScorer(Engine):
+class OnnxRuntimeScorer(Scorer):
     def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
         import onnxruntime
 

@@ -61,7 +61,7 @@ class LoadedOnFirstBatch:
         return self._loaded().take_load_report()
 
 
-class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer | OnnxRuntimeScorer"]):
+class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
     Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``) and become the

@@ -103,10 +103,10 @@ def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
 def test_the_first_pass_stays_within_half_the_margin(scorer, corpus):
     """Every view of every file both loaders decode: the first pass (fast loader, bfloat16)
     scores within margin / 2 of the exact path (the margin's safety factor, measured)."""
-    from nsfw_scan.model.scorer import Scorer
+    from nsfw_scan.model.scorer import TensorFlowScorer
     from nsfw_scan.model.preprocess import network_input
 
-    cheap = Scorer(precision=Cascade().precision)
+    cheap = TensorFlowScorer(precision=Cascade().precision)
     exact_views, cheap_views = [], []
     for path in CORPORA[corpus]():
         data = path.read_bytes()

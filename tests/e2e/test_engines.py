@@ -47,9 +47,9 @@ def test_bench_reports_json():
 
 
 def test_bfloat16_precision_is_close_and_labelled(scorer):
-    from nsfw_scan.model.scorer import Scorer
+    from nsfw_scan.model.scorer import TensorFlowScorer
 
-    bf16 = Scorer(precision="bfloat16")
+    bf16 = TensorFlowScorer(precision="bfloat16")
     assert bf16.model_id == scorer.model_id + ":bfloat16"
     batch = real_batch()
     delta = np.abs(bf16.score(batch) - scorer.score(batch))

@@ -134,12 +134,12 @@ def test_missing_manifest_fails_before_the_pipeline_starts(tmp_path):
 
 
 def test_failed_run_leaves_no_result_files(tmp_path, monkeypatch):
-    from nsfw_scan.model.scorer import Scorer
+    from nsfw_scan.model.scorer import TensorFlowScorer
 
     def broken(self, batch):
         raise RuntimeError("simulated worker failure")
 
-    monkeypatch.setattr(Scorer, "score", broken)
+    monkeypatch.setattr(TensorFlowScorer, "score", broken)
     manifest = tmp_path / "m.txt"
     manifest.write_text("\n".join(str(REAL / f) for f in REAL_FILES))
     with pytest.raises(Exception, match="simulated worker failure"):

@@ -11,7 +11,7 @@ import numpy as np
 
 from nsfw_scan.model.engines import TensorFlowEngine
 from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.runtime import Engine
+from nsfw_scan.model.runtime import Scorer
 
 
 def fake_score(arrays: np.ndarray) -> np.ndarray:
@@ -24,7 +24,7 @@ def expected_score(path) -> float:
         return float(fake_score(load_image(f.read()).array))
 
 
-class FakeEngine(Engine):
+class FakeEngine(Scorer):
     """Scores an image by the mean of its preprocessed array: deterministic, instant."""
 
     model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
@@ -44,7 +44,7 @@ class FakeEngineSpec:
     def expected_model_id(self) -> str:
         return FakeEngine.model_id
 
-    def load(self) -> Engine:
+    def load(self) -> Scorer:
         return FakeEngine()
 
 
