@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from nsfw_scan.model.bench import images_per_second
-from nsfw_scan.model.engines import OnnxRuntimeEngine, TensorFlowEngine, make_engine
+from nsfw_scan.model.engines import OnnxRuntimeSpec, TensorFlowSpec
 from nsfw_scan.model.runtime import cpu_threads
 
 
@@ -22,8 +22,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    engines = {"tensorflow": make_engine(TensorFlowEngine()), "onnxruntime": make_engine(OnnxRuntimeEngine()),
-               "tensorflow bfloat16": make_engine(TensorFlowEngine(precision="bfloat16"))}
+    engines = {"tensorflow": TensorFlowSpec().load(), "onnxruntime": OnnxRuntimeSpec().load(),
+               "tensorflow bfloat16": TensorFlowSpec(precision="bfloat16").load()}
     print(f"{cpu_threads()} CPU threads; model ≈ 2.1 GFLOP per image\n")
     print("| batch | TensorFlow img/s | onnxruntime img/s | TF / ORT | TF GFLOP/s | TF bfloat16 img/s | bf16 / ORT |")
     print("|---|---|---|---|---|---|---|")

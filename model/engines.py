@@ -16,7 +16,7 @@ from .weights import WeightsSource, locate, model_id, weights_id
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorFlowEngine:
+class TensorFlowSpec:
     """This project's Keras network; the arguments of :class:`model.scorer.TensorFlowScorer`."""
 
     name: ClassVar[str] = "tensorflow"
@@ -32,7 +32,7 @@ class TensorFlowEngine:
         return self.precision == "float32"
 
     def expected_model_id(self) -> str:
-        """The ``model_id`` the loaded engine gives its scores, known without loading it."""
+        """The ``model_id`` the loaded scorer gives its scores, known without loading it."""
         return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
 
     def load(self) -> Scorer:
@@ -44,7 +44,7 @@ class TensorFlowEngine:
 
 
 @dataclasses.dataclass(frozen=True)
-class OnnxRuntimeEngine:
+class OnnxRuntimeSpec:
     """The packaged ONNX file run by onnxruntime (ONNX weights only)."""
 
     name: ClassVar[str] = "onnxruntime"
@@ -53,7 +53,7 @@ class OnnxRuntimeEngine:
     exact: ClassVar[bool] = True  # float32, within 1e-4 of the TensorFlow engine's scores
 
     def expected_model_id(self) -> str:
-        """The ``model_id`` the loaded engine gives its scores, known without loading it."""
+        """The ``model_id`` the loaded scorer gives its scores, known without loading it."""
         return weights_id(self.source, locate(self.source)[1])
 
     def load(self) -> Scorer:
@@ -62,9 +62,6 @@ class OnnxRuntimeEngine:
         return OnnxRuntimeScorer(self.source, self.threads)
 
 
-ENGINES = {spec.name: spec for spec in (TensorFlowEngine, OnnxRuntimeEngine)}
+EngineSpec = TensorFlowSpec | OnnxRuntimeSpec
 
-
-def make_engine(spec: TensorFlowEngine | OnnxRuntimeEngine) -> Scorer:
-    """The engine a spec describes, loaded (the one place engines are made)."""
-    return spec.load()
+ENGINES = {spec.name: spec for spec in (TensorFlowSpec, OnnxRuntimeSpec)}

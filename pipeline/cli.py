@@ -22,14 +22,13 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_score(args) -> int:
-    from ..model.engines import make_engine
     from .flags import config_from_args
     from ..storage.options import StorageOptions
     from .score_files import score_paths
 
     config = config_from_args(args)
     StorageOptions.from_flags(args).apply()  # before any file is read
-    scorer = make_engine(config.engine_spec())
+    scorer = config.engine_spec().load()
     any_error = False
     for result in score_paths(args.paths, config, scorer):
         any_error |= result.error is not None
@@ -38,7 +37,6 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..model.engines import make_engine
     from ..model.export import export_savedmodel
     from .config import ConfigError
     from .flags import config_from_args
@@ -46,7 +44,7 @@ def cmd_export(args) -> int:
     config = config_from_args(args)
     if os.path.exists(args.directory) and os.listdir(args.directory):
         raise ConfigError(f"{args.directory}: the export directory exists and is not empty; choose a new one")
-    scorer = make_engine(config.engine_spec("tensorflow"))
+    scorer = config.engine_spec("tensorflow").load()
     export_savedmodel(scorer.model, args.directory, args.input_type)
     print(f"SavedModel ({args.input_type} input, weights {scorer.model_id}) written to {args.directory}")
     return EXIT_OK
@@ -87,11 +85,10 @@ def cmd_report(args) -> int:
 
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
-    from ..model.engines import make_engine
     from .flags import config_from_args
 
     config = config_from_args(args)
-    engine = make_engine(config.engine_spec())
+    engine = config.engine_spec().load()
     batch = args.batch_size or 32
     rate = images_per_second(engine.score, batch, args.seconds)
     result = {"engine": config.engine, "batch_size": batch, "threads": engine.threads,

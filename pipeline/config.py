@@ -16,7 +16,7 @@ import yaml
 
 from ..model.preprocess import EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
-from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
+from ..model.engines import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
 from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
@@ -220,13 +220,13 @@ class Config:
     # Beam pipeline options (runner presets); flags on the command line win over these.
     pipeline_options: dict = dataclasses.field(default_factory=dict)
 
-    def engine_spec(self, engine: str | None = None, precision: str | None = None) -> TensorFlowEngine | OnnxRuntimeEngine:
+    def engine_spec(self, engine: str | None = None, precision: str | None = None) -> EngineSpec:
         """The configured engine (or ``engine``, in ``precision``) with its settings, typed."""
         if (engine or self.engine) == "onnxruntime":
-            return OnnxRuntimeEngine(self.weights.source(), self.tensorflow.intra_op_threads)
+            return OnnxRuntimeSpec(self.weights.source(), self.tensorflow.intra_op_threads)
         tf = self.tensorflow
-        return TensorFlowEngine(self.weights.source(), tf.intra_op_threads, tf.inter_op_threads,
-                                tf.parallel_batches, precision or tf.precision)
+        return TensorFlowSpec(self.weights.source(), tf.intra_op_threads, tf.inter_op_threads,
+                              tf.parallel_batches, precision or tf.precision)
 
     @property
     def cascades(self) -> bool:
@@ -234,7 +234,7 @@ class Config:
         return (self.cascade.enabled and self.loader == EXACT_LOADER and self.engine == "tensorflow"
                 and self.tensorflow.precision == "float32")
 
-    def first_pass(self) -> tuple[Loading, TensorFlowEngine]:
+    def first_pass(self) -> tuple[Loading, TensorFlowSpec]:
         """The cascade's first pass: its loading and its engine."""
         return self.loading(self.cascade.loader), self.engine_spec("tensorflow", self.cascade.precision)
 

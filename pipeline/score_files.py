@@ -34,7 +34,7 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
     """Results in input order, scoring ``config.batch.max_size`` images per model call. Files
     are read and decoded as the job does (``config.loading()``: its reading and decoding
     pools, retries and limits), a batch ahead: the next batch is read and decoded while this
-    one is scored. ``scorer``: an engine from ``model.engines.make_engine``."""
+    one is scored. ``scorer``: a loaded one (``spec.load()``, ``model.engines``)."""
     loading, batch = config.loading().start(), config.batch.max_size
 
     def loaded() -> Iterator[tuple[dict, np.ndarray] | dict]:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def load_timed(spec):
     """The engine ``spec`` describes, loaded, with the seconds it took."""
     started = time.perf_counter()
-    engine = engines.make_engine(spec)
+    engine = spec.load()
     engine.load_seconds = time.perf_counter() - started
     return engine
 
@@ -72,7 +72,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, engine: engines.TensorFlowEngine | engines.OnnxRuntimeEngine, min_batch_size: int, max_batch_size: int,
+    def __init__(self, engine: engines.EngineSpec, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None, load_on_first_batch: bool = False):
         super().__init__()
         self._engine = engine  # a spec from model.engines

@@ -6,7 +6,7 @@ import numpy as np
 
 from support.cli import nsfw_scan
 from support.corpus import REAL, corpus_files
-from nsfw_scan.model.engines import OnnxRuntimeEngine, make_engine
+from nsfw_scan.model.engines import OnnxRuntimeSpec
 from nsfw_scan.model.preprocess import load_image
 from support.jobs import by_uri, run_job
 
@@ -17,7 +17,7 @@ def real_batch(loader="yahoo"):
 
 def test_onnxruntime_engine_agrees_with_tensorflow(scorer):
     batch = real_batch()
-    np.testing.assert_allclose(make_engine(OnnxRuntimeEngine()).score(batch), scorer.score(batch), atol=1e-4)
+    np.testing.assert_allclose(OnnxRuntimeSpec().load().score(batch), scorer.score(batch), atol=1e-4)
 
 
 def test_fast_loader_stays_within_a_thousandth_on_photos(scorer):

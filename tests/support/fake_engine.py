@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from nsfw_scan.model.engines import TensorFlowEngine
+from nsfw_scan.model.engines import TensorFlowSpec
 from nsfw_scan.model.preprocess import load_image
 from nsfw_scan.model.runtime import Scorer
 
@@ -27,7 +27,7 @@ def expected_score(path) -> float:
 class FakeEngine(Scorer):
     """Scores an image by the mean of its preprocessed array: deterministic, instant."""
 
-    model_id = TensorFlowEngine().expected_model_id()  # the configured model's, so its scores are reusable
+    model_id = TensorFlowSpec().expected_model_id()  # the configured model's, so its scores are reusable
     threads = 1
 
     def score(self, batch: np.ndarray) -> np.ndarray:
