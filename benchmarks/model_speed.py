@@ -22,16 +22,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    engines = {"tensorflow": TensorFlowSpec().load(), "onnxruntime": OnnxRuntimeSpec().load(),
+    scorers = {"tensorflow": TensorFlowSpec().load(), "onnxruntime": OnnxRuntimeSpec().load(),
                "tensorflow bfloat16": TensorFlowSpec(precision="bfloat16").load()}
     print(f"{cpu_threads()} CPU threads; model ≈ 2.1 GFLOP per image\n")
     print("| batch | TensorFlow img/s | onnxruntime img/s | TF / ORT | TF GFLOP/s | TF bfloat16 img/s | bf16 / ORT |")
     print("|---|---|---|---|---|---|---|")
     for batch in map(int, args.batches.split(",")):
-        best = {name: 0.0 for name in engines}
+        best = {name: 0.0 for name in scorers}
         for _ in range(args.rounds):
-            for name, engine in engines.items():
-                best[name] = max(best[name], images_per_second(engine.score, batch, args.seconds))
+            for name, scorer in scorers.items():
+                best[name] = max(best[name], images_per_second(scorer.score, batch, args.seconds))
         tf_rate, ort_rate, bf16 = best["tensorflow"], best["onnxruntime"], best["tensorflow bfloat16"]
         print(f"| {batch} | {tf_rate:.1f} | {ort_rate:.1f} | {tf_rate / ort_rate:.2f} | {tf_rate * 2.1:.0f} | "
               f"{bf16:.1f} | {bf16 / ort_rate:.2f} |", flush=True)

@@ -88,10 +88,10 @@ def cmd_bench(args) -> int:
     from .flags import config_from_args
 
     config = config_from_args(args)
-    engine = config.engine_spec().load()
+    scorer = config.engine_spec().load()
     batch = args.batch_size or 32
-    rate = images_per_second(engine.score, batch, args.seconds)
-    result = {"engine": config.engine, "batch_size": batch, "threads": engine.threads,
+    rate = images_per_second(scorer.score, batch, args.seconds)
+    result = {"engine": config.engine, "batch_size": batch, "threads": scorer.threads,
               "images_per_s": round(rate, 2)}
     print(json.dumps(result) if args.json else
           f"{config.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")

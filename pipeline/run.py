@@ -60,18 +60,17 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
           earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
-          engine_spec=None):
+          spec=None):
     """The job's graph; returns the PCollection of result rows. ``model``: the id the configured
     model will give its scores (content de-duplication reuses only earlier scores of that model;
     rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
-    stable hash is i modulo K. ``engine_spec``: what loads the engine that scores (anything
-    with ``name``, ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.engines``; by
-    default the configured one, with the cascade's first pass where it applies). Every step
-    that touches files gets the pipeline's storage options, to set in whichever worker process
-    runs it."""
+    stable hash is i modulo K. ``spec``: what loads the scorer (anything with ``name``,
+    ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.engines``; by default the
+    configured one, with the cascade's first pass where it applies). Every step that touches
+    files gets the pipeline's storage options, to set in whichever worker process runs it."""
     storage = StorageOptions.from_pipeline_options(pipeline.options)
-    cascades = config.cascades and engine_spec is None  # an engine given scores every row itself
+    cascades = config.cascades and spec is None  # a spec given scores every row itself
 
     def model_handler(spec, load_on_first_batch: bool = False) -> OpenNsfwModelHandler:
         return OpenNsfwModelHandler(
@@ -81,15 +80,15 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         )
 
     # with the cascade, only rows near a threshold need the exact model: loaded at its first batch
-    handler = model_handler(engine_spec or config.engine_spec(), load_on_first_batch=cascades)
+    handler = model_handler(spec or config.engine_spec(), load_on_first_batch=cascades)
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
     load = LoadImage(loading, ahead, storage)
     first_pass = first_pass_scores = None
     if cascades:
-        cheap_loading, cheap_engine = config.first_pass()
-        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), model_handler(cheap_engine),
+        cheap_loading, cheap_spec = config.first_pass()
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), model_handler(cheap_spec),
                                config.cascade.margin)
-        first_pass_scores = FirstPassScores(cheap_engine.expected_model_id(), config.cascade.loader,
+        first_pass_scores = FirstPassScores(cheap_spec.expected_model_id(), config.cascade.loader,
                                             config.cascade.margin, config.thresholds)
 
     entries = {
@@ -159,13 +158,13 @@ def job_from_flags(argv=None) -> Job:
                args.rescore_errors, args.force, args.break_lock)
 
 
-def run(argv=None, engine_spec=None) -> dict:
-    """Run the job a command line describes; returns the summary. ``engine_spec``: as for
+def run(argv=None, spec=None) -> dict:
+    """Run the job a command line describes; returns the summary. ``spec``: as for
     ``build``."""
-    return run_job(job_from_flags(argv), engine_spec)
+    return run_job(job_from_flags(argv), spec)
 
 
-def run_job(job: Job, engine_spec=None) -> dict:
+def run_job(job: Job, spec=None) -> dict:
     """Run the job; returns the summary (also written to ``<output>/_SUMMARY.json``).
 
     With ``partitions: K`` the URIs are split by a stable hash into K parts, run one after the
@@ -175,18 +174,18 @@ def run_job(job: Job, engine_spec=None) -> dict:
     config = job.config
     storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
-    model = (engine_spec or config.engine_spec()).expected_model_id()
+    model = (spec or config.engine_spec()).expected_model_id()
     created = "://" not in job.output and not os.path.exists(job.output)
     try:
         check_output_dir(job.output)
         with OutputLock(job.output, storage, job.break_lock) as lock:
-            return _run_locked(job, plan, model, lock, engine_spec)
+            return _run_locked(job, plan, model, lock, spec)
     finally:  # a failed run leaves no output folder it made (its lock is gone by now)
         if created and os.path.isdir(job.output) and not os.listdir(job.output):
             os.rmdir(job.output)
 
 
-def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, engine_spec=None) -> dict:
+def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec=None) -> dict:
     salvaged, removed = finish_killed_runs(job.output)
     for folder, rows in salvaged.items():
         log.info("kept %d rows of %s, a run that did not finish; the rest is scored now", rows, shown(folder))
@@ -203,7 +202,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, engi
         for i, results_dir in enumerate(folders):
             pipeline = make_pipeline(list(job.beam_args))
             runner = pipeline.options.view_as(StandardOptions).runner
-            build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts), engine_spec)
+            build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts), spec)
             result = submit(pipeline)
             result.wait_until_finish()
             remove_rows(results_dir)  # its result files hold every row now
@@ -221,7 +220,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, engi
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
-                                           "cascade": job.config.cascades and engine_spec is None,
+                                           "cascade": job.config.cascades and spec is None,
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),

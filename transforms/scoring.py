@@ -28,28 +28,28 @@ log = logging.getLogger(__name__)
 
 
 def load_timed(spec):
-    """The engine ``spec`` describes, loaded, with the seconds it took."""
+    """The scorer ``spec`` describes, loaded, with the seconds it took."""
     started = time.perf_counter()
-    engine = spec.load()
-    engine.load_seconds = time.perf_counter() - started
-    return engine
+    scorer = spec.load()
+    scorer.load_seconds = time.perf_counter() - started
+    return scorer
 
 
 class LoadedOnFirstBatch:
-    """An engine loaded when it is first asked to score, not when its step starts: the
+    """A scorer loaded when it is first asked to score, not when its step starts: the
     cascade's exact model, which a worker whose rows all keep their first-pass scores never
     needs (its load would cost start-up time and memory for nothing)."""
 
     def __init__(self, spec):
         self._spec = spec
-        self._engine = None
+        self._scorer = None
         self._lock = threading.Lock()
 
     def _loaded(self):
         with self._lock:
-            if self._engine is None:
-                self._engine = load_timed(self._spec)
-            return self._engine
+            if self._scorer is None:
+                self._scorer = load_timed(self._spec)
+            return self._scorer
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         return self._loaded().score(batch)
@@ -66,16 +66,16 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
 
     Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``) and become the
     network's float input per batch. ``run_inference`` returns Beam's ``PredictionResult`` per
-    image: the NSFW probability and the ``model_id`` of the engine that computed it (weights and
+    image: the NSFW probability and the ``model_id`` of the scorer that computed it (weights and
     precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
     (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, engine: engines.EngineSpec, min_batch_size: int, max_batch_size: int,
+    def __init__(self, spec: engines.EngineSpec, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None, load_on_first_batch: bool = False):
         super().__init__()
-        self._engine = engine  # a spec from model.engines
+        self._spec = spec
         self._on_first_batch = load_on_first_batch
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._shared = large_model or model_copies is not None
@@ -93,8 +93,8 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
 
     def load_model(self):
         if self._on_first_batch:
-            return LoadedOnFirstBatch(self._engine)
-        return load_timed(self._engine)
+            return LoadedOnFirstBatch(self._spec)
+        return load_timed(self._spec)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
         scores = model.score(network_input(np.stack(batch))).tolist()
@@ -102,7 +102,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             metrics.distribution(metrics.MODEL_LOAD_MS).update(round(seconds * 1000))
-            log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._engine.name, seconds, os.getpid())
+            log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._spec.name, seconds, os.getpid())
         return [PredictionResult(None, score, model_id) for score in scores]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
@@ -113,8 +113,8 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
 
     @property
     def exact(self) -> bool:
-        """Whether the engine it loads gives the reference's scores."""
-        return self._engine.exact
+        """Whether the scorer it loads gives the reference's scores."""
+        return self._spec.exact
 
 
 VIEWS = "views"  # tag of the scored views of files with several (see transforms.load.view_key)

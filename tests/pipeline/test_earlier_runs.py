@@ -1,4 +1,4 @@
-"""Earlier runs in the output folder (fake engine): the resume join, reruns with
+"""Earlier runs in the output folder (fake scorer): the resume join, reruns with
 ``--rescore-errors`` and ``--force``, and content joins that share and reuse scores."""
 
 import shutil
@@ -8,7 +8,7 @@ import pytest
 from apache_beam import Create, Map
 from apache_beam.testing.util import assert_that, equal_to
 
-from support.fake_engine import FAKE_ENGINE, expected_score
+from support.fake_scorer import FAKE_SPEC, expected_score
 from support.images import png
 from support.jobs import pipeline
 from nsfw_scan.pipeline.run import run
@@ -35,7 +35,7 @@ def test_content_joins_share_and_reuse_scores(tmp_path, uploads):
         shutil.copy(good[2], copies[-1])
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("\n".join(copies + [good[0]]) + "\n")
-    first = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], engine_spec=FAKE_ENGINE)
+    first = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], spec=FAKE_SPEC)
     assert first["content_duplicates"] == 2 and first["scored"] == 4 and first["model_loads"] == 1
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert len({rows[c]["score"] for c in copies}) == 1
@@ -44,7 +44,7 @@ def test_content_joins_share_and_reuse_scores(tmp_path, uploads):
     later = str(tmp_path / "copy-late.png")  # the next night: known bytes under a new name
     shutil.copy(good[2], later)
     manifest.write_text(f"{later}\n{good[1]}\n")
-    second = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], engine_spec=FAKE_ENGINE)
+    second = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"], spec=FAKE_SPEC)
     assert second["content_reused"] == 1 and second["scored"] == 2 and second["already_done"] == 0
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert rows[later]["score"] == rows[copies[0]]["score"] and len(rows) == 6
@@ -55,14 +55,14 @@ def test_reruns_resume_rescore_errors_and_force(tmp_path, uploads):
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     missing = str(tmp_path / "late.png")
     manifest.write_text("\n".join(good[:3] + [missing]) + "\n")
-    assert run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)["errors"] == 1
+    assert run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)["errors"] == 1
     manifest.write_text("\n".join(good + [missing]) + "\n")
-    grown = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    grown = run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
     assert grown["already_done"] == 4 and grown["scored"] == 2 and grown["errors"] == 0
     png(missing, (30, 30, 30))  # the upload arrives
-    again = run(["--manifest", str(manifest), "--output", str(out), "--rescore-errors"], engine_spec=FAKE_ENGINE)
+    again = run(["--manifest", str(manifest), "--output", str(out), "--rescore-errors"], spec=FAKE_SPEC)
     assert again["scored"] == 1 and again["already_done"] == 5
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 6 and all(r["error"] is None for r in rows)
-    forced = run(["--manifest", str(manifest), "--output", str(out), "--force"], engine_spec=FAKE_ENGINE)
+    forced = run(["--manifest", str(manifest), "--output", str(out), "--force"], spec=FAKE_SPEC)
     assert forced["scored"] == 6 and len(list(out.glob("run-*"))) == 1

@@ -1,4 +1,4 @@
-"""Manifests in the pipeline (fake engine, Beam's TestPipeline and in-process runs): every line
+"""Manifests in the pipeline (fake scorer, Beam's TestPipeline and in-process runs): every line
 becomes one entry or one error row, duplicates are one URI, and partitions split the URIs exactly."""
 
 import collections
@@ -9,7 +9,7 @@ import pytest
 from apache_beam import Create, Flatten, Map
 from apache_beam.testing.util import assert_that, equal_to
 
-from support.fake_engine import FAKE_ENGINE
+from support.fake_scorer import FAKE_SPEC
 from support.jobs import pipeline
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, plan_manifests
@@ -59,7 +59,7 @@ def test_a_quote_that_never_closes_costs_only_its_own_line(tmp_path, data_lines)
     lines[1] = f'q1,"{uris[1]},user1'  # manifest line 3: a quote that never closes
     manifest, out = tmp_path / "uploads.csv", tmp_path / "out"
     manifest.write_text("upload_id,uri,user_id\n" + "\n".join(lines) + "\n")
-    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    summary = run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
     rows = pq.read_table(out).to_pylist()
     by_uri = {r["uri"]: r for r in rows if r["uri"] is not None}
     assert sorted(by_uri) == sorted(uris[:1] + uris[2:])
@@ -85,7 +85,7 @@ def test_multi_line_fields_and_quoted_uris_that_swallow_lines(tmp_path):
         f"4,{d},z\r\n"  # line 8
         f"4,{d},again\r\n"  # line 9: a duplicate
     ).encode())
-    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    summary = run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
     rows = {(r["uri"], r["source_line"]): r for r in pq.read_table(out).to_pylist()}
     assert set(rows) == {(a, 2), (None, 5), (c + '"', 6), (d, 8)}
     assert rows[a, 2]["note"] == "Excel writes\r\nline breaks\r\ninside quotes"
@@ -102,7 +102,7 @@ def test_no_manifest_content_stops_the_job(tmp_path, uploads):
                                  b"", good[1].encode() + b"\r", good[0].encode()]) + b"\n")
     jsonl.write_text("\n".join([json.dumps({"uri": good[2]}), "[" * 100_000, '"just a string"',
                                 json.dumps({"uri": good[3]}), ""]))
-    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    summary = run(["--manifest", str(text), "--manifest", str(jsonl), "--output", str(out)], spec=FAKE_SPEC)
     rows = pq.read_table(out).to_pylist()
     assert sorted(r["uri"] for r in rows if r["uri"]) == sorted(good[:4])
     bad = sorted((r["source_manifest"], r["source_line"], r["error"]) for r in rows if r["uri"] is None)
@@ -120,7 +120,7 @@ def test_one_file_is_one_uri_however_a_manifest_names_it(tmp_path, uploads):
     name = good[0].rsplit("/", 1)[1]
     manifest, out = lists / "m.txt", tmp_path / "out"
     manifest.write_text(f"../uploads/{name}\n{good[0]}\n{tmp_path}//uploads/./{name}\n./../uploads/../uploads/{name}\n")
-    summary = run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    summary = run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
     (row,) = pq.read_table(out).to_pylist()
     assert row["uri"] == good[0] and row["duplicates"] == 3 and row["source_line"] == 1
     assert summary["duplicates"] == 3 and summary["rows"] == 1 and summary["scored"] == 1

@@ -1,8 +1,8 @@
 """The fast layer: the job's whole graph on Beam's TestPipeline with ``assert_that``, its error
-paths and the accounting of its lines, with a fake engine whose score is a fixed function of
-the preprocessed array (``support.fake_engine``, passed to ``build`` and ``run`` as
-``engine_spec``) — no TensorFlow, seconds per test. Manifest lines: test_manifest_lines.py;
-earlier runs: test_earlier_runs.py; the real model runs in the tests of ``tests/e2e``."""
+paths and the accounting of its lines, with a fake scorer whose score is a fixed function of
+the preprocessed array (``support.fake_scorer``, passed to ``build`` and ``run`` as ``spec``)
+— no TensorFlow, seconds per test. Manifest lines: test_manifest_lines.py; earlier runs:
+test_earlier_runs.py; the real model runs in the tests of ``tests/e2e``."""
 
 import json
 import time
@@ -12,7 +12,7 @@ import pytest
 from apache_beam import Map
 from apache_beam.testing.util import assert_that, equal_to
 
-from support.fake_engine import FAKE_ENGINE, FakeEngine, expected_score
+from support.fake_scorer import FAKE_SPEC, FakeScorer, expected_score
 from support.jobs import pipeline
 from nsfw_scan.pipeline.config import load_config
 from nsfw_scan.pipeline.run import build, run
@@ -28,8 +28,8 @@ def test_whole_graph_scores_and_error_paths(tmp_path, uploads):
     config = load_config(None, {"batch": {"min_size": 1, "max_size": 3}, "decoding": {"threads": 2},
                                 "thresholds": {"safe_below": 0.45, "nsfw_from": 0.6}})
     with pipeline() as p:
-        rows = build(p, plan, config, FakeEngine.model_id, str(tmp_path / "out" / "run-1"),
-                     engine_spec=FAKE_ENGINE)
+        rows = build(p, plan, config, FakeScorer.model_id, str(tmp_path / "out" / "run-1"),
+                     spec=FAKE_SPEC)
         outcome = rows | Map(lambda r: (r["uri"], r["id"], r["decision"], r["error_kind"] or "",
                                         None if r["score"] is None else round(r["score"], 5)))
         expected = []
@@ -43,7 +43,7 @@ def test_whole_graph_scores_and_error_paths(tmp_path, uploads):
     assert {d for _, _, d, _, _ in expected} >= {"safe", "review", "nsfw", "error"}  # every path taken
     written = pq.read_table(tmp_path / "out").to_pylist()
     assert len(written) == len(expected)
-    assert all(r["model"] == (FakeEngine.model_id if r["score"] is not None else None) for r in written)
+    assert all(r["model"] == (FakeScorer.model_id if r["score"] is not None else None) for r in written)
 
 
 def test_a_run_whose_lines_do_not_add_up_fails():
@@ -68,7 +68,7 @@ def test_urls_that_can_never_be_fetched_are_one_permanent_error(tmp_path):
             "s3:///no-bucket.jpg", "http://127.0.0.1:port/a.jpg"]
     manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
     manifest.write_text("".join(json.dumps({"uri": u}) + "\n" for u in uris))
-    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)], engine_spec=FAKE_ENGINE)
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(config)], spec=FAKE_SPEC)
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert sorted(rows) == sorted(uris) and summary["errors_by_kind"] == {"bad_uri": len(uris)}
     assert all(r["error_kind"] == "bad_uri" and "attempts" not in r["error"] for r in rows.values()), rows
@@ -89,7 +89,7 @@ def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
     _, broken = uploads
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("\n".join(broken) + "\n")
-    run(["--manifest", str(manifest), "--output", str(out)], engine_spec=FAKE_ENGINE)
+    run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
     rows = {r["error_kind"]: r for r in pq.read_table(out).to_pylist()}
     assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
     assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]

@@ -1,6 +1,6 @@
-"""A fake scoring engine for the pipeline tests: an image's score is a fixed function of its
-preprocessed array (deterministic, instant, no TensorFlow), and a spec that loads it, passed to
-``pipeline.run.build`` / ``run`` as ``engine_spec`` in place of the configured engine's."""
+"""A fake scorer for the pipeline tests: an image's score is a fixed function of its preprocessed
+array (deterministic, instant, no TensorFlow), and a spec that loads it, passed to
+``pipeline.run.build`` / ``run`` as ``spec`` in place of the configured engine's."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def expected_score(path) -> float:
         return float(fake_score(load_image(f.read()).array))
 
 
-class FakeEngine(Scorer):
+class FakeScorer(Scorer):
     """Scores an image by the mean of its preprocessed array: deterministic, instant."""
 
     model_id = TensorFlowSpec().expected_model_id()  # the configured model's, so its scores are reusable
@@ -35,17 +35,17 @@ class FakeEngine(Scorer):
 
 
 @dataclasses.dataclass(frozen=True)
-class FakeEngineSpec:
-    """Loads a ``FakeEngine``, as the specs of ``model.engines`` load theirs."""
+class FakeSpec:
+    """Loads a ``FakeScorer``, as the specs of ``model.engines`` load theirs."""
 
     name: ClassVar[str] = "fake"
-    exact: ClassVar[bool] = True  # in place of the exact engine (its model id too)
+    exact: ClassVar[bool] = True  # stands in for the exact engine's spec (its model id too)
 
     def expected_model_id(self) -> str:
-        return FakeEngine.model_id
+        return FakeScorer.model_id
 
     def load(self) -> Scorer:
-        return FakeEngine()
+        return FakeScorer()
 
 
-FAKE_ENGINE = FakeEngineSpec()
+FAKE_SPEC = FakeSpec()
