@@ -21,7 +21,7 @@ ASTRONAUT = reference("real")["astronaut.png"]
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory, scorer):
     folder = tmp_path_factory.mktemp("views")
-    hubble, coffee, astronaut = rgb("hubble_deep_field.jpg"), rgb("coffee.png"), rgb("astronaut.png")
+    hubble, coffee = rgb("hubble_deep_field.jpg"), rgb("coffee.png")
     small = [rgb("hubble_deep_field.jpg", (128, 128)), rgb("astronaut.png", (128, 128))]
     tenth = gif([marked(small[1] if 45 <= i < 55 else small[0], i) for i in range(100)])
     with Image.open(io.BytesIO(tenth)) as shown:
