@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..model.preprocess import EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
+from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, OnnxRuntimeEngine, TensorFlowEngine
 from ..model.runtime import PRECISIONS
@@ -40,7 +40,7 @@ class Batch:
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_bytes: int = 64 << 20
-    max_pixels: int = 178_956_970
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the model layer's own limit (Pillow's)
 
     def problems(self):
         if self.max_bytes < 1 or self.max_pixels < 1:
@@ -52,8 +52,8 @@ class Frames:
     """Frames of animations (GIF, APNG, WebP) and multi-image files (TIFF, HEIC, MPO) scored
     as views of their own (with ``views: all``)."""
 
-    max: int = 22  # per file, Yahoo's first frame and the last included
-    max_pixels: int = 200_000_000  # decoded per file for frames (each at least 256x256)
+    max: int = ViewPolicy().max_frames  # per file, Yahoo's first frame and the last included
+    max_pixels: int = ViewPolicy().max_frame_pixels  # decoded per file for frames (each at least 256x256)
 
     def problems(self):
         if self.max < 2 or self.max_pixels < 1:
@@ -163,8 +163,8 @@ class Cascade:
 @dataclasses.dataclass(frozen=True)
 class Config:
     thresholds: Thresholds = Thresholds()
-    loader: str = "yahoo"
-    views: str = "all"
+    loader: str = EXACT_LOADER
+    views: str = ViewPolicy().views
     frames: Frames = Frames()
     engine: str = "tensorflow"
     batch: Batch = Batch()
