@@ -38,7 +38,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from measure import run_cli
+from nsfw_scan.pipeline.config import Limits
 from nsfw_scan.pipeline.runners import local_runner
+from nsfw_scan.storage.read import ReadPolicy
 from nsfw_scan.transforms.load import ERRORS, LoadImage, Loading
 from nsfw_scan.transforms.manifests import Entry
 
@@ -83,7 +85,10 @@ def cpu_seconds(pids: list[int]) -> float:
 def load_rate(uris: list[str], beam_args: list[str], read_threads: int, servers: list[int]) -> tuple[float, float, float]:
     """Images/s of LoadImage, and CPU ms per image in this process and in the servers."""
     options = PipelineOptions(beam_args)
-    load = LoadImage(Loading("yahoo", 64 << 20, 178_956_970, decode_threads=None, read_threads=read_threads), 64)
+    limits = Limits()
+    loading = Loading("yahoo", limits.max_bytes, limits.max_pixels, ReadPolicy(threads=read_threads),
+                      decode_threads=None)
+    load = LoadImage(loading, 64)
     entries = [Entry(u, {}, "bench", i + 1) for i, u in enumerate(uris)]
     started, cpu, server_cpu = time.monotonic(), time.process_time(), cpu_seconds(servers)
     with beam.Pipeline(runner=local_runner(options), options=options) as p:

@@ -432,7 +432,7 @@ LOADERS = {"yahoo": yahoo_array, "fast": fast_array, "tensorflow": tensorflow_ar
 EXACT_LOADER = "yahoo"  # the loader whose scores are the reference
 
 
-def load_image(data: bytes, loader: str = "yahoo", max_pixels: int = DEFAULT_MAX_PIXELS,
+def load_image(data: bytes, loader: str = EXACT_LOADER, max_pixels: int = DEFAULT_MAX_PIXELS,
                policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
     """``data`` preprocessed by ``loader``: Yahoo's view, then (``policy.views == "all"``) the others."""
     try:

@@ -19,6 +19,7 @@ from .logs import configure_logging
 # Beam, TensorFlow and the configuration are imported once the signals are caught (in main),
 # so that Ctrl-C in the first seconds is one line too
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+BENCH_BATCH_SIZE = 32  # images per model call of nsfw-scan bench without --batch-size
 
 
 def cmd_score(args) -> int:
@@ -89,7 +90,7 @@ def cmd_bench(args) -> int:
 
     config = config_from_args(args)
     scorer = config.engine_spec().load()
-    batch = args.batch_size or 32
+    batch = args.batch_size or BENCH_BATCH_SIZE
     rate = images_per_second(scorer.score, batch, args.seconds)
     result = {"engine": config.engine, "batch_size": batch, "threads": scorer.threads,
               "images_per_s": round(rate, 2)}

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import ipaddress
 from typing import Any
 
 import yaml
 
-from ..model.preprocess import EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
+from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
 from ..model.runtime import PRECISIONS
@@ -41,7 +40,7 @@ class Batch:
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_bytes: int = 64 << 20
-    max_pixels: int = 178_956_970
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the model layer's own limit (Pillow's)
 
     def problems(self):
         if self.max_bytes < 1 or self.max_pixels < 1:
@@ -53,8 +52,8 @@ class Frames:
     """Frames of animations (GIF, APNG, WebP) and multi-image files (TIFF, HEIC, MPO) scored
     as views of their own (with ``views: all``)."""
 
-    max: int = 22  # per file, Yahoo's first frame and the last included
-    max_pixels: int = 200_000_000  # decoded per file for frames (each at least 256x256)
+    max: int = ViewPolicy().max_frames  # per file, Yahoo's first frame and the last included
+    max_pixels: int = ViewPolicy().max_frame_pixels  # decoded per file for frames (each at least 256x256)
 
     def problems(self):
         if self.max < 2 or self.max_pixels < 1:
@@ -63,7 +62,8 @@ class Frames:
 
 @dataclasses.dataclass(frozen=True)
 class Decoding:
-    """Decoding ahead of the model, in a pool of threads per worker process (reading has its own, ``Reading``)."""
+    """Decoding ahead of the model, in a pool of threads per worker process (reading has its own,
+    ``storage.read.ReadPolicy``)."""
 
     threads: int | None = None  # None: one per core; 0: in the worker thread, nothing ahead
     ahead: int | None = None  # elements in the pool per worker thread; None: batch.max_size
@@ -71,42 +71,6 @@ class Decoding:
     def problems(self):
         if (self.threads or 0) < 0 or (self.ahead is not None and self.ahead < 1):
             yield "", "threads must be null or 0 or more, ahead null or 1 or more"
-
-
-@dataclasses.dataclass(frozen=True)
-class Reading:
-    """Reading images' bytes: concurrency per worker process, retries and timeouts."""
-
-    threads: int = 32  # reading threads per worker process; 0: read in the decoding thread
-    max_bytes_in_flight: int = 256 << 20  # read but not yet decoded, per worker process
-    attempts: int = 4
-    backoff_s: float = 0.5
-    max_wait_s: float = 20.0
-    timeout_s: float = 30.0
-
-    def problems(self):
-        if (self.threads < 0 or self.max_bytes_in_flight < 1 or self.attempts < 1
-                or min(self.backoff_s, self.max_wait_s) < 0 or self.timeout_s <= 0):
-            yield "", ("need threads >= 0, max_bytes_in_flight >= 1, attempts >= 1, backoff_s and max_wait_s "
-                       ">= 0, timeout_s > 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class Http:
-    """``http://`` and ``https://`` image URLs (see ``storage/httpfs.py``)."""
-
-    allow_networks: tuple = ()
-    timeout_s: float = 30.0
-    max_redirects: int = 5
-
-    def problems(self):
-        if self.timeout_s <= 0 or self.max_redirects < 0:
-            yield "", "need timeout_s > 0 and max_redirects >= 0"
-        for cidr in self.allow_networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except (TypeError, ValueError):
-                yield "allow_networks", f"{cidr!r} is not a network like 10.0.0.0/8 or fd00::/8"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +109,7 @@ class ModelSharing:
 @dataclasses.dataclass(frozen=True)
 class TensorFlow:
     """TensorFlow's thread pools per process and how a batch is split among them (0: the
-    defaults of ``model.scorer.Scorer``, every core busy)."""
+    defaults of ``model.scorer.TensorFlowScorer``, every core busy)."""
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
@@ -199,15 +163,15 @@ class Cascade:
 @dataclasses.dataclass(frozen=True)
 class Config:
     thresholds: Thresholds = Thresholds()
-    loader: str = "yahoo"
-    views: str = "all"
+    loader: str = EXACT_LOADER
+    views: str = ViewPolicy().views
     frames: Frames = Frames()
     engine: str = "tensorflow"
     batch: Batch = Batch()
     limits: Limits = Limits()
     decoding: Decoding = Decoding()
-    reading: Reading = Reading()
-    http: Http = Http()
+    reading: ReadPolicy = ReadPolicy()
+    http: HttpSettings = HttpSettings()
     weights: Weights = Weights()
     manifest: Manifest = Manifest()
     progress_every: int = 1000
@@ -238,18 +202,11 @@ class Config:
         """The cascade's first pass: its loading and its engine."""
         return self.loading(self.cascade.loader), self.engine_spec("tensorflow", self.cascade.precision)
 
-    def read_policy(self) -> ReadPolicy:
-        """Retries, timeouts and the http(s) address guard for ``storage.read.read_bytes``."""
-        r = self.reading
-        http = HttpSettings(tuple(self.http.allow_networks), self.http.timeout_s, self.http.max_redirects)
-        return ReadPolicy(r.attempts, r.backoff_s, r.max_wait_s, r.timeout_s, max(64, r.threads), http)
-
     def loading(self, loader: str | None = None) -> Loading:
         """How images are read and preprocessed (``transforms.load.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
-        return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.read_policy(),
-                       self.decoding.threads, self.reading.threads, self.reading.max_bytes_in_flight,
-                       self.view_policy())
+        return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.reading, self.http,
+                       self.decoding.threads, self.view_policy())
 
     def view_policy(self) -> ViewPolicy:
         """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
@@ -293,8 +250,8 @@ class Config:
 
 
 def _typecheck(value, annotation: str, key: str, origin: str):
-    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict, "tuple": (list, tuple),
-                "str | None": (str, type(None)), "int | None": (int, type(None))}
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict,
+                "tuple[str, ...]": (list, tuple), "str | None": (str, type(None)), "int | None": (int, type(None))}
     wanted = expected.get(annotation)
     if wanted is None:
         return value
@@ -302,7 +259,7 @@ def _typecheck(value, annotation: str, key: str, origin: str):
         raise ConfigError(f"{origin}: {key}: expected a number, got {value!r}")
     if not isinstance(value, wanted):
         raise ConfigError(f"{origin}: {key}: expected {annotation}, got {value!r}")
-    return float(value) if annotation == "float" else tuple(value) if annotation == "tuple" else value
+    return float(value) if annotation == "float" else tuple(value) if annotation.startswith("tuple") else value
 
 
 def _merge(obj, overrides: dict[str, Any], origin: str, prefix: str = ""):

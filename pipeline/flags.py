@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 
 from ..model.engines import ENGINES
 from ..model.runtime import PRECISIONS
 from ..model.preprocess import LOADERS, VIEW_MODES
 from ..model.weights import READERS
-from .config import Config, load_config
+from .config import Batch, Config, load_config
 
 
 def at_least(minimum: int):
@@ -65,38 +66,66 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args) -> Config:
+def _absolute(path: str) -> str:
+    """A local weights path made absolute (workers in other processes run in other folders); a URI as given."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _kind_of(path: str) -> str:
+    """The weights kind a file's suffix tells (``--weights-kind`` overrides it)."""
+    return "caffemodel" if path.endswith(".caffemodel") else "npy" if path.endswith(".npy") else "onnx"
+
+
+def _min_batch(size: int) -> int:
+    """The smallest batch with ``--batch-size N``: N, or the default smallest batch if that is less."""
+    return min(size, Batch().min_size)
+
+
+# Every flag that overrides a setting: (the flag's argparse dest, the dotted configuration key it
+# sets, a function of the flag's value giving the key's value, or None for the value itself). A
+# flag absent from a command (or not given) sets nothing; for one key, later entries win over
+# earlier ones (--weights-kind over the kind --weights' suffix tells).
+FLAG_SETTINGS = (
+    ("loader", "loader", None),
+    ("views", "views", None),
+    ("engine", "engine", None),
+    ("precision", "tensorflow.precision", None),
+    ("exact", "cascade.enabled", operator.not_),
+    ("batch_size", "batch.max_size", None),
+    ("batch_size", "batch.min_size", _min_batch),
+    ("weights", "weights.path", _absolute),
+    ("weights", "weights.kind", _kind_of),
+    ("weights_kind", "weights.kind", None),
+    ("trust_weights_pickle", "weights.trusted", None),
+    # nsfw-scan run's own flags
+    ("uri_column", "manifest.uri_column", None),
+    ("partitions", "partitions", None),
+    ("decode_threads", "decoding.threads", None),
+    ("content_dedup", "content_dedup", None),
+)
+
+
+def _given(value) -> bool:
+    """Whether a flag was given: absent ones are None, or False for switches (an empty text
+    counts as absent too)."""
+    return value is not None and value is not False and value != ""
+
+
+def flag_overrides(args) -> dict:
+    """The nested overrides (``load_config``'s) that the flags given in ``args`` make, by ``FLAG_SETTINGS``."""
     overrides: dict = {}
-    if args.loader:
-        overrides["loader"] = args.loader
-    if args.views:
-        overrides["views"] = args.views
-    if args.engine:
-        overrides["engine"] = args.engine
-    if args.precision:
-        overrides["tensorflow"] = {"precision": args.precision}
-    if args.exact:
-        overrides["cascade"] = {"enabled": False}
-    if args.batch_size is not None:
-        overrides["batch"] = {"max_size": args.batch_size, "min_size": min(args.batch_size, 16)}
-    weights = {}
-    if args.weights:
-        # absolute: workers in other processes run in other folders
-        weights["path"] = args.weights if "://" in args.weights else os.path.abspath(args.weights)
-        weights["kind"] = args.weights_kind or ("caffemodel" if args.weights.endswith(".caffemodel") else
-                                                "npy" if args.weights.endswith(".npy") else "onnx")
-    elif args.weights_kind:
-        weights["kind"] = args.weights_kind
-    if args.trust_weights_pickle:
-        weights["trusted"] = True
-    if weights:
-        overrides["weights"] = weights
-    if getattr(args, "partitions", None) is not None:
-        overrides["partitions"] = args.partitions
-    if getattr(args, "decode_threads", None) is not None:
-        overrides["decoding"] = {"threads": args.decode_threads}
-    if getattr(args, "content_dedup", False):
-        overrides["content_dedup"] = True
-    if getattr(args, "uri_column", None):
-        overrides["manifest"] = {"uri_column": args.uri_column}
-    return load_config(args.config, overrides)
+    for dest, key, value_of in FLAG_SETTINGS:
+        value = getattr(args, dest, None)
+        if not _given(value):
+            continue
+        *sections, name = key.split(".")
+        section = overrides
+        for part in sections:
+            section = section.setdefault(part, {})
+        section[name] = value if value_of is None else value_of(value)
+    return overrides
+
+
+def config_from_args(args) -> Config:
+    """The configuration of a command line: its ``--config`` file (or the defaults), then its flags."""
+    return load_config(args.config, flag_overrides(args))

@@ -37,13 +37,25 @@ REDIRECTS = (301, 302, 303, 307, 308)
 
 @dataclasses.dataclass(frozen=True)
 class HttpSettings:
+    """How ``http://`` and ``https://`` URLs are fetched: the ``http`` section of the job's
+    configuration (``configs/default.yaml`` explains each key)."""
+
     allow_networks: tuple[str, ...] = ()  # CIDRs that the address guard lets through
     timeout_s: float = 30.0  # connect, each read, and the whole answer of one request
     max_redirects: int = 5
-    user_agent: str = USER_AGENT
 
     def networks(self) -> list:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.allow_networks]
+
+    def problems(self):
+        """``(key, why)`` for each impossible value (the configuration names them)."""
+        if self.timeout_s <= 0 or self.max_redirects < 0:
+            yield "", "need timeout_s > 0 and max_redirects >= 0"
+        for cidr in self.allow_networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (TypeError, ValueError):
+                yield "allow_networks", f"{cidr!r} is not a network like 10.0.0.0/8 or fd00::/8"
 
 
 class BlockedAddress(PermissionError):
@@ -194,7 +206,7 @@ def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_tim
         connection = kind(parts.hostname, port, address, max(0.001, deadline - time.monotonic()))
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         try:
-            connection.request("GET", target, headers={"User-Agent": settings.user_agent, "Accept": "image/*,*/*;q=0.5"})
+            connection.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})
             response = connection.getresponse()
         except BaseException:
             connection.close()

@@ -37,14 +37,29 @@ EXTRAS = {"gs": "gcp", "s3": "aws"}  # schemes whose Beam filesystem comes with 
 
 @dataclasses.dataclass(frozen=True)
 class ReadPolicy:
-    """How hard to try a remote read (see the module's docstring); local files are read once."""
+    """Reading images' bytes: the ``reading`` section of the job's configuration
+    (``configs/default.yaml`` explains each key). How hard to try a remote read (see the
+    module's docstring; local files are read once), and how many reads a worker process
+    overlaps (``threads``, ``max_bytes_in_flight``: used by ``transforms.load.Loading``)."""
 
+    threads: int = 32  # reading threads per worker process; 0: read in the decoding thread
+    max_bytes_in_flight: int = 256 << 20  # read but not yet decoded, per worker process
     attempts: int = 4
     backoff_s: float = 0.5
     max_wait_s: float = 20.0
-    timeout_s: float = 30.0  # s3:// and other remote schemes; http(s) uses http.timeout_s
-    connections: int = 64  # per-process connection pool of the S3 client (at least the read threads)
-    http: HttpSettings = HttpSettings()
+    timeout_s: float = 30.0  # s3:// and other remote schemes; http(s) uses HttpSettings.timeout_s
+
+    @property
+    def connections(self) -> int:
+        """The per-process connection pool of the S3 client: at least one per reading thread."""
+        return max(64, self.threads)
+
+    def problems(self):
+        """``(key, why)`` for each impossible value (the configuration names them)."""
+        if (self.threads < 0 or self.max_bytes_in_flight < 1 or self.attempts < 1
+                or min(self.backoff_s, self.max_wait_s) < 0 or self.timeout_s <= 0):
+            yield "", ("need threads >= 0, max_bytes_in_flight >= 1, attempts >= 1, backoff_s and max_wait_s "
+                       ">= 0, timeout_s > 0")
 
 
 class ByteBudget:
@@ -135,10 +150,10 @@ def _unsupported(uri: str) -> ImageError:
     return ImageError("unsupported_scheme", f"no Beam filesystem for {scheme!r}; {hint}")
 
 
-def _open(uri: str, policy: ReadPolicy):
+def _open(uri: str, policy: ReadPolicy, http: HttpSettings):
     scheme = FileSystems.get_scheme(uri)
     if scheme in ("http", "https"):
-        return open_url(uri, policy.http), True
+        return open_url(uri, http), True
     if scheme == "s3":
         try:
             return s3read.open_object(uri, policy.timeout_s, policy.connections), True
@@ -147,11 +162,11 @@ def _open(uri: str, policy: ReadPolicy):
     return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED), scheme not in (None, "file")
 
 
-def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, budget: ByteBudget | None) -> bytes:
+def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings, budget: ByteBudget | None) -> bytes:
     started = time.monotonic()
     reserved = 0
     try:
-        f, remote = _open(uri, policy)
+        f, remote = _open(uri, policy, http)
         with f:
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
@@ -162,7 +177,7 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, budget: ByteBudget 
             if not remote:
                 data = f.read(max_bytes + 1)
             else:
-                timeout = policy.http.timeout_s if FileSystems.get_scheme(uri) in ("http", "https") else policy.timeout_s
+                timeout = http.timeout_s if FileSystems.get_scheme(uri) in ("http", "https") else policy.timeout_s
                 chunks, total = [], 0
                 while total <= max_bytes:
                     if time.monotonic() - started > timeout:
@@ -188,8 +203,10 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, budget: ByteBudget 
         raise
 
 
-def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), budget: ByteBudget | None = None) -> bytes:
+def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http: HttpSettings = HttpSettings(),
+               budget: ByteBudget | None = None) -> bytes:
     """The file's bytes, as stored (never decompressed); failures are :class:`ImageError`.
+    ``policy``: retries and timeouts; ``http``: the address guard and timeout of http(s) URLs.
 
     With a ``budget``, the returned bytes are counted in it (the caller releases them). A URI
     that can never be read (:func:`never_readable`) is not tried at all."""
@@ -199,7 +216,7 @@ def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), budg
     waited = 0.0
     for attempt in range(1, policy.attempts + 1):
         try:
-            data = _read_once(uri, max_bytes, policy, budget)
+            data = _read_once(uri, max_bytes, policy, http, budget)
         except Exception as exc:
             error, transient = _failure(exc, uri)
             delay = policy.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)

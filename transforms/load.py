@@ -23,6 +23,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.runtime import cpu_threads
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
+from ..storage.httpfs import HttpSettings
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from ..storage.schema import Column
@@ -99,22 +100,22 @@ class Loading:
     list, Yahoo's first) or a finished error row. ``views``: which views are made
     (``model.preprocess.ViewPolicy``).
 
-    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`);
-    ``read_threads``: size of its reading pool (0: each entry is read in its decoding thread);
-    ``max_bytes_in_flight``: its cap on bytes read and waiting to be decoded. Pools are taken
-    in :meth:`start`, in the process that loads (a DoFn's ``setup``, on the worker)."""
+    ``reading``: retries and timeouts of each read, and the size of the process's reading pool
+    (``threads``; 0: each entry is read in its decoding thread) and its cap on bytes read and
+    waiting to be decoded (``max_bytes_in_flight``); ``http``: how http(s) URLs are fetched;
+    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`). Pools
+    are taken in :meth:`start`, in the process that loads (a DoFn's ``setup``, on the worker)."""
 
-    def __init__(self, loader: str, max_bytes: int, max_pixels: int, read_policy: ReadPolicy = ReadPolicy(),
-                 decode_threads: int | None = 0, read_threads: int = 0, max_bytes_in_flight: int = 256 << 20,
+    def __init__(self, loader: str, max_bytes: int, max_pixels: int, reading: ReadPolicy = ReadPolicy(),
+                 http: HttpSettings = HttpSettings(), decode_threads: int | None = 0,
                  views: ViewPolicy = YAHOO_ONLY):
         self._loader = loader
         self._views = views
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
-        self._policy = read_policy
+        self._reading = reading
+        self._http = http
         self._threads = decode_threads
-        self._read_threads = read_threads
-        self._max_in_flight = max_bytes_in_flight
         self._pool = self._readers = self._budget = None
 
     @property
@@ -124,8 +125,8 @@ class Loading:
 
     def start(self) -> "Loading":
         self._pool = decode_pool(self._threads)
-        self._readers = read_pool(self._read_threads)
-        self._budget = byte_budget(self._max_in_flight) if self._readers and self._pool else None
+        self._readers = read_pool(self._reading.threads)
+        self._budget = byte_budget(self._reading.max_bytes_in_flight) if self._readers and self._pool else None
         return self
 
     def __getstate__(self):  # pickled without this process's pools
@@ -183,7 +184,7 @@ class Loading:
         if entry.error:
             return bad_line(row, entry.error)
         try:
-            data = read_bytes(entry.uri, self._max_bytes, self._policy, budget)
+            data = read_bytes(entry.uri, self._max_bytes, self._reading, self._http, budget)
         except ImageError as exc:
             if exc.kind == "empty":  # read, and known: no bytes
                 row[Column.BYTES], row[Column.SHA256] = 0, hashlib.sha256(b"").hexdigest()
@@ -202,7 +203,7 @@ class _LoadsAhead(beam.DoFn):
     """Hands each entry to ``Loading`` in this process's pools and emits the results in order,
     once ``ahead`` newer entries have been handed over (the rest at the end of the bundle)."""
 
-    def __init__(self, loading: Loading, ahead: int = 64, storage: StorageOptions | None = None):
+    def __init__(self, loading: Loading, ahead: int, storage: StorageOptions | None = None):
         self._loading = loading
         self._limit = ahead
         self._storage = storage  # see storage/options.py

@@ -28,8 +28,8 @@ from nsfw_scan.storage.read import ReadPolicy, read_bytes
 
 LOOPBACK = ("127.0.0.0/8",)
 # S3 reads time out after 1 s (the proxy's "slow" answers take 1.5 s), http(s) ones after 0.5 s
-POLICY = ReadPolicy(attempts=4, backoff_s=0.02, max_wait_s=5, timeout_s=1.0,
-                    http=HttpSettings(LOOPBACK, timeout_s=0.5))
+POLICY = ReadPolicy(attempts=4, backoff_s=0.02, max_wait_s=5, timeout_s=1.0)
+HTTP = HttpSettings(LOOPBACK, timeout_s=0.5)
 LIMIT = 1 << 20
 
 
@@ -67,9 +67,9 @@ HTTP_ONLY = [
 ]
 
 
-def outcome(uri: str, expected: bytes, policy: ReadPolicy = POLICY) -> str:
+def outcome(uri: str, expected: bytes, policy: ReadPolicy = POLICY, http: HttpSettings = HTTP) -> str:
     try:
-        data = read_bytes(uri, LIMIT, policy)
+        data = read_bytes(uri, LIMIT, policy, http)
     except ImageError as exc:
         return exc.kind
     assert data == expected
@@ -92,7 +92,7 @@ def s3():
         proxy.store = store
         # one read first: the process's S3 client and the server's first answer cost more than
         # a read, and the tests count the requests each read makes
-        assert read_bytes(store.put("warm-up.jpg", photo(0)), LIMIT, POLICY)
+        assert read_bytes(store.put("warm-up.jpg", photo(0)), LIMIT, POLICY, HTTP)
         yield proxy
     before.apply()
 
@@ -125,7 +125,7 @@ def test_s3_missing_object_is_not_found_at_once(s3):
 
 def test_retries_stop_at_the_total_wait(web):
     web.faults["/a.jpg"] = Fault(503)
-    patient = ReadPolicy(attempts=50, backoff_s=0.2, max_wait_s=1.0, http=POLICY.http)
+    patient = ReadPolicy(attempts=50, backoff_s=0.2, max_wait_s=1.0)
     started = time.monotonic()
     assert outcome(web.url("/a.jpg"), b"", patient) == "read_error"
     assert time.monotonic() - started < 2.5
@@ -139,8 +139,8 @@ def test_user_agent_names_the_job(web):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "[::ffff:127.0.0.1]", "0.0.0.0"])
 def test_guard_refuses_loopback_without_sending_anything(web, host):
-    closed = ReadPolicy(backoff_s=0.02, http=HttpSettings())  # the default: no network opened
-    assert outcome(f"http://{host}:{web.port}/a.jpg", b"", closed) == "blocked_address"
+    closed = HttpSettings()  # the default: no network opened
+    assert outcome(f"http://{host}:{web.port}/a.jpg", b"", ReadPolicy(backoff_s=0.02), closed) == "blocked_address"
     assert web.requests["/a.jpg"] == 0
 
 
@@ -149,8 +149,8 @@ def test_guard_checks_every_redirect(web):
     the second server never sees a request."""
     with FaultServer({"/b.jpg": photo(3)}, host="127.0.0.2") as other:
         web.faults["/a.jpg"] = Fault("redirect", location=other.url("/b.jpg"))
-        narrow = ReadPolicy(backoff_s=0.02, http=HttpSettings(("127.0.0.1/32",)))
-        assert outcome(web.url("/a.jpg"), b"", narrow) == "blocked_address"
+        narrow = HttpSettings(("127.0.0.1/32",))
+        assert outcome(web.url("/a.jpg"), b"", ReadPolicy(backoff_s=0.02), narrow) == "blocked_address"
         assert other.requests["/b.jpg"] == 0
         assert outcome(web.url("/a.jpg"), other.files["/b.jpg"]) == "ok"  # both allowed: followed
         assert other.requests["/b.jpg"] == 1
@@ -159,7 +159,7 @@ def test_guard_checks_every_redirect(web):
 def test_redirect_loop_ends(web):
     web.faults["/a.jpg"] = Fault("redirect", location="/a.jpg")
     assert outcome(web.url("/a.jpg"), b"") == "read_error"
-    assert web.requests["/a.jpg"] == POLICY.http.max_redirects + 1
+    assert web.requests["/a.jpg"] == HTTP.max_redirects + 1
 
 
 def test_connects_to_the_address_it_checked(web, monkeypatch):
@@ -175,8 +175,9 @@ def test_connects_to_the_address_it_checked(web, monkeypatch):
             return real(host, port, *args, **kwargs)
 
         monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-        narrow = ReadPolicy(backoff_s=0.02, http=HttpSettings(("127.0.0.1/32",)))
-        assert outcome(f"http://uploads.example:{web.port}/a.jpg", web.files["/a.jpg"], narrow) == "ok"
+        narrow = HttpSettings(("127.0.0.1/32",))
+        assert outcome(f"http://uploads.example:{web.port}/a.jpg", web.files["/a.jpg"], ReadPolicy(backoff_s=0.02),
+                       narrow) == "ok"
         assert web.headers["/a.jpg"]["Host"] == f"uploads.example:{web.port}"
         assert other.requests["/a.jpg"] == 0
 
@@ -245,13 +246,16 @@ def test_bad_reading_config_is_refused(tmp_path, text):
         load_config(str(path))
 
 
-def test_reading_config_reaches_the_read_policy(tmp_path):
+def test_reading_config_is_the_read_policy(tmp_path):
+    """The ``reading`` and ``http`` sections are the objects reads are made with."""
     path = tmp_path / "intranet.yaml"
-    path.write_text("reading:\n  attempts: 2\n  timeout_s: 5\nhttp:\n  allow_networks: [10.20.0.0/16]\n  timeout_s: 3\n")
-    policy = load_config(str(path)).read_policy()
-    assert (policy.attempts, policy.timeout_s, policy.http.timeout_s) == (2, 5.0, 3.0)
-    assert policy.http.allow_networks == ("10.20.0.0/16",)
-    assert load_config(None).read_policy().http.allow_networks == ()
+    path.write_text("reading:\n  attempts: 2\n  timeout_s: 5\n  threads: 100\n"
+                    "http:\n  allow_networks: [10.20.0.0/16]\n  timeout_s: 3\n")
+    config = load_config(str(path))
+    assert config.reading == ReadPolicy(attempts=2, timeout_s=5.0, threads=100)
+    assert config.http == HttpSettings(("10.20.0.0/16",), timeout_s=3.0)
+    assert config.reading.connections == 100 and load_config(None).reading.connections == 64
+    assert load_config(None).http.allow_networks == ()
 
 
 @pytest.mark.slow

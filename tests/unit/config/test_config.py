@@ -29,3 +29,21 @@ def test_default_yaml_states_the_code_defaults():
                 yield f"{prefix}{key}"
 
     assert set(yaml_keys(shipped)) == set(keys(Config()))
+
+
+def test_sections_are_the_objects_the_code_reads_with():
+    """The reading and http sections are the storage layer's own settings, and the pixel and
+    frame limits default to the model layer's, so that each default is written once; the
+    runner presets keep the default batch sizes."""
+    from nsfw_scan.model.preprocess import DEFAULT_MAX_PIXELS, ViewPolicy
+    from nsfw_scan.pipeline.config import Batch
+    from nsfw_scan.storage.httpfs import HttpSettings
+    from nsfw_scan.storage.read import ReadPolicy
+
+    config = load_config(None)
+    assert type(config.reading) is ReadPolicy and config.reading == ReadPolicy()
+    assert type(config.http) is HttpSettings and config.http == HttpSettings()
+    assert config.limits.max_pixels == DEFAULT_MAX_PIXELS
+    assert config.view_policy() == ViewPolicy()
+    for preset in ("dataflow", "flink", "spark"):
+        assert load_config(preset).batch == Batch()
