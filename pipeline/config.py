@@ -75,9 +75,11 @@ class Decoding:
 
 @dataclasses.dataclass(frozen=True)
 class Weights:
-    kind: str = "onnx"
-    path: str | None = None
-    trusted: bool = False
+    """Where the weights come from (``model.weights.WeightsSource``, whose defaults these are)."""
+
+    kind: str = WeightsSource.kind
+    path: str | None = WeightsSource.path
+    trusted: bool = WeightsSource.trusted
 
     def source(self) -> WeightsSource:
         return WeightsSource(self.kind, self.path, self.trusted)
@@ -111,10 +113,10 @@ class TensorFlow:
     """TensorFlow's thread pools per process and how a batch is split among them (0: the
     defaults of ``model.scorer.TensorFlowScorer``, every core busy)."""
 
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    parallel_batches: int = 0
-    precision: str = "float32"
+    intra_op_threads: int = TensorFlowSpec.intra_op_threads
+    inter_op_threads: int = TensorFlowSpec.inter_op_threads
+    parallel_batches: int = TensorFlowSpec.parallel_batches
+    precision: str = TensorFlowSpec.precision
 
     def problems(self):
         if self.precision not in PRECISIONS:
@@ -166,7 +168,7 @@ class Config:
     loader: str = EXACT_LOADER
     views: str = ViewPolicy().views
     frames: Frames = Frames()
-    engine: str = "tensorflow"
+    engine: str = TensorFlowSpec.name
     batch: Batch = Batch()
     limits: Limits = Limits()
     decoding: Decoding = Decoding()

@@ -48,13 +48,13 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     add_verbose_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
-    parser.add_argument("--loader", choices=list(LOADERS), help="preprocessing (default: yahoo, exact)")
+    parser.add_argument("--loader", choices=list(LOADERS), help=f"preprocessing (default: {Config.loader}, exact)")
     parser.add_argument("--views", choices=list(VIEW_MODES),
                         help="all: every frame, the EXIF orientation, 16-bit depth, scored at the highest (default); "
                              "yahoo: Yahoo's first-frame view only")
-    parser.add_argument("--engine", choices=list(ENGINES), help="model runtime (default: tensorflow)")
+    parser.add_argument("--engine", choices=list(ENGINES), help=f"model runtime (default: {Config.engine})")
     parser.add_argument("--precision", choices=list(PRECISIONS),
-                        help="TensorFlow engine precision (default float32, exact; bfloat16 is faster)")
+                        help=f"TensorFlow engine precision (default {Config.tensorflow.precision}, exact; bfloat16 is faster)")
     parser.add_argument("--exact", action="store_true",
                         help="score every file with Yahoo's exact steps only (no cheap first pass: cascade.enabled false)")
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")
