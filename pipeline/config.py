@@ -20,6 +20,7 @@ from ..model.runtime import PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..transforms.load import Loading
+from ..transforms.manifests import DEFAULT_URI_COLUMN
 from ..storage.read import ReadPolicy
 
 
@@ -93,7 +94,7 @@ class Weights:
 
 @dataclasses.dataclass(frozen=True)
 class Manifest:
-    uri_column: str = "uri"
+    uri_column: str = DEFAULT_URI_COLUMN
 
 
 @dataclasses.dataclass(frozen=True)

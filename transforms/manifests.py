@@ -49,6 +49,8 @@ from ..storage.schema import RESERVED, Column
 from . import metrics
 from .metrics import CONTINUED, ENTRIES, HEADERS, LINE_COUNTERS, LINES, SKIPPED
 
+DEFAULT_URI_COLUMN = Column.URI  # a manifest's column of URIs, unless manifest.uri_column names another
+
 MAX_LINE_CHARS = 1 << 20  # a longer line is a bad line (the rest of it is skipped, never held)
 MAX_RECORD_CHARS = 1 << 17  # a quoted CSV field may span lines up to this many characters
 
@@ -109,7 +111,7 @@ class ManifestPlan:
 
     files: tuple[str, ...]
     columns: dict[str, pa.DataType]  # pass-through columns and their output types
-    uri_column: str = "uri"
+    uri_column: str = DEFAULT_URI_COLUMN
 
 
 def _header_columns(path: str, uri_column: str) -> dict[str, pa.DataType]:
@@ -158,7 +160,7 @@ def _is_folder(path: str) -> bool:
     return path.endswith("/") or ("://" not in path and os.path.isdir(path))
 
 
-def plan_manifests(patterns: list[str], uri_column: str = "uri") -> ManifestPlan:
+def plan_manifests(patterns: list[str], uri_column: str = DEFAULT_URI_COLUMN) -> ManifestPlan:
     """Expand the patterns, check that every manifest opens, and read their headers. Fails
     early, naming the pattern or the file."""
     files: list[str] = []
