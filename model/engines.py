@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from .runtime import Scorer
+from .runtime import EXACT_PRECISION, Scorer
 from .weights import WeightsSource, locate, model_id, weights_id
 
 
@@ -24,12 +24,12 @@ class TensorFlowSpec:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     parallel_batches: int = 0
-    precision: str = "float32"
+    precision: str = EXACT_PRECISION
 
     @property
     def exact(self) -> bool:
         """Whether its scores are the reference's (float32)."""
-        return self.precision == "float32"
+        return self.precision == EXACT_PRECISION
 
     def expected_model_id(self) -> str:
         """The ``model_id`` the loaded scorer gives its scores, known without loading it."""

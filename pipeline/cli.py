@@ -38,6 +38,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from ..model.engines import TensorFlowSpec
     from ..model.export import export_savedmodel
     from .config import ConfigError
     from .flags import config_from_args
@@ -45,7 +46,7 @@ def cmd_export(args) -> int:
     config = config_from_args(args)
     if os.path.exists(args.directory) and os.listdir(args.directory):
         raise ConfigError(f"{args.directory}: the export directory exists and is not empty; choose a new one")
-    scorer = config.engine_spec("tensorflow").load()
+    scorer = config.engine_spec(TensorFlowSpec.name).load()
     export_savedmodel(scorer.model, args.directory, args.input_type)
     print(f"SavedModel ({args.input_type} input, weights {scorer.model_id}) written to {args.directory}")
     return EXIT_OK

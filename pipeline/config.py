@@ -16,7 +16,7 @@ import yaml
 from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
-from ..model.runtime import PRECISIONS
+from ..model.runtime import EXACT_PRECISION, PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..transforms.load import Loading
@@ -189,7 +189,7 @@ class Config:
 
     def engine_spec(self, engine: str | None = None, precision: str | None = None) -> EngineSpec:
         """The configured engine (or ``engine``, in ``precision``) with its settings, typed."""
-        if (engine or self.engine) == "onnxruntime":
+        if (engine or self.engine) == OnnxRuntimeSpec.name:
             return OnnxRuntimeSpec(self.weights.source(), self.tensorflow.intra_op_threads)
         tf = self.tensorflow
         return TensorFlowSpec(self.weights.source(), tf.intra_op_threads, tf.inter_op_threads,
@@ -198,12 +198,12 @@ class Config:
     @property
     def cascades(self) -> bool:
         """Whether rows are scored by the cascade: enabled, over the exact steps."""
-        return (self.cascade.enabled and self.loader == EXACT_LOADER and self.engine == "tensorflow"
-                and self.tensorflow.precision == "float32")
+        return (self.cascade.enabled and self.loader == EXACT_LOADER and self.engine == TensorFlowSpec.name
+                and self.tensorflow.precision == EXACT_PRECISION)
 
     def first_pass(self) -> tuple[Loading, TensorFlowSpec]:
         """The cascade's first pass: its loading and its engine."""
-        return self.loading(self.cascade.loader), self.engine_spec("tensorflow", self.cascade.precision)
+        return self.loading(self.cascade.loader), self.engine_spec(TensorFlowSpec.name, self.cascade.precision)
 
     def loading(self, loader: str | None = None) -> Loading:
         """How images are read and preprocessed (``transforms.load.Loading``), for the job's
@@ -243,7 +243,7 @@ class Config:
             fail("views", f"{self.views!r} is not one of {list(VIEW_MODES)}")
         if self.engine not in ENGINES:
             fail("engine", f"{self.engine!r} is not one of {list(ENGINES)}")
-        if self.tensorflow.precision != "float32" and self.engine != "tensorflow":
+        if self.tensorflow.precision != EXACT_PRECISION and self.engine != TensorFlowSpec.name:
             fail("tensorflow.precision", "bfloat16 is a TensorFlow engine option")
         if self.partitions < 1:
             fail("partitions", "must be 1 or more")
