@@ -61,12 +61,12 @@ def _rss_mib(pids) -> float:
     return total / 2**20
 
 
-def run_measured(argv: list[str], groups: set[int]) -> tuple[float, float]:
-    """Run ``nsfw-scan`` in a process group of its own; returns (wall s, peak MiB of it and of the
-    process groups ``groups``)."""
+def run_measured(python: str, argv: list[str], groups: set[int]) -> tuple[float, float]:
+    """Run ``nsfw-scan`` of ``python``'s environment in a process group of its own; returns
+    (wall s, peak MiB of it and of the process groups ``groups``)."""
     peak, done = [0.0], threading.Event()
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "nsfw_scan.pipeline.cli", *map(str, argv)],
+    proc = subprocess.Popen([python, "-m", "nsfw_scan.pipeline.cli", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
     def sample():
@@ -104,7 +104,9 @@ def main() -> None:
     manifest.write_text("\n".join(paths) + "\n")
     print(f"{len(paths)} generated uploads; cluster logs in {work}", file=sys.stderr)
 
-    runners: dict[str, tuple[list[str], set[int]]] = {"local": ([], set())}
+    # per runner: the Python whose nsfw-scan submits (a cluster's is the engines' environment,
+    # with the Beam release of its job server), its flags, the process groups it runs in
+    runners: dict[str, tuple[str, list[str], set[int]]] = {"local": (sys.executable, [], set())}
     started_clusters = []
     try:
         for engine, start in (("flink", clusters.start_flink), ("spark", clusters.start_spark)):
@@ -114,16 +116,17 @@ def main() -> None:
             except BaseException as exc:  # pieces missing: engine_pieces skips under pytest
                 sys.exit(f"{engine}: {exc}")
             started_clusters.append(cluster)
-            runners[engine] = (["--config", engine, *cluster.flags], {p.pid for p in cluster.procs.values()})
+            runners[engine] = (cluster.python, ["--config", engine, *cluster.flags],
+                               {p.pid for p in cluster.procs.values()})
 
         print("| runner | images | wall s | start-up s | images/s after start-up | vs local | peak MiB (all processes) |")
         print("|---|---|---|---|---|---|---|")
         local_rate = None
         for round_ in range(args.repeat):
-            for name, (flags, groups) in runners.items():
+            for name, (python, flags, groups) in runners.items():
                 output = work / f"out-{name}-{round_}"
                 started = time.time()
-                wall, peak = run_measured(["run", "--manifest", manifest, "--output", output, *flags], groups)
+                wall, peak = run_measured(python, ["run", "--manifest", manifest, "--output", output, *flags], groups)
                 startup, rate, rows = timings(output, started)
                 local_rate = rate if name == "local" else local_rate
                 print(f"| {name} | {rows} | {wall:.1f} | {startup:.1f} | {rate:.1f} | {rate / local_rate:.2f} | "

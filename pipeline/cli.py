@@ -210,7 +210,8 @@ def _main(argv: list[str]) -> int:
             raise
         if args.verbose:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
+        # the message's first lines (Beam's validation errors put theirs after a heading line)
+        first = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:500]
         print(f"nsfw-scan: error: {type(exc).__name__}: {first}"
               + ("" if args.verbose else " (run with --verbose for the traceback)"), file=sys.stderr)
         return EXIT_ERRORS

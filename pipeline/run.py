@@ -10,7 +10,7 @@ import os
 import time
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.earlier import DoneKeys
@@ -31,7 +31,7 @@ from ..storage.layout import run_folder_name
 from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, remove_folders, result_files,
                                   run_folders, run_result_files)
 from ..storage.rows import remove_rows
-from .runners import check_beam_args, make_pipeline, submit
+from .runners import check_beam_args, make_pipeline, submit, template_location
 from .summary import AccountingError, check_accounting, format_summary, rows_written, summarize, write_summary
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,8 @@ def run_job(job: Job, spec=None) -> dict:
     storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     model = (spec or config.engine_spec()).expected_model_id()
+    if template := template_location(list(job.beam_args)):
+        return write_template(job, plan, model, template, spec)
     created = "://" not in job.output and not os.path.exists(job.output)
     try:
         check_output_dir(job.output)
@@ -250,6 +252,28 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     return summary
 
 
+def write_template(job: Job, plan: ManifestPlan, model: str, template: str, spec=None) -> dict:
+    """Build the job for Dataflow and write it as a classic template to ``template`` (with its
+    files staged under ``--staging_location``/``--temp_location``) without submitting it; returns
+    what was written. The template holds this moment's plan: the manifests' files and the URIs
+    that earlier runs in ``--output`` had scored. The steps after a run (its summary, replacing
+    earlier runs for ``--force``, dropping superseded errors) belong to a submitted run, so
+    those flags are refused here."""
+    runner = PipelineOptions(list(job.beam_args)).view_as(StandardOptions).runner
+    if runner != "DataflowRunner":
+        raise ConfigError(f"--template_location is Dataflow's: use it with --config dataflow (the runner is {runner})")
+    if job.force or job.rescore_errors or job.config.partitions > 1:
+        raise ConfigError("--template_location writes one pipeline, without the steps after a run: "
+                          "drop --force, --rescore-errors and --partitions")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    results_dir = beam.io.filesystems.FileSystems.join(job.output, run_folder_name(stamp))
+    pipeline = make_pipeline(list(job.beam_args))
+    build(pipeline, plan, job.config, model, results_dir, result_files(job.output), False, (0, 1), spec)
+    submit(pipeline)
+    return {"template": template, "output": shown(job.output), "results": shown(results_dir), "model": model,
+            "runner": runner, "manifests": len(plan.files)}
+
+
 def keep_unfinished(output: str, folders: list[str]) -> int:
     """After a failed or interrupted run: the rows its unfinished folders had made durable
     become their results (finished parts of a partitioned run stay as they are), folders with
@@ -278,4 +302,8 @@ def _kept(output: str, stamp: str, folders: list[str], results: list, durable: i
 
 
 def print_run(summary: dict) -> None:
+    if "template" in summary:
+        print(f"Dataflow template written to {summary['template']}: the job was built and its files staged, "
+              f"not submitted; launched, it writes its rows to {summary['results']}")
+        return
     print(format_summary(summary))

@@ -39,6 +39,14 @@ def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
     return beam.Pipeline(options=options)
 
 
+def template_location(beam_args: list[str]) -> str | None:
+    """Dataflow's ``--template_location``: where the job is written as a classic template, built
+    and staged but not submitted."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return PipelineOptions(beam_args).view_as(GoogleCloudOptions).template_location
+
+
 def submit(pipeline: beam.Pipeline):
     """``pipeline.run()``; a job server that never answers is named, instead of Beam's bare
     ``FutureTimeoutError``."""

@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import subprocess
 
 import pyarrow.parquet as pq
 import pytest
 
-from support.cli import nsfw_scan
+from support.clusters import engine_pieces
 from support.corpus import HOSTILE, REAL, corpus_files
 from support.jobs import assert_same_outcomes, by_uri, run_job
 from support.stores import counts, image_bytes, one_row_per_uri, s3_store
@@ -65,7 +66,7 @@ def test_local_files_first_run_rerun_new_uris_and_force(cluster, local_rows, tmp
     logged = {path: len(text) for path, text in cluster.worker_logs().items()}
     loads_before = cluster.model_loads()
 
-    first = nsfw_scan("run", "--manifest", manifest, "--output", out, *flags, timeout=900)
+    first = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, *flags)
     assert first.returncode == 0, f"{first.stderr}\n{cluster.explain()}"
     summary = summary_of(out)
     assert counts(summary) == (len(uris) + 1, len(uris), len(SAMPLE) - 4) and summary["duplicates"] == 1
@@ -92,17 +93,17 @@ def test_local_files_first_run_rerun_new_uris_and_force(cluster, local_rows, tmp
     progress = "".join(text[logged.get(path, 0):] for path, text in cluster.worker_logs().items())
     assert "rows to write" in progress and "images done in worker process" in progress, progress[-3000:]
 
-    again = nsfw_scan("run", "--manifest", manifest, "--output", out, *flags, timeout=900)
+    again = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, *flags)
     assert again.returncode == 0, f"{again.stderr}\n{cluster.explain()}"
     assert counts(summary_of(out)) == (len(uris) + 1, 0, 0) and summary_of(out)["already_done"] == len(uris)
 
     manifest.write_text("\n".join(uris + [str(p) for p in extra]) + "\n")
-    more = nsfw_scan("run", "--manifest", manifest, "--output", out, *flags, timeout=900)
+    more = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, *flags)
     assert more.returncode == 0, f"{more.stderr}\n{cluster.explain()}"
     assert counts(summary_of(out)) == (len(uris) + 2, 2, 2)
     assert_same_outcomes(by_name(rows_of(out)), local_rows, tolerance=1e-5)
 
-    forced = nsfw_scan("run", "--manifest", manifest, "--output", out, "--force", *flags, timeout=900)
+    forced = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, "--force", *flags)
     assert forced.returncode == 0, f"{forced.stderr}\n{cluster.explain()}"
     assert counts(summary_of(out)) == (len(uris) + 2, len(uris) + 2, len(SAMPLE) - 4 + 2)
     assert len(list(out.glob("run-*"))) == 1
@@ -115,12 +116,12 @@ def test_bucket_with_the_job_server_started_by_beam(cluster, moto_server, tmp_pa
     images = [store.put(f"img/{i}.png", image_bytes(i)) for i in range(5)]
     manifest = store.put("m.txt", "\n".join(images + [store.uri("img/gone.png")]).encode())
     flags = ["--manifest", manifest, "--output", store.uri("out"), *store.flags, "--config", cluster.engine, *cluster.jar_flags]
-    first = nsfw_scan("run", *flags, timeout=900)
+    first = cluster.nsfw_scan("run", *flags)
     assert first.returncode == 0, f"{first.stderr}\n{cluster.explain()}"
     summary = json.loads(store.get("out/_SUMMARY.json"))
     assert counts(summary) == (6, 6, 5) and summary["errors_by_kind"] == {"not_found": 1}
     assert set(one_row_per_uri(store, "out")) == set(images + [store.uri("img/gone.png")])
-    again = nsfw_scan("run", *flags, timeout=900)
+    again = cluster.nsfw_scan("run", *flags)
     assert again.returncode == 0, f"{again.stderr}\n{cluster.explain()}"
     assert counts(json.loads(store.get("out/_SUMMARY.json"))) == (6, 0, 0)
 
@@ -132,6 +133,15 @@ def test_a_held_output_folder_is_refused_before_the_job_is_submitted(cluster, tm
     manifest.write_text(SAMPLE[0] + "\n")
     out.mkdir()
     with OutputLock(str(out)):
-        refused = nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
+        refused = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
     assert refused.returncode == 2 and "another run is writing to this output folder" in refused.stderr, refused.stderr
     assert not list(out.glob("run-*"))
+
+
+def test_the_engines_environment_has_the_job_servers_beam(cluster):
+    """A job server of one Beam release runs that release's pipelines only: the jobs above are
+    submitted, and their workers run, by the engines' environment, whose Beam is the job
+    servers' release whatever Beam this environment has."""
+    found = subprocess.run([cluster.python, "-c", "import apache_beam, nsfw_scan; print(apache_beam.__version__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == engine_pieces()["beam"]

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 
-def nsfw_scan(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+def nsfw_scan(*args, cwd=None, timeout=600, python=sys.executable) -> subprocess.CompletedProcess:
+    """``nsfw-scan ARGS`` as installed in ``python``'s environment (by default this one's)."""
     return subprocess.run(
-        [sys.executable, "-m", "nsfw_scan.pipeline.cli", *map(str, args)],
+        [str(python), "-m", "nsfw_scan.pipeline.cli", *map(str, args)],
         capture_output=True, text=True, cwd=cwd, timeout=timeout,
     )

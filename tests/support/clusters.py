@@ -8,8 +8,10 @@ stopped by its process group at the end.
 The job reaches a cluster as a user's would: ``--runner FlinkRunner`` / ``SparkRunner`` with the
 packaged preset, the job server's address (or its jar, which Beam then starts itself), and
 ``--environment_type PROCESS``: each Python SDK worker is started by the task manager or executor
-through Beam's boot program, in the Python environment on the engine's PATH (this one's, as
-``pip install nsfw-scan`` on each machine would give)."""
+through Beam's boot program, in the Python environment on the engine's PATH. That environment is
+the engines' own (``.engines/venv``, nsfw-scan with the Beam release of the job servers and the
+boot program), which also submits the job (``Cluster.nsfw_scan``), as ``pip install nsfw-scan``
+of that release on each machine would give."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from .stores import BIN, NO_METADATA, free_port, stop
+from .cli import nsfw_scan
+from .stores import NO_METADATA, free_port, stop
 
 ENGINES = Path(__file__).resolve().parents[2] / ".engines"
 INSTALL = "engines/install.sh"
@@ -45,7 +48,8 @@ def engine_pieces() -> dict:
             pytest.fail(f"engine tests cannot run in CI: {reason}")
         pytest.skip(reason)
     pieces = json.loads((ENGINES / "engines.json").read_text())
-    return {k: (str(ENGINES / v) if k not in ("beam", "flink", "spark") else v) for k, v in pieces.items()}
+    versions = ("beam", "flink", "spark", "python_version")
+    return {k: (str(ENGINES / v) if k not in versions else v) for k, v in pieces.items()}
 
 
 def wait_until(ready, what: str, procs: list, timeout: float = 120) -> None:
@@ -72,11 +76,16 @@ class Cluster:
     """A running engine: the flags that send ``nsfw-scan run`` to it, its processes and logs."""
 
     engine: str
+    python: str  # the engines' environment's Python: submits the job, runs the SDK workers
     flags: list[str]  # job server address, boot program, parallelism (with --config flink|spark or a copy)
     jar_flags: list[str]  # the same, with the job server's jar for Beam to start instead of its address
     logs: Path
     procs: dict[str, subprocess.Popen]
     worker_logs_glob: tuple[str, ...]
+
+    def nsfw_scan(self, *args, timeout=900):
+        """``nsfw-scan ARGS`` from the engines' environment, as a user of its Beam release runs it."""
+        return nsfw_scan(*args, timeout=timeout, python=self.python)
 
     def worker_logs(self) -> dict[Path, str]:
         """What the Python SDK workers logged so far, per task manager or executor log."""
@@ -120,10 +129,11 @@ def _start_job_server(procs: dict, jar: str, master: list[str], job_port: int, f
     wait_until(lambda: listening(job_port), f"Beam's job server ({os.path.basename(jar)})", list(procs.values()))
 
 
-def _engine_env(**extra) -> dict:
-    """The environment of the engine's processes: this Python first on the PATH (the boot
-    program runs the SDK worker with it), no cloud metadata lookups."""
-    return {**os.environ, **NO_METADATA, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+def _engine_env(pieces: dict, **extra) -> dict:
+    """The environment of the engine's processes: the engines' Python first on the PATH (the
+    boot program runs the SDK worker with it), no cloud metadata lookups."""
+    python_bin = os.path.dirname(pieces["python"])
+    return {**os.environ, **NO_METADATA, "PATH": f"{python_bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1", **extra}
 
 
@@ -167,11 +177,11 @@ def start_flink(folder: Path) -> Cluster:
     conf = _flink_config(pieces, folder, rpc, rest)
     (folder / "tmp").mkdir()
     home = Path(pieces["flink_home"])
-    env = _engine_env(FLINK_HOME=str(home), FLINK_CONF_DIR=str(conf), FLINK_LOG_DIR=str(folder),
+    env = _engine_env(pieces, FLINK_HOME=str(home), FLINK_CONF_DIR=str(conf), FLINK_LOG_DIR=str(folder),
                       FLINK_PID_DIR=str(folder))
     procs = {"jobmanager": _start([str(home / "bin" / "jobmanager.sh"), "start-foreground"],
                                   folder / "jobmanager.out", env)}
-    cluster = Cluster("flink", [], [], folder, procs, ("flink-*-taskexecutor-*.log",))
+    cluster = Cluster("flink", pieces["python"], [], [], folder, procs, ("flink-*-taskexecutor-*.log",))
     try:
         wait_until(lambda: listening(rest), "Flink JobManager", list(procs.values()))
         for i in (1, 2):  # two TaskManagers, each its own JVM
@@ -199,14 +209,14 @@ def start_spark(folder: Path) -> Cluster:
     pieces = engine_pieces()
     master_port, ui_port, worker_ui, job_port = free_port(), free_port(), free_port(), free_port()
     home = Path(pieces["spark_home"])
-    env = _engine_env(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", SPARK_PUBLIC_DNS="127.0.0.1",
+    env = _engine_env(pieces, SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", SPARK_PUBLIC_DNS="127.0.0.1",
                       SPARK_LOG_DIR=str(folder), SPARK_WORKER_DIR=str(folder / "work"),
                       SPARK_LOCAL_DIRS=str(folder / "tmp"))
     spark_class = str(home / "bin" / "spark-class")
     master = f"spark://127.0.0.1:{master_port}"
     procs = {"master": _start([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(master_port), "--webui-port", str(ui_port)], folder / "master.log", env)}
-    cluster = Cluster("spark", [], [], folder, procs, ("work/*/*/stderr",))
+    cluster = Cluster("spark", pieces["python"], [], [], folder, procs, ("work/*/*/stderr",))
     try:
         wait_until(lambda: listening(master_port), "Spark Master", list(procs.values()))
         procs["worker"] = _start([spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
