@@ -39,6 +39,7 @@ import pi_heif
 from PIL import Image, ImageOps
 
 from .errors import ImageError
+from .signatures import is_image, signature_of
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 RESIZE = 256
@@ -137,7 +138,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         except Image.DecompressionBombError as exc:
             raise ImageError("decompression_bomb", str(exc)) from None
         except Image.UnidentifiedImageError:
-            raise ImageError("undecodable", "not an image format Pillow can read") from None
+            raise ImageError("undecodable", _unidentified(data)) from None
         except Exception as exc:  # Pillow's plugins raise many types for garbage input
             raise ImageError("undecodable", _describe(exc)) from None
     width, height = image.size
@@ -148,6 +149,17 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             "decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
         )
     return image
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow found no format: a file that starts like a known one is damaged (or cut before
+    its header ends), anything else is not an image Pillow reads."""
+    what = signature_of(data[:64])
+    if what is not None and is_image(what):
+        return f"starts like {what} but Pillow cannot read it: the file is damaged or cut short"
+    if what is not None:
+        return f"is {what}, not an image"
+    return "not an image format Pillow can read"
 
 
 def image_format(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:

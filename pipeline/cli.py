@@ -22,6 +22,23 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 BENCH_BATCH_SIZE = 32  # images per model call of nsfw-scan bench without --batch-size
 
 
+def version() -> str:
+    """``nsfw-scan X (Apache Beam Y, TensorFlow Z, Python W)``, read from the installed packages'
+    metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    def of(name: str) -> str:
+        try:
+            return installed(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (f"nsfw-scan {of('nsfw-scan')} (Apache Beam {of('apache-beam')}, TensorFlow {of('tensorflow-cpu')}, "
+            f"Python {python})")
+
+
 def cmd_score(args) -> int:
     from .flags import config_from_args
     from ..storage.options import StorageOptions
@@ -37,7 +54,7 @@ def cmd_score(args) -> int:
     return EXIT_ERRORS if any_error else EXIT_OK
 
 
-def cmd_export(args) -> int:
+def cmd_export_savedmodel(args) -> int:
     from ..model.engines import TensorFlowSpec
     from ..model.export import export_savedmodel
     from .config import ConfigError
@@ -85,6 +102,17 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute, shown
+    from .report import export_csv
+
+    StorageOptions.from_flags(args).apply()  # before any file is read
+    rows = export_csv(absolute(args.directory), absolute(args.csv))
+    print(f"{rows} rows written to {shown(absolute(args.csv))}")
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
     from .flags import config_from_args
@@ -102,12 +130,13 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..storage.options import add_storage_flags
-    from .flags import add_config_flags, add_verbose_flag, positive_float
+    from .flags import add_config_file_flag, add_config_flags, add_verbose_flag, positive_float
 
     # allow_abbrev=False everywhere: a shortened flag (--forc) is an error, never taken for another
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.",
                                      allow_abbrev=False)
     add_verbose_flag(parser)
+    parser.add_argument("--version", action="version", version=version())
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -135,9 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  allow_abbrev=False)
     report.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
     report.add_argument("--report-dir", metavar="DIR", help="where to write the chart and review queue (default: DIR/_report)")
-    add_config_flags(report)
+    add_config_file_flag(report)
     add_storage_flags(report)
     report.set_defaults(func=cmd_report)
+
+    export_rows = commands.add_parser("export", help="every row of all runs in DIR as one CSV file (spreadsheet-safe)",
+                                      allow_abbrev=False)
+    export_rows.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    export_rows.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...)")
+    add_verbose_flag(export_rows)
+    add_storage_flags(export_rows)
+    export_rows.set_defaults(func=cmd_export)
 
     bench = commands.add_parser("bench", help="model-only throughput on synthetic input",
                                 allow_abbrev=False)
@@ -150,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--input-type", choices=("tensor", "image_bytes"), default="tensor")
     add_config_flags(export)
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_export_savedmodel)
     return parser
 
 
@@ -159,6 +196,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _main(argv)
+    except BrokenPipeError:  # the reader went away (nsfw-scan report DIR | head -1): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit is quiet too
+        return EXIT_OK
     except BaseException as exc:
         signum = interrupts.acknowledge()
         if signum is None:
@@ -198,6 +238,8 @@ def _main(argv: list[str]) -> int:
             # the job re-parses its own flags and hands the rest to Beam's PipelineOptions
             return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
         return args.func(args)
+    except BrokenPipeError:
+        raise  # not the job's failure: see main
     except (ConfigError, WeightsError, ManifestError, OutputDirError) as exc:
         if interrupts.received():
             raise

@@ -45,16 +45,25 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
                         help="log more: libraries' own messages (TensorFlow, Beam, decoders) and tracebacks")
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_file_flag(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` and ``--config``: what a command that scores nothing takes (``report``)."""
     add_verbose_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding configs/default.yaml, or a packaged preset: dataflow, flink, spark")
-    parser.add_argument("--loader", choices=list(LOADERS), help=f"preprocessing (default: {Config.loader}, exact)")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The configuration file and every flag that overrides a setting of the scoring."""
+    add_config_file_flag(parser)
+    parser.add_argument("--loader", choices=list(LOADERS),
+                        help=f"preprocessing of the exact steps (default: {Config.loader}, Yahoo's own); the cascade's "
+                             f"first pass uses cascade.loader ({Config.cascade.loader})")
     parser.add_argument("--views", choices=list(VIEW_MODES),
                         help="all: every frame, the EXIF orientation, 16-bit depth, scored at the highest (default); "
                              "yahoo: Yahoo's first-frame view only")
     parser.add_argument("--engine", choices=list(ENGINES), help=f"model runtime (default: {Config.engine})")
     parser.add_argument("--precision", choices=list(PRECISIONS),
-                        help=f"TensorFlow engine precision (default {Config.tensorflow.precision}, exact; bfloat16 is faster)")
+                        help=f"TensorFlow precision of the exact steps (default {Config.tensorflow.precision}, exact; "
+                             f"bfloat16 is faster); the cascade's first pass uses cascade.precision ({Config.cascade.precision})")
     parser.add_argument("--exact", action="store_true",
                         help="score every file with Yahoo's exact steps only (no cheap first pass: cascade.enabled false)")
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")

@@ -25,7 +25,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from PIL import Image
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.preprocess import YAHOO_VIEW
@@ -105,20 +104,21 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
             "time_range": (min(times), max(times)) if times else None}
 
 
-def draw(report: dict, thresholds: Thresholds) -> Image.Image:
-    """The chart of :func:`figure`, as an image."""
+def png_bytes(report: dict, thresholds: Thresholds) -> bytes:
+    """The chart of :func:`figure`, as PNG."""
     buffer = io.BytesIO()
     figure(report, thresholds).savefig(buffer, format="png")
-    buffer.seek(0)
-    return Image.open(buffer)
+    return buffer.getvalue()
 
 
 def figure(report: dict, thresholds: Thresholds):
-    """Score histogram per decision (log count axis) with the thresholds marked and totals per
-    decision in the legend below it (where no bar can be under it); errors by kind beside it;
-    the folder and time range in the title. A matplotlib ``Figure``."""
+    """Score histogram per decision (log count axis; each decision's bars side by side in a bin,
+    so a few review or nsfw rows are never hidden under many safe ones) with the thresholds
+    marked and totals per decision in the legend below it (where no bar can be under it); errors
+    by kind beside it; the folder and time range in the title. A matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     chart = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
@@ -126,21 +126,24 @@ def figure(report: dict, thresholds: Thresholds):
     scores_axis, errors_axis = chart.subplots(1, 2, width_ratios=(2.2, 1))
     d = report["decisions"]
     edges = np.linspace(0.0, 1.0, BINS + 1)
-    bottom = np.zeros(BINS)
+    counts = np.asarray(list(report["histograms"].values()), float)  # decision x bin
+    present = counts > 0
+    shares = np.maximum(present.sum(axis=0), 1)  # the decisions with rows in each bin share its width
+    width = 1 / BINS / shares
+    before = np.cumsum(present, axis=0) - present  # decisions with rows left of each one in its bin
     handles = []
-    for decision, counts in report["histograms"].items():
-        counts = np.asarray(counts, float)
-        handles.append(scores_axis.bar(edges[:-1], counts, width=1 / BINS, bottom=bottom, align="edge",
+    for i, decision in enumerate(report["histograms"]):
+        handles.append(scores_axis.bar(edges[:-1] + before[i] * width, counts[i], width=width, align="edge",
                                        color=COLOURS[decision], edgecolor="white", linewidth=0.5,
                                        label=f"{decision}: {d[decision]:,}"))
-        bottom += counts
-    handles += scores_axis.plot([], [], " ", label=f"error: {d['error']:,} (not scored)")
+    tallest = counts.max(initial=0.0)
+    handles.append(Patch(color=COLOURS[NOT_SCORED], label=f"error: {d['error']:,} (not scored, right)"))
     for value, style, name in ((thresholds.safe_below, "--", "safe below"), (thresholds.nsfw_from, ":", "nsfw from")):
         handles.append(scores_axis.axvline(value, color="black", linestyle=style, linewidth=1.4,
                                            label=f"{name} {value:g}"))
-    if bottom.max() > 0:
+    if tallest > 0:
         scores_axis.set_yscale("log")
-        scores_axis.set_ylim(0.7, bottom.max() * 3)
+        scores_axis.set_ylim(0.7, tallest * 3)
         scores_axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}" if y >= 1 else ""))
     scores_axis.set_xlim(0, 1)
     scores_axis.set_xlabel("NSFW score")
@@ -182,10 +185,8 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
     report = collect(directory, thresholds)
     folder = report_dir or FileSystems.join(directory, REPORT_DIR)
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
-    buffer = io.BytesIO()
-    draw(report, thresholds).save(buffer, format="PNG")
     try:
-        _write(png, buffer.getvalue())
+        _write(png, png_bytes(report, thresholds))
         _write(csv, _csv_bytes(report["queue"]))
         _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
     except (OSError, BeamIOError) as exc:
@@ -212,12 +213,39 @@ def spreadsheet_safe(table: pa.Table) -> pa.Table:
     return table
 
 
-def _csv_bytes(table: pa.Table) -> bytes:
+def _csv_bytes(table: pa.Table, header: bool = True) -> bytes:
     table = table.set_column(table.schema.get_field_index(Column.SCORED_AT), Column.SCORED_AT,
                              pc.cast(table[Column.SCORED_AT], pa.string()))
     buffer = io.BytesIO()
-    pacsv.write_csv(spreadsheet_safe(table), buffer)
+    pacsv.write_csv(spreadsheet_safe(table), buffer, pacsv.WriteOptions(include_header=header))
     return buffer.getvalue()
+
+
+def export_csv(directory: str, path: str) -> int:
+    """Every row of every run in ``directory`` into one CSV file at ``path`` (local or any Beam
+    filesystem), one result file at a time: the columns of all of them (a manifest column some
+    runs lack is empty there), cells a spreadsheet would take for formulas made text. Returns
+    the rows written."""
+    files = result_files(directory)
+    if not files:
+        raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+    names: list[str] = []
+    for file in files:
+        with FileSystems.open(file, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            names += [name for name in pq.read_schema(f).names if name not in names]
+    names += [field.name for field in output_schema({}) if field.name not in names]
+    rows = 0
+    try:
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            for i, table in enumerate(_tables(directory)):
+                for name in names:
+                    if name not in table.column_names:
+                        table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+                out.write(_csv_bytes(table.select(names), header=i == 0))
+                rows += table.num_rows
+    except (OSError, BeamIOError) as exc:
+        raise ConfigError(f"{shown(path)}: cannot write the CSV there ({exc}); choose another --csv") from exc
+    return rows
 
 
 def format_report(report: dict, png: str, csv: str) -> str:

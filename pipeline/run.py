@@ -122,6 +122,8 @@ def check_output_dir(directory: str) -> None:
     """Local output folders must be creatable and writable before any work starts."""
     if "://" in directory:
         return
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ConfigError(f"{shown(directory)}: --output names a file; give a folder (new or one of earlier results)")
     try:
         os.makedirs(directory, exist_ok=True)
         probe = os.path.join(directory, ".nsfw-scan-write-test")

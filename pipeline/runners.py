@@ -21,6 +21,9 @@ from ..storage.compat import add_option_flags, beam_flag_parser, flag_names, pro
 from .config import ConfigError
 
 LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}
+# how alike an unknown flag and a known one must be (difflib's ratio) for "did you mean" to name
+# it: a typo (--batchsize, --forc) is above 0.9; unrelated words (--frobnicate, --job_name) are near 0.6
+SUGGESTION_CUTOFF = 0.75
 
 
 def local_runner(options: PipelineOptions):
@@ -86,7 +89,7 @@ def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
     if flags:
         known = [*own_flags, *flag_names(parser)]
-        close = difflib.get_close_matches(flags[0], known, n=1)
+        close = difflib.get_close_matches(flags[0], known, n=1, cutoff=SUGGESTION_CUTOFF)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"unknown flag {flags[0]}{hint}: neither nsfw-scan run nor Beam's pipeline options know it")
     if unknown:

@@ -79,6 +79,23 @@ def _equation(a: dict) -> str:
             f"{a['headers']} headers + {a['continued']} inside multi-line fields")
 
 
+MIN_RATE_SECONDS = 1.0  # a rate over a shorter time (a handful of images) says nothing: none is given
+
+
+def _rate(images: int, seconds: float) -> float | None:
+    return round(images / seconds, 2) if images and seconds >= MIN_RATE_SECONDS else None
+
+
+def _rates(summary: dict) -> str:
+    """The time line's rates, or why there are none."""
+    if summary["images_per_s"] is None:
+        return "too few images for a rate"
+    after = summary["images_per_s_after_load"]
+    return (f"{summary['images_per_s']} images/s"
+            + (f" ({after} after the model load of {summary['model_load_seconds']} s)" if after is not None else
+               f" (model load {summary['model_load_seconds']} s)"))
+
+
 def summarize(results, seconds: float, extra: dict) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of."""
     c = counters(results)
@@ -103,9 +120,9 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "bytes_read": c.get(metrics.BYTES_READ, 0),
         "model_loads": loads,
         "seconds": round(seconds, 2),
-        "images_per_s": round(scored / seconds, 2) if seconds > 0 else None,
+        "images_per_s": _rate(scored, seconds),
         "model_load_seconds": round(load, 2),
-        "images_per_s_after_load": round(scored / (seconds - load), 2) if seconds > load else None,
+        "images_per_s_after_load": _rate(scored, seconds - load),
         "accounting": accounting(c, sum(decisions.values())),
     }
 
@@ -131,9 +148,7 @@ def format_summary(summary: dict) -> str:
         *([f"cascade        {summary['rescored']} of {summary['rows']} rows near a threshold or not decoded "
            f"scored again by the exact steps; the other rows' scores are the first pass's (column exact false)"]
           if summary.get("cascade") else []),
-        f"time           {summary['seconds']} s, {summary['images_per_s']} images/s "
-        f"({summary['images_per_s_after_load']} after the model load of {summary['model_load_seconds']} s), "
-        f"model loads {summary['model_loads']}",
+        f"time           {summary['seconds']} s, {_rates(summary)}, model loads {summary['model_loads']}",
         *([f"salvaged       {summary['salvaged_rows']} rows kept from a run that did not finish (in the already done)"]
           if summary.get("salvaged_rows") else []),
         f"results        {summary['results'] or 'none written: nothing new to score'}",

@@ -44,7 +44,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ..model.signatures import binary_kind
 from ..storage.options import StorageOptions
+from ..storage.paths import shown
 from ..storage.schema import RESERVED, Column
 from . import metrics
 from .metrics import CONTINUED, ENTRIES, HEADERS, LINE_COUNTERS, LINES, SKIPPED
@@ -53,6 +55,7 @@ DEFAULT_URI_COLUMN = Column.URI  # a manifest's column of URIs, unless manifest.
 
 MAX_LINE_CHARS = 1 << 20  # a longer line is a bad line (the rest of it is skipped, never held)
 MAX_RECORD_CHARS = 1 << 17  # a quoted CSV field may span lines up to this many characters
+SNIFF_BYTES = 1024  # a text manifest's first bytes, read to tell an image or other binary file given by mistake
 
 
 class ManifestError(ValueError):
@@ -155,6 +158,34 @@ def _read_header(path: str, uri_column: str) -> dict[str, pa.DataType]:
     return columns
 
 
+def _not_text(path: str) -> str | None:
+    """What a manifest that should be text (plain, CSV, TSV, JSON Lines) is instead, from its first
+    bytes (decompressed for ``.gz``): e.g. ``"a JPEG image"``; ``None`` for text, Parquet, or a
+    file that cannot be read (reading it reports that)."""
+    fmt, compressed = manifest_format(path)
+    if fmt == "parquet":
+        return None
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            head = gzip.GzipFile(fileobj=raw, mode="rb").read(SNIFF_BYTES) if compressed else raw.read(SNIFF_BYTES)
+    except (*READ_ERRORS, gzip.BadGzipFile):
+        return None
+    return binary_kind(head)
+
+
+def _not_a_manifest(pattern: str, matched: list[str], path: str, what: str) -> ManifestError:
+    """The error for a manifest pattern that matches a file that is not text: what it is, and
+    how to make a manifest or score images directly."""
+    where = (f"manifest {shown(path)}" if len(matched) == 1 else
+             f"manifest pattern {shown(pattern)!r} matches {len(matched)} files, and {shown(path)}")
+    if what == "UTF-16 text":
+        return ManifestError(f"{where}: is UTF-16 text; save it as UTF-8 (manifests are UTF-8 text)")
+    return ManifestError(
+        f"{where}: is {what}, not a manifest. A manifest lists the URIs to score, one per line (or CSV, "
+        f"JSON Lines, Parquet): make one, e.g. find DIR -type f > uploads.txt, and give --manifest uploads.txt; "
+        f"or score a few files directly with nsfw-scan score FILE ...")
+
+
 def _is_folder(path: str) -> bool:
     """Folders are never manifests (object stores have no folders, only names ending in /)."""
     return path.endswith("/") or ("://" not in path and os.path.isdir(path))
@@ -181,7 +212,11 @@ def plan_manifests(patterns: list[str], uri_column: str = DEFAULT_URI_COLUMN) ->
                                 f"make the pattern match manifest files only")
         if not matched:
             raise ManifestError(f"no manifest found at {pattern!r}; check the path or glob pattern")
-        files += sorted(m.path for m in matched)
+        paths = sorted(m.path for m in matched)
+        for path in paths:
+            if (what := _not_text(path)) is not None:
+                raise _not_a_manifest(pattern, paths, path, what)
+        files += paths
     files = list(dict.fromkeys(files))
     columns: dict[str, pa.DataType] = {}
     for path in files:

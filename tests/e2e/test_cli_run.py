@@ -362,3 +362,75 @@ def test_many_parts_keep_the_console_quiet(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["model_loads"] >= 5
     assert not [line for line in result.stderr.splitlines() if not re.match(r"\d\d:\d\d:\d\d ", line)], result.stderr
+
+
+def test_images_given_as_manifests_are_refused_before_the_job_starts(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in sorted(REAL.glob("*.*"))[:4]:
+        shutil.copy(source, photos / source.name)
+    images = sorted(photos.iterdir())
+    out = tmp_path / "out"
+    glob = nsfw_scan("run", "--manifest", photos / "*", "--output", out)
+    assert_one_line_error(glob, f"matches {len(images)} files", images[0].name, "not a manifest",
+                          "find DIR -type f > uploads.txt", "nsfw-scan score")
+    assert not out.exists()
+    one = nsfw_scan("run", "--manifest", images[0], "--output", out)
+    assert_one_line_error(one, f"manifest {images[0]}: is a", "image, not a manifest")
+    (tmp_path / "utf16.csv").write_text(f"uri\n{images[0]}\n", encoding="utf-16")
+    assert_one_line_error(nsfw_scan("run", "--manifest", tmp_path / "utf16.csv", "--output", out),
+                          "utf16.csv: is UTF-16 text; save it as UTF-8")
+    with gzip.open(tmp_path / "photo.txt.gz", "wb") as f:
+        f.write(images[0].read_bytes())
+    assert_one_line_error(nsfw_scan("run", "--manifest", tmp_path / "photo.txt.gz", "--output", out), "not a manifest")
+    assert not out.exists()
+
+    # a manifest in another 8-bit encoding is text: its lines that are not UTF-8 are bad lines
+    (tmp_path / "latin1.txt").write_bytes(f"{images[0]}\n{tmp_path}/caf\xe9.jpg\n".encode("latin-1"))
+    latin = nsfw_scan("run", "--manifest", tmp_path / "latin1.txt", "--output", out)
+    assert latin.returncode == 0, latin.stderr
+    rows = {r["source_line"]: r for r in pq.read_table(out).to_pylist()}
+    assert rows[1]["error"] is None and rows[2]["error_kind"] == "bad_manifest_line"
+
+
+def test_small_things_a_user_trips_on(tmp_path):
+    from importlib.metadata import version
+
+    shown = nsfw_scan("--version")
+    assert shown.returncode == 0 and shown.stdout.startswith(f"nsfw-scan {version('nsfw-scan')} (Apache Beam "), shown
+    (tmp_path / "m.txt").write_text(f"{REAL / 'coffee.png'}\n")
+    taken = tmp_path / "results.parquet"
+    taken.write_text("a file\n")
+    assert_one_line_error(nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", taken),
+                          "--output names a file; give a folder")
+    unknown = nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", tmp_path / "out", "--frobnicate")
+    assert_one_line_error(unknown, "unknown flag --frobnicate")
+    assert "did you mean" not in unknown.stderr
+
+    done = nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    (time_line,) = [line for line in done.stdout.splitlines() if line.startswith("time ")]
+    assert "too few images for a rate" in time_line or re.search(r", [\d.]+ images/s", time_line), time_line
+    summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())
+    assert summary["images_per_s"] is None or summary["seconds"] >= 1.0
+
+    # the reader of the report goes away after its first line: no error, no traceback
+    piped = subprocess.run(f"{sys.executable} -m nsfw_scan.pipeline.cli report {tmp_path / 'out'} | head -1",
+                           shell=True, capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0 and piped.stdout.startswith("rows 1: ") and piped.stderr == "", piped.stderr
+    status = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m nsfw_scan.pipeline.cli report "
+                             f"{tmp_path / 'out'} | head -c 1 > /dev/null"], capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0 and status.stderr == "", status.stderr
+
+
+def test_a_damaged_jpeg_is_named_as_one(tmp_path):
+    from PIL import Image
+
+    whole = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(whole, quality=90)
+    (tmp_path / "damaged.jpg").write_bytes(whole.read_bytes()[:3] + b"\x00" * 40)
+    (tmp_path / "m.txt").write_text(f"{tmp_path / 'damaged.jpg'}\n")
+    assert nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", tmp_path / "out").returncode == 0
+    (row,) = pq.read_table(tmp_path / "out").to_pylist()
+    assert row["error_kind"] == "undecodable"
+    assert "starts like a JPEG image but Pillow cannot read it" in row["error"], row["error"]

@@ -146,3 +146,59 @@ def test_the_chart_legend_covers_no_bar(tmp_path):
     assert len(bars) == 20 and all(bars) and not [bar for bar in bars if bar.overlaps(legend)]
     whole = chart.bbox
     assert whole.x0 <= legend.x0 and legend.x1 <= whole.x1 and whole.y0 <= legend.y0  # on the chart
+
+
+def test_few_review_rows_in_a_bin_of_many_safe_ones_stay_visible_and_errors_have_a_swatch(tmp_path):
+    import datetime
+
+    from matplotlib.colors import to_hex
+
+    from nsfw_scan.model.decision import Thresholds
+    from nsfw_scan.pipeline.report import COLOURS, figure
+
+    # thresholds inside a bin (0.12): bin 0.10-0.15 holds 10,000 safe rows and 10 review ones
+    histograms = {"safe": [50_000, 20_000, 10_000] + [0] * 17, "review": [0, 0, 10] + [3] * 13 + [0] * 4,
+                  "nsfw": [0] * 16 + [1, 2, 3, 4]}
+    report = {"decisions": {"safe": 80_000, "review": 49, "nsfw": 10, "error": 3}, "errors": {"timeout": 3},
+              "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 80_062,
+              "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
+    chart = figure(report, Thresholds(0.12, 0.8))
+    chart.draw_without_rendering()
+    renderer = chart.canvas.get_renderer()
+    scores_axis = chart.axes[0]
+    bars = {(to_hex(p.get_facecolor()), round(p.get_x(), 4)): p.get_window_extent(renderer)
+            for p in scores_axis.patches if p.get_height() > 0}
+    review = bars[(COLOURS["review"], round(0.10 + 1 / 40, 4))]  # the bin's right half
+    safe = bars[(COLOURS["safe"], 0.10)]
+    assert review.height > 20 and safe.height > review.height  # tens of pixels on the log axis
+    assert not review.overlaps(safe) or review.x0 >= safe.x1 - 1e-6  # beside it, not on or under it
+    swatches = {to_hex(h.get_facecolor()): h.get_label() for h in scores_axis.get_legend().legend_handles
+                if hasattr(h, "get_facecolor")}
+    assert swatches[COLOURS["error"]].startswith("error: 3")
+
+
+def test_export_writes_every_row_of_every_run_as_one_spreadsheet_safe_csv(tmp_path):
+    files = [str(REAL / f) for f in corpus_files(REAL)]
+    out = tmp_path / "out"
+    (tmp_path / "a.csv").write_text("uri,upload\n" + f"{files[0]},=1+1\n{tmp_path / 'gone.jpg'},a2\n")
+    (tmp_path / "b.csv").write_text("uri,team\n" + f"{files[1]},@trust\n")  # another manifest column
+    for manifest in ("a.csv", "b.csv"):
+        assert nsfw_scan("run", "--manifest", tmp_path / manifest, "--output", out).returncode == 0
+    result = nsfw_scan("export", out, "--csv", tmp_path / "all.csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"3 rows written to {tmp_path / 'all.csv'}"
+    with open(tmp_path / "all.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    parquet = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(r["uri"] for r in rows) == sorted(parquet)
+    by_uri = {r["uri"]: r for r in rows}
+    assert by_uri[files[0]]["upload"] == "'=1+1" and by_uri[files[0]]["team"] == ""
+    assert by_uri[files[1]]["team"] == "'@trust" and by_uri[files[1]]["upload"] == ""
+    assert by_uri[str(tmp_path / "gone.jpg")]["error_kind"] == "not_found"
+    for uri, row in by_uri.items():
+        assert row["decision"] == parquet[uri]["decision"]
+        if parquet[uri]["score"] is not None:
+            assert abs(float(row["score"]) - parquet[uri]["score"]) < 1e-6
+
+    missing = nsfw_scan("export", tmp_path / "nothing-here", "--csv", tmp_path / "x.csv")
+    assert missing.returncode == 2 and "no results found" in missing.stderr
