@@ -23,6 +23,13 @@ ERROR_KINDS = {
     "bad_manifest_line": "the manifest line itself is malformed (wrong field count, broken JSON, no URI)",
 }
 BAD_MANIFEST_LINE = "bad_manifest_line"
+# Kinds that can pass: the same URI read again may work once the network, the server or a setting
+# has changed. For each, what the user can change first.
+RETRYABLE = {
+    "blocked_address": "open the network in http.allow_networks if it is yours",
+    "timeout": "raise reading.timeout_s or reading.attempts if the server is slow",
+    "read_error": "check permissions and the server (5xx answers and throttling pass)",
+}
 
 
 class ImageError(Exception):

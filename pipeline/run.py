@@ -27,12 +27,14 @@ from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import absolute, shown
 from ..storage.compat import flag_names
-from ..storage.layout import run_folder_name
-from ..storage.output_dir import (drop_superseded_errors, finish_killed_runs, remove_folders, result_files,
-                                  run_folders, run_result_files)
+from ..storage.layout import REPORT_DIR, run_folder_name
+from ..model.errors import RETRYABLE
+from ..storage.output_dir import (drop_superseded_errors, error_rows, finish_killed_runs, remove_folders,
+                                  result_files, run_folders, run_result_files)
 from ..storage.rows import remove_rows
 from .runners import check_beam_args, make_pipeline, submit, template_location
-from .summary import AccountingError, check_accounting, format_summary, rows_written, summarize, write_summary
+from .summary import (AccountingError, check_accounting, format_summary, latest_results, read_summary, rows_written,
+                      summarize, write_summary)
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,10 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if job.force and replaced:
         log.info("removed %d earlier runs (%d files): replaced by this run", len(replaced), remove_folders(replaced))
+        report = beam.io.filesystems.FileSystems.join(job.output, REPORT_DIR)
+        if "://" in report or os.path.isdir(report):  # the report of the replaced runs describes none that is left
+            if remove_folders([report]):
+                log.info("removed %s, the report of the replaced runs (nsfw-scan report makes it again)", shown(report))
     elif job.rescore_errors and earlier:
         dropped = drop_superseded_errors(earlier, [f for d in folders for f in run_result_files(d)])
         log.info("%d earlier error rows replaced by this run's rows", dropped)
@@ -247,7 +253,12 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{run_folder_name(stamp)}" + ("" if parts == 1 else "-part*")
-    summary = {"output": summary.pop("output"), "results": results_name, **summary}
+    summary = {"output": summary.pop("output"), "results": results_name, **summary,
+               # error rows that may pass if read again: this run's, and earlier runs' still in the folder
+               "retryable": {kind: n for kind, n in summary["errors_by_kind"].items() if kind in RETRYABLE},
+               "retryable_earlier": {} if job.rescore_errors or job.force else error_rows(earlier, RETRYABLE)}
+    if not kept and (latest := latest_results(read_summary(job.output))):
+        summary["latest_results"] = latest  # a run with nothing new keeps the latest results' summary in view
     for folder in kept:  # each run keeps its own summary; the latest is also at the top
         write_summary(folder, summary)
     write_summary(job.output, summary)

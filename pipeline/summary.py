@@ -8,7 +8,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
-from ..model.errors import BAD_MANIFEST_LINE
+from ..model.errors import BAD_MANIFEST_LINE, RETRYABLE
 from ..transforms import metrics
 from ..transforms.metrics import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
 from ..storage.layout import SUMMARY_FILE
@@ -134,6 +134,46 @@ def write_summary(directory: str, summary: dict) -> str:
     return path
 
 
+def read_summary(directory: str) -> dict | None:
+    """The summary in ``directory``, or None where there is none (or none readable)."""
+    try:
+        with FileSystems.open(FileSystems.join(directory, SUMMARY_FILE)) as f:
+            return json.loads(f.read())
+    except Exception:  # no summary yet, or one cut short: there is nothing to carry on
+        return None
+
+
+def latest_results(previous: dict | None) -> dict | None:
+    """The summary of the latest run that wrote rows, from the folder's summary before this run:
+    that summary itself, or the one it carried (a run with nothing new carries it on, so the
+    folder's summary never loses it)."""
+    if not previous:
+        return None
+    return previous if previous.get("results") else previous.get("latest_results")
+
+
+def _retry_lines(summary: dict) -> list[str]:
+    """Error rows that may pass if read again (``model.errors.RETRYABLE``), this run's and those of
+    earlier runs in the folder, with what to change and the flag that reads them again."""
+    lines = []
+    for label, found in (("this run", summary.get("retryable")), ("earlier runs", summary.get("retryable_earlier"))):
+        if found:
+            lines.append(f"retryable      {sum(found.values())} error rows of {label} may pass if read again ("
+                         + ", ".join(f"{kind} {n}" for kind, n in found.items()) + ")")
+    if lines:
+        kinds = {**(summary.get("retryable_earlier") or {}), **(summary.get("retryable") or {})}
+        lines.append("               " + "; ".join(RETRYABLE[kind] for kind in kinds)
+                     + "; then run the same command with --rescore-errors to read them again")
+    return lines
+
+
+def _nothing_new(summary: dict) -> str:
+    latest = summary.get("latest_results")
+    return "none written: nothing new to score" + (
+        f" (the latest results are {latest['results']}; their summary is under latest_results in "
+        f"{summary['output'].rstrip('/')}/{SUMMARY_FILE})" if latest else "")
+
+
 def format_summary(summary: dict) -> str:
     d, e = summary["decisions"], summary["errors_by_kind"]
     lines = [
@@ -151,7 +191,8 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {_rates(summary)}, model loads {summary['model_loads']}",
         *([f"salvaged       {summary['salvaged_rows']} rows kept from a run that did not finish (in the already done)"]
           if summary.get("salvaged_rows") else []),
-        f"results        {summary['results'] or 'none written: nothing new to score'}",
+        *_retry_lines(summary),
+        f"results        {summary['results'] or _nothing_new(summary)}",
         f"report         nsfw-scan report {summary['output']}",
     ]
     return "\n".join(lines)

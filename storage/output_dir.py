@@ -111,6 +111,18 @@ def _clear_except(folder: str, name: str) -> None:
         FileSystems.delete(others)
 
 
+def error_rows(files: list[str], kinds) -> dict[str, int]:
+    """How many rows of the result files ``files`` are errors of each of ``kinds`` (read from the
+    ``error`` column, ``"<kind>: message"``, which every version has written)."""
+    found = dict.fromkeys(kinds, 0)
+    for path in files:
+        for error in read_table(path, [Column.ERROR])[Column.ERROR].drop_null().to_pylist():
+            kind = error.split(":", 1)[0]
+            if kind in found:
+                found[kind] += 1
+    return {kind: n for kind, n in found.items() if n}
+
+
 def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:
     """After ``--rescore-errors``: remove earlier error rows whose URI the new run has redone,
     so each URI keeps exactly one row. Holds only the earlier runs' error URIs in memory, and

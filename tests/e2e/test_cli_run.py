@@ -166,6 +166,12 @@ def test_quiet_by_default_and_history_kept(tmp_path):
     assert summary["model_loads"] == 0 and summary["model_load_seconds"] == 0
     assert "model loads 0" in again.stdout and " loaded in " not in again.stderr
     assert json.loads((run_folder / "_SUMMARY.json").read_text())["rows"] == 3  # the first run's stays
+    # ... and the folder's summary keeps it in view, through any number of runs with nothing new
+    first_summary = json.loads((run_folder / "_SUMMARY.json").read_text())
+    assert summary["latest_results"] == first_summary
+    assert f"the latest results are {first_summary['results']}" in again.stdout
+    assert nsfw_scan("run", "--manifest", manifest, "--output", out).returncode == 0
+    assert json.loads((out / "_SUMMARY.json").read_text())["latest_results"] == first_summary
 
     shutil.rmtree(out)
     verbose = nsfw_scan("run", "--manifest", manifest, "--output", out, "--verbose")

@@ -329,3 +329,35 @@ def test_score_command_reads_urls_with_the_configured_guard(tmp_path, web):
     url_line, local_line = map(json.loads, opened.stdout.splitlines())
     assert url_line["error"] is None and url_line["score"] == local_line["score"]
     assert web.requests["/a.jpg"] == 2
+
+
+def test_blocked_urls_are_named_at_the_end_with_the_flag_that_reads_them_again(tmp_path, web):
+    """Loopback URLs are refused by default; the run says which rows may pass and how. Once the
+    config opens the network, the same command says so again (nothing new to score); with
+    --rescore-errors they are scored and replace their error rows."""
+    import json
+
+    from support.cli import nsfw_scan
+
+    for name in ("b", "c"):
+        web.files[f"/{name}.jpg"] = photo(ord(name))
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("".join(web.url(f"/{name}.jpg") + "\n" for name in ("a", "b", "c")))
+    first = nsfw_scan("run", "--manifest", manifest, "--output", out)
+    assert first.returncode == 0, first.stderr
+    assert "retryable      3 error rows of this run may pass if read again (blocked_address 3)" in first.stdout
+    assert "open the network in http.allow_networks" in first.stdout and "--rescore-errors" in first.stdout
+    assert json.loads((out / "_SUMMARY.json").read_text())["retryable"] == {"blocked_address": 3}
+
+    config = tmp_path / "intranet.yaml"
+    config.write_text("http:\n  allow_networks: ['127.0.0.0/8']\n")
+    again = nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", config)
+    assert again.returncode == 0, again.stderr
+    assert "retryable      3 error rows of earlier runs may pass if read again (blocked_address 3)" in again.stdout
+    assert "then run the same command with --rescore-errors" in again.stdout
+
+    healed = nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", config, "--rescore-errors")
+    assert healed.returncode == 0, healed.stderr
+    assert "retryable" not in healed.stdout
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 3 and all(r["error"] is None and r["score"] is not None for r in rows), rows

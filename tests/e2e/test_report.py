@@ -3,6 +3,7 @@
 import csv
 
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 from support.cli import nsfw_scan
@@ -202,3 +203,16 @@ def test_export_writes_every_row_of_every_run_as_one_spreadsheet_safe_csv(tmp_pa
 
     missing = nsfw_scan("export", tmp_path / "nothing-here", "--csv", tmp_path / "x.csv")
     assert missing.returncode == 2 and "no results found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_second_demo_leaves_no_report_of_the_first(tmp_path):
+    demo = tmp_path / "demo"
+    first = nsfw_scan("demo", demo)
+    assert first.returncode == 0, first.stderr
+    assert nsfw_scan("report", demo / "results").returncode == 0
+    assert (demo / "results" / "_report" / "report.png").exists()
+    second = nsfw_scan("demo", demo)  # --force: its run replaces the first, and the first's report goes
+    assert second.returncode == 0, second.stderr
+    assert not (demo / "results" / "_report").exists()
+    assert len(list((demo / "results").glob("run-*"))) == 1
