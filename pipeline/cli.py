@@ -113,6 +113,19 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_redecide(args) -> int:
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
+    from .flags import config_from_args
+    from .redecide import format_redecided, redecide
+
+    config = config_from_args(args)
+    storage = StorageOptions.from_flags(args).apply()  # before any file is read
+    directory = absolute(args.directory)
+    print(format_redecided(directory, redecide(directory, config, storage)))
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
     from .flags import config_from_args
@@ -167,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_file_flag(report)
     add_storage_flags(report)
     report.set_defaults(func=cmd_report)
+
+    again = commands.add_parser("redecide", help="decide every row in DIR again at the thresholds of --config "
+                                                 "(first-pass rows near them scored again exactly)", allow_abbrev=False)
+    again.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    add_config_file_flag(again)
+    add_storage_flags(again)
+    again.set_defaults(func=cmd_redecide)
 
     export_rows = commands.add_parser("export", help="every row of all runs in DIR as one CSV file (spreadsheet-safe)",
                                       allow_abbrev=False)

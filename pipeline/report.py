@@ -72,17 +72,23 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
     decisions = collections.Counter()
     errors = collections.Counter()
     other_views = collections.Counter()  # rows decided by a view other than Yahoo's, by kind
-    raised = 0  # ... whose decision is above the one Yahoo's view alone gives (at ``thresholds``)
+    raised = 0  # ... whose decision is above the one Yahoo's view alone gives (at the row's thresholds)
+    decided_at = collections.Counter()  # scored rows per (safe_below, nsfw_from) they were decided at
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
     times, queues, failures = [], [], []
     for table in _tables(directory):
         decisions.update(table.column(Column.DECISION).to_pylist())
         errors.update(table.column(Column.ERROR_KIND).drop_null().to_pylist())
-        views = (Column.VIEW, Column.SCORE, Column.YAHOO_SCORE)
-        for view, score, yahoo in zip(*(table.column(c).to_pylist() for c in views)):
-            if view is not None and view != YAHOO_VIEW and score is not None:
+        facts = (Column.VIEW, Column.SCORE, Column.YAHOO_SCORE, Column.SAFE_BELOW, Column.NSFW_FROM)
+        for view, score, yahoo, safe, nsfw in zip(*(table.column(c).to_pylist() for c in facts)):
+            if score is None:
+                continue
+            # rows of versions that did not record their thresholds: those given (--config), as before
+            at = thresholds if safe is None else Thresholds(safe, nsfw)
+            decided_at[(at.safe_below, at.nsfw_from)] += 1
+            if view is not None and view != YAHOO_VIEW:
                 other_views[_view_kind(view)] += 1
-                raised += yahoo is not None and RANK[thresholds.decide(score)] > RANK[thresholds.decide(yahoo)]
+                raised += yahoo is not None and RANK[at.decide(score)] > RANK[at.decide(yahoo)]
         scores = table.column(Column.SCORE).fill_null(np.nan).to_numpy(zero_copy_only=False)
         decided = np.asarray(table.column(Column.DECISION).to_pylist(), dtype=object)
         for decision, counts in histograms.items():
@@ -101,17 +107,19 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
             "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
             "queue": queue, "failed": failed, "rows": sum(decisions.values()), "directory": directory,
             "other_views": dict(sorted(other_views.items(), key=lambda kv: (-kv[1], kv[0]))), "raised": raised,
-            "time_range": (min(times), max(times)) if times else None}
+            "time_range": (min(times), max(times)) if times else None,
+            "thresholds": [Thresholds(*pair) for pair, _ in decided_at.most_common()] or [thresholds],
+            "decided_at": {f"{pair[0]:g}/{pair[1]:g}": n for pair, n in decided_at.most_common()}}
 
 
-def png_bytes(report: dict, thresholds: Thresholds) -> bytes:
+def png_bytes(report: dict) -> bytes:
     """The chart of :func:`figure`, as PNG."""
     buffer = io.BytesIO()
-    figure(report, thresholds).savefig(buffer, format="png")
+    figure(report).savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def figure(report: dict, thresholds: Thresholds):
+def figure(report: dict):
     """Score histogram per decision (log count axis; each decision's bars side by side in a bin,
     so a few review or nsfw rows are never hidden under many safe ones) with the thresholds
     marked and totals per decision in the legend below it (where no bar can be under it); errors
@@ -138,9 +146,14 @@ def figure(report: dict, thresholds: Thresholds):
                                        label=f"{decision}: {d[decision]:,}"))
     tallest = counts.max(initial=0.0)
     handles.append(Patch(color=COLOURS[NOT_SCORED], label=f"error: {d['error']:,} (not scored, right)"))
-    for value, style, name in ((thresholds.safe_below, "--", "safe below"), (thresholds.nsfw_from, ":", "nsfw from")):
-        handles.append(scores_axis.axvline(value, color="black", linestyle=style, linewidth=1.4,
-                                           label=f"{name} {value:g}"))
+    if len(report["thresholds"]) == 1:  # the thresholds every row was decided at
+        (thresholds,) = report["thresholds"]
+        for value, style, name in ((thresholds.safe_below, "--", "safe below"), (thresholds.nsfw_from, ":", "nsfw from")):
+            handles.append(scores_axis.axvline(value, color="black", linestyle=style, linewidth=1.4,
+                                               label=f"{name} {value:g}"))
+    else:  # one pair of lines would be wrong for some rows
+        handles += scores_axis.plot([], [], " ", label="rows decided at different thresholds: "
+                                    + ", ".join(f"{pair} ({n:,})" for pair, n in report["decided_at"].items()))
     if tallest > 0:
         scores_axis.set_yscale("log")
         scores_axis.set_ylim(0.7, tallest * 3)
@@ -181,12 +194,13 @@ def _write(path: str, data: bytes) -> None:
 
 def write_report(directory: str, thresholds: Thresholds, report_dir: str | None = None) -> tuple[dict, str, str]:
     """Reads every run in ``directory``; writes the chart and the review queue into
-    ``report_dir`` (default ``directory/_report``), on any Beam filesystem."""
+    ``report_dir`` (default ``directory/_report``), on any Beam filesystem. Each row counts at
+    the thresholds it was decided at; ``thresholds`` stand in for rows that recorded none."""
     report = collect(directory, thresholds)
     folder = report_dir or FileSystems.join(directory, REPORT_DIR)
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     try:
-        _write(png, png_bytes(report, thresholds))
+        _write(png, png_bytes(report))
         _write(csv, _csv_bytes(report["queue"]))
         _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
     except (OSError, BeamIOError) as exc:
@@ -251,6 +265,13 @@ def export_csv(directory: str, path: str) -> int:
 def format_report(report: dict, png: str, csv: str) -> str:
     d = report["decisions"]
     lines = [f"rows {report['rows']}: safe {d['safe']}, review {d['review']}, nsfw {d['nsfw']}, error {d['error']}"]
+    if len(report["thresholds"]) == 1:
+        (t,) = report["thresholds"]
+        lines.append(f"thresholds: safe below {t.safe_below:g}, nsfw from {t.nsfw_from:g}")
+    else:
+        lines.append("rows decided at different thresholds: "
+                     + ", ".join(f"{pair}: {n} rows" for pair, n in report["decided_at"].items())
+                     + f"; to decide them all at one pair: nsfw-scan redecide {shown(report['directory'])} --config FILE")
     if report["errors"]:
         lines.append("errors: " + ", ".join(f"{k} {n}" for k, n in report["errors"].items()))
     if report["other_views"]:

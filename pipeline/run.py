@@ -29,7 +29,7 @@ from ..storage.paths import absolute, shown
 from ..storage.compat import flag_names
 from ..storage.layout import REPORT_DIR, run_folder_name
 from ..model.errors import RETRYABLE
-from ..storage.output_dir import (drop_superseded_errors, error_rows, finish_killed_runs, remove_folders,
+from ..storage.output_dir import (drop_superseded_errors, earlier_rows, finish_killed_runs, remove_folders,
                                   result_files, run_folders, run_result_files)
 from ..storage.rows import remove_rows
 from .runners import check_beam_args, make_pipeline, submit, template_location
@@ -226,6 +226,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
+                                           "thresholds": dataclasses.asdict(job.config.thresholds),
                                            "cascade": job.config.cascades and spec is None,
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
@@ -253,10 +254,15 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{run_folder_name(stamp)}" + ("" if parts == 1 else "-part*")
+    left = earlier_rows(earlier, RETRYABLE)  # none with --force: they are replaced
+    this = (job.config.thresholds.safe_below, job.config.thresholds.nsfw_from)
     summary = {"output": summary.pop("output"), "results": results_name, **summary,
                # error rows that may pass if read again: this run's, and earlier runs' still in the folder
                "retryable": {kind: n for kind, n in summary["errors_by_kind"].items() if kind in RETRYABLE},
-               "retryable_earlier": {} if job.rescore_errors or job.force else error_rows(earlier, RETRYABLE)}
+               "retryable_earlier": {} if job.rescore_errors else left.errors,
+               # earlier rows in the folder decided at other thresholds than this run's (null: not recorded)
+               "earlier_thresholds": [{"safe_below": pair and pair[0], "nsfw_from": pair and pair[1], "rows": n}
+                                      for pair, n in left.decided_at.items() if pair != this]}
     if not kept and (latest := latest_results(read_summary(job.output))):
         summary["latest_results"] = latest  # a run with nothing new keeps the latest results' summary in view
     for folder in kept:  # each run keeps its own summary; the latest is also at the top

@@ -30,17 +30,16 @@ class FileResult:
         return dataclasses.asdict(self)
 
 
-def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:
-    """Results in input order, scoring ``config.batch.max_size`` images per model call. Files
-    are read and decoded as the job does (``config.loading()``: its reading and decoding
-    pools, retries and limits), a batch ahead: the next batch is read and decoded while this
-    one is scored. ``scorer``: a loaded one (``spec.load()``, ``model.engines``)."""
-    loading, batch = config.loading().start(), config.batch.max_size
+def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: int) -> Iterator[dict]:
+    """A finished row per manifest ``Entry``, in order: scored (``finish_views``, the model that
+    ran named) or an error row. Files are read and decoded by ``loading`` (a started
+    ``transforms.load.Loading``: its reading and decoding pools, retries and limits), a batch
+    ahead: the next batch is read and decoded while this one is scored, ``batch`` images per
+    model call. ``scorer``: a loaded one (``spec.load()``, ``model.engines``)."""
 
-    def loaded() -> Iterator[tuple[dict, np.ndarray] | dict]:
+    def loaded() -> Iterator[tuple[dict, list] | dict]:
         ahead = Ahead(batch)
-        for line, path in enumerate(paths, 1):
-            entry = Entry(path, {}, "command line", line)
+        for entry in entries:
             future = loading.submit(entry)
             if future is None:
                 yield loading.load(entry)
@@ -55,10 +54,20 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
                        for score in scorer.score(np.stack(decoded[start:start + batch])).tolist()])
         for item in chunk:
             if isinstance(item, dict):  # a finished error row
-                yield FileResult(item[Column.URI], error_kind=item[Column.ERROR_KIND], error=item[Column.ERROR])
+                yield item
                 continue
             row, views = item
-            row = finish_views(row, [(view.name, float(next(scores)), None) for view in views], config.thresholds)
-            score = round(row[Column.SCORE], 6)
-            yield FileResult(row[Column.URI], score, config.thresholds.decide(score), view=row[Column.VIEW],
-                             yahoo_score=round(row[Column.YAHOO_SCORE], 6))
+            yield finish_views(row, [(view.name, float(next(scores)), scorer.model_id) for view in views], thresholds)
+
+
+def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:
+    """Results in input order, scored as :func:`score_entries` scores them with the configured
+    loading and ``config.batch.max_size`` images per model call."""
+    entries = (Entry(path, {}, "command line", line) for line, path in enumerate(paths, 1))
+    for row in score_entries(entries, config.loading().start(), scorer, config.thresholds, config.batch.max_size):
+        if row[Column.SCORE] is None:
+            yield FileResult(row[Column.URI], error_kind=row[Column.ERROR_KIND], error=row[Column.ERROR])
+            continue
+        score = round(row[Column.SCORE], 6)
+        yield FileResult(row[Column.URI], score, config.thresholds.decide(score), view=row[Column.VIEW],
+                         yahoo_score=round(row[Column.YAHOO_SCORE], 6))

@@ -152,6 +152,26 @@ def latest_results(previous: dict | None) -> dict | None:
     return previous if previous.get("results") else previous.get("latest_results")
 
 
+def thresholds_text(safe_below, nsfw_from) -> str:
+    return "not recorded" if safe_below is None else f"{safe_below:g}/{nsfw_from:g}"
+
+
+def _threshold_lines(summary: dict) -> list[str]:
+    """This run's thresholds, and the earlier rows in the folder decided at others, with the
+    command that decides them at this run's."""
+    thresholds = summary.get("thresholds")
+    if not thresholds:
+        return []
+    line = f"thresholds     safe below {thresholds['safe_below']:g}, nsfw from {thresholds['nsfw_from']:g}"
+    others = summary.get("earlier_thresholds")
+    if not others:
+        return [line]
+    rows = sum(other["rows"] for other in others)
+    found = ", ".join(f"{thresholds_text(o['safe_below'], o['nsfw_from'])}: {o['rows']}" for o in others)
+    return [line + f"; {rows} earlier rows in the folder were decided at others ({found})",
+            f"               to decide them at these: nsfw-scan redecide {summary['output']} with this run's --config"]
+
+
 def _retry_lines(summary: dict) -> list[str]:
     """Error rows that may pass if read again (``model.errors.RETRYABLE``), this run's and those of
     earlier runs in the folder, with what to change and the flag that reads them again."""
@@ -191,6 +211,7 @@ def format_summary(summary: dict) -> str:
         f"time           {summary['seconds']} s, {_rates(summary)}, model loads {summary['model_loads']}",
         *([f"salvaged       {summary['salvaged_rows']} rows kept from a run that did not finish (in the already done)"]
           if summary.get("salvaged_rows") else []),
+        *_threshold_lines(summary),
         *_retry_lines(summary),
         f"results        {summary['results'] or _nothing_new(summary)}",
         f"report         nsfw-scan report {summary['output']}",

@@ -30,9 +30,16 @@ def match(pattern: str) -> list[str]:
         raise OutputDirError(f"cannot list {pattern}: {type(cause).__name__}: {cause}"[:500]) from None
 
 
-def read_table(path: str, columns=None) -> pa.Table:
+def read_table(path: str, columns=None, present_only: bool = False) -> pa.Table:
+    """A result file, or its ``columns``; with ``present_only``, those of them it has (files
+    an older nsfw-scan wrote lack newer columns)."""
     with FileSystems.open(path) as f:
-        return pq.read_table(io.BytesIO(f.read()), columns=columns)
+        data = io.BytesIO(f.read())
+    if columns is not None and present_only:
+        names = set(pq.read_schema(data).names)
+        columns = [name for name in columns if name in names]
+        data.seek(0)
+    return pq.read_table(data, columns=columns)
 
 
 def write_table(path: str, table: pa.Table) -> None:

@@ -14,9 +14,11 @@ would remove one (missing) object of that name, or only the folder's direct chil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -111,16 +113,34 @@ def _clear_except(folder: str, name: str) -> None:
         FileSystems.delete(others)
 
 
-def error_rows(files: list[str], kinds) -> dict[str, int]:
-    """How many rows of the result files ``files`` are errors of each of ``kinds`` (read from the
-    ``error`` column, ``"<kind>: message"``, which every version has written)."""
-    found = dict.fromkeys(kinds, 0)
+@dataclasses.dataclass
+class EarlierRows:
+    """What a run tells of the rows earlier runs left in the folder (:func:`earlier_rows`)."""
+
+    errors: dict[str, int]  # error rows of the kinds asked for, by kind
+    decided_at: dict[tuple[float, float] | None, int]  # scored rows by (safe_below, nsfw_from); None: not recorded
+
+
+def earlier_rows(files: list[str], kinds) -> EarlierRows:
+    """Over the result files ``files``: how many rows are errors of each of ``kinds`` (from the
+    ``error`` column, ``"<kind>: message"``, which every version has written), and how many
+    scored rows were decided at each pair of thresholds (``None`` for rows of versions that did
+    not record them). Reads each file once, those columns only."""
+    errors = dict.fromkeys(kinds, 0)
+    decided: Counter = Counter()
     for path in files:
-        for error in read_table(path, [Column.ERROR])[Column.ERROR].drop_null().to_pylist():
+        table = read_table(path, [Column.ERROR, Column.SCORE, Column.SAFE_BELOW, Column.NSFW_FROM], present_only=True)
+        for error in table[Column.ERROR].drop_null().to_pylist():
             kind = error.split(":", 1)[0]
-            if kind in found:
-                found[kind] += 1
-    return {kind: n for kind, n in found.items() if n}
+            if kind in errors:
+                errors[kind] += 1
+        scored = table.filter(pc.is_valid(table[Column.SCORE]))
+        if Column.SAFE_BELOW not in scored.column_names:
+            decided[None] += scored.num_rows
+            continue
+        for safe, nsfw in zip(scored[Column.SAFE_BELOW].to_pylist(), scored[Column.NSFW_FROM].to_pylist()):
+            decided[None if safe is None else (safe, nsfw)] += 1
+    return EarlierRows({kind: n for kind, n in errors.items() if n}, {k: n for k, n in decided.items() if n})
 
 
 def drop_superseded_errors(earlier: list[str], new: list[str]) -> int:

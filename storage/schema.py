@@ -5,7 +5,7 @@ learn) and every reader of result files (earlier runs, salvage, the report) name
 through :class:`Column`; the schema is built from the same names.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
 ``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
 ``duplicates``, ``scored_at``.
 """
@@ -21,6 +21,8 @@ class Column:
     URI = "uri"
     SCORE = "score"
     DECISION = "decision"
+    SAFE_BELOW = "safe_below"  # the thresholds the decision was made at
+    NSFW_FROM = "nsfw_from"
     ERROR_KIND = "error_kind"
     ERROR = "error"
     SHA256 = "sha256"
@@ -43,6 +45,8 @@ class Column:
 RESULT_FIELDS = [
     pa.field(Column.SCORE, pa.float32()),
     pa.field(Column.DECISION, pa.string()),
+    pa.field(Column.SAFE_BELOW, pa.float64()),
+    pa.field(Column.NSFW_FROM, pa.float64()),
     pa.field(Column.ERROR_KIND, pa.string()),
     pa.field(Column.ERROR, pa.string()),
     pa.field(Column.SHA256, pa.string()),

@@ -29,7 +29,7 @@ FOLLOWERS = "followers"
 REUSED = "reused"
 _VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT)
 # what a row scored for its content gives the other rows with the same bytes
-_COPIED = (Column.SCORE, Column.DECISION, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
+_COPIED = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
            Column.LOADER, Column.MODEL, Column.SCORED_AT)
 # what an earlier run's row gives a row of the same content
 _REUSED = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS, Column.MODEL, Column.LOADER)

@@ -39,14 +39,23 @@ def _stamped(row: dict, values: dict) -> dict:
 
 def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view: str = YAHOO_VIEW,
            yahoo_score: float | None = None, exact: bool = True) -> dict:
-    """The row of a scored image, with its decision (made here and nowhere else); ``model``:
+    """The row of a scored image, with its decision (made here and nowhere else) and the
+    thresholds it was made at; ``model``:
     the id of the model that computed ``score``; ``view``: the view that scored it (Yahoo's by
     default, whose score is then ``yahoo_score`` too); ``exact``: whether the loader and the
     model that ran are Yahoo's exact ones."""
     return _stamped(row, {
-        Column.SCORE: score, Column.DECISION: thresholds.decide(score), Column.MODEL: model,
+        Column.SCORE: score, Column.DECISION: thresholds.decide(score), Column.SAFE_BELOW: thresholds.safe_below,
+        Column.NSFW_FROM: thresholds.nsfw_from, Column.MODEL: model,
         Column.ERROR_KIND: None, Column.ERROR: None, Column.VIEW: view,
         Column.YAHOO_SCORE: score if yahoo_score is None else yahoo_score, Column.EXACT: exact})
+
+
+def redecide(row: dict, thresholds: Thresholds) -> dict:
+    """A scored row decided again from its score, at ``thresholds`` (for a score that gives the
+    exact decision at them: an exact one, or a first pass's far from both)."""
+    return {**row, Column.DECISION: thresholds.decide(row[Column.SCORE]), Column.SAFE_BELOW: thresholds.safe_below,
+            Column.NSFW_FROM: thresholds.nsfw_from}
 
 
 def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds, exact: bool = True) -> dict:
@@ -62,7 +71,8 @@ def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Th
 def fail(row: dict, kind: str, message: str) -> dict:
     """The row of an image that got no score: ``kind`` from ``model.errors.ERROR_KINDS``."""
     return _stamped(row, {
-        Column.SCORE: None, Column.DECISION: NOT_SCORED, Column.MODEL: None, Column.ERROR_KIND: kind,
+        Column.SCORE: None, Column.DECISION: NOT_SCORED, Column.SAFE_BELOW: None, Column.NSFW_FROM: None,
+        Column.MODEL: None, Column.ERROR_KIND: kind,
         Column.ERROR: f"{kind}: {message}", Column.EXACT: None})
 
 

@@ -134,7 +134,7 @@ def test_the_chart_legend_covers_no_bar(tmp_path):
     report = {"decisions": {"safe": 1340, "review": 240, "nsfw": 5240, "error": 7}, "errors": {"not_found": 7},
               "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 6827,
               "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
-    chart = figure(report, Thresholds(0.2, 0.8))
+    chart = figure({**report, "thresholds": [Thresholds(0.2, 0.8)], "decided_at": {"0.2/0.8": 6820}})
     chart.draw_without_rendering()  # lays the figure out
     renderer = chart.canvas.get_renderer()
     scores_axis = chart.axes[0]
@@ -163,7 +163,7 @@ def test_few_review_rows_in_a_bin_of_many_safe_ones_stay_visible_and_errors_have
     report = {"decisions": {"safe": 80_000, "review": 49, "nsfw": 10, "error": 3}, "errors": {"timeout": 3},
               "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 80_062,
               "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
-    chart = figure(report, Thresholds(0.12, 0.8))
+    chart = figure({**report, "thresholds": [Thresholds(0.12, 0.8)], "decided_at": {"0.12/0.8": 80_059}})
     chart.draw_without_rendering()
     renderer = chart.canvas.get_renderer()
     scores_axis = chart.axes[0]
