@@ -153,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score files or URIs here, one JSON line each",
-                                allow_abbrev=False)
+    score = commands.add_parser(
+        "score", help="score files or URIs here, one JSON line each, by Yahoo's exact steps (run's rows far from a "
+                      "threshold carry the cheaper first pass's score, exact false; run --exact gives these)",
+        allow_abbrev=False)
     score.add_argument("paths", nargs="+", metavar="PATH", help="local paths or URIs (gs://, s3://, ...)")
     add_config_flags(score)
     add_storage_flags(score)
@@ -162,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .run import add_run_flags
 
-    job = commands.add_parser("run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through)",
-                              allow_abbrev=False)
+    job = commands.add_parser(
+        "run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through); every decision is "
+                    "Yahoo's exact steps', scores far from a threshold the first pass's (exact false) unless --exact",
+        allow_abbrev=False)
     add_run_flags(job)
     job.set_defaults(func=cmd_run, beam_flags=True)
 
