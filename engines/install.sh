@@ -17,9 +17,9 @@
 # versions does nothing.
 #
 # Usage: engines/install.sh [PYTHON]
-#   PYTHON: a Python 3.10, 3.11 or 3.12 to make .engines/venv with (Beam 2.62.0 has no wheels
-#   for 3.13); by default the first of python3.12, python3.11, python3.10 and python3 on the
-#   PATH that is one of those.
+#   PYTHON: a Python 3.11 or 3.12 to make .engines/venv with (Beam 2.62.0 has no wheels for
+#   3.13, nsfw-scan needs 3.11); by default the first of python3.12, python3.11 and python3 on
+#   the PATH that is one of those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,24 +33,24 @@ FLINK_WHEEL_PYTHON=3.11  # the newest Python apache-flink 1.19 has wheels for; i
 SPARK_VERSION=3.5.7
 DEST=$(pwd)/.engines
 
-supported() {  # prints "3.x" when $1 runs and is a Python 3.10-3.12
-    "$1" -c 'import sys; v = sys.version_info[:2]; assert (3, 10) <= v <= (3, 12); print("%d.%d" % v)' 2>/dev/null
+supported() {  # prints "3.x" when $1 runs and is a Python 3.11 or 3.12
+    "$1" -c 'import sys; v = sys.version_info[:2]; assert (3, 11) <= v <= (3, 12); print("%d.%d" % v)' 2>/dev/null
 }
 if [ $# -ge 1 ]; then
     PYTHON=$1
     PYTHON_VERSION=$(supported "$PYTHON") || {
-        echo "engines/install.sh: $PYTHON is not a Python 3.10, 3.11 or 3.12 (Beam $BEAM_VERSION, whose" \
-             "job servers the engine tests run, has no wheels for others); name one that is" >&2
+        echo "engines/install.sh: $PYTHON is not a Python 3.11 or 3.12 (Beam $BEAM_VERSION, whose job" \
+             "servers the engine tests run, has no wheels for 3.13; nsfw-scan needs 3.11); name one that is" >&2
         exit 2
     }
 else
     PYTHON=
-    for candidate in python3.12 python3.11 python3.10 python3; do
+    for candidate in python3.12 python3.11 python3; do
         if PYTHON_VERSION=$(supported "$candidate"); then PYTHON=$(command -v "$candidate"); break; fi
     done
     if [ -z "$PYTHON" ]; then
-        echo "engines/install.sh: no Python 3.10, 3.11 or 3.12 on the PATH (Beam $BEAM_VERSION, whose job" \
-             "servers the engine tests run, has no wheels for others); install one, or name it:" \
+        echo "engines/install.sh: no Python 3.11 or 3.12 on the PATH (Beam $BEAM_VERSION, whose job" \
+             "servers the engine tests run, has no wheels for 3.13; nsfw-scan needs 3.11); install one, or name it:" \
              "engines/install.sh /path/to/python3.12" >&2
         exit 2
     fi
