@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from end_to_end import make_corpus
+
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image, network_input
 from nsfw_scan.model.scorer import TensorFlowScorer

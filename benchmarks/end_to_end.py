@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-
 from measure import run_cli
-from nsfw_scan.model.runtime import cpu_threads
+
 from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _open, _resize
+from nsfw_scan.model.runtime import cpu_threads
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from end_to_end import make_corpus  # noqa: E402
+
 from support import clusters  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -35,9 +35,9 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
+from measure import run_cli
 from PIL import Image
 
-from measure import run_cli
 from nsfw_scan.pipeline.config import Limits
 from nsfw_scan.pipeline.runners import local_runner
 from nsfw_scan.storage.read import ReadPolicy

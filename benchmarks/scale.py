@@ -57,7 +57,7 @@ def main() -> None:
             manifest = make_manifest(work, rows, args.images)
             output = work / f"out-{rows}"
             stdout, seconds, peak = run_cli("run", "--manifest", manifest, "--output", output, *args.beam)
-            scored = next(l for l in stdout.splitlines() if l.startswith("scored")).split()[1]
+            scored = next(line for line in stdout.splitlines() if line.startswith("scored")).split()[1]
             print(f"| {rows} | {scored} | {seconds:.1f} | {rows / seconds:.0f} | {peak} |", flush=True)
             shutil.rmtree(output)
     finally:

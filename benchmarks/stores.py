@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from measure import run_cli  # noqa: E402
-from support.stores import serve, free_port, gcs_store, image_bytes, s3_store, stop, BIN  # noqa: E402
+
+from support.stores import BIN, free_port, gcs_store, image_bytes, s3_store, serve, stop  # noqa: E402
 
 
 def main() -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
-
 from end_to_end import MIX, make_corpus
 from measure import run_cli
+from PIL import Image
+
 from nsfw_scan.pipeline.demo import _photo
 
 ANIMATIONS = [  # (format, size, frames, ms per frame)

@@ -45,14 +45,21 @@ def signature_of(head: bytes) -> str | None:
 
 def binary_kind(head: bytes) -> str | None:
     """What a file that should be text is instead, from its first bytes (about 1 KiB): a known
-    binary format, UTF-16 text, or other binary data (NUL bytes); ``None`` for anything that
-    could be text (text in another 8-bit encoding included)."""
+    binary format, UTF-16 text, or other binary data (over a tenth of its bytes control
+    characters other than tab and line ends); ``None`` for anything that could be text, text in
+    another 8-bit encoding and text with a few damaged bytes included."""
     if head.startswith(UTF16_BOMS):
         return "UTF-16 text"
     what = signature_of(head)
     if what is not None and (b"\x00" in head or not _is_ascii(head[:16])):
         return what
-    return "binary data" if b"\x00" in head else None
+    controls = sum(byte < 0x20 and byte not in b"\t\n\r" for byte in head)
+    if not head or controls <= len(head) / 10:
+        return None
+    # ASCII text in UTF-16 without a byte-order mark: a NUL in every other byte
+    if max(head[0::2].count(0), head[1::2].count(0)) >= 0.4 * len(head) / 2:
+        return "UTF-16 text"
+    return "binary data"
 
 
 def _is_ascii(data: bytes) -> bool:

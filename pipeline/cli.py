@@ -13,8 +13,8 @@ import warnings
 # drop one day: nothing about this job, and every command would start with them.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)")
 
-from . import interrupts
-from .logs import configure_logging
+from . import interrupts  # noqa: E402  (after the filter: importing them may import google packages)
+from .logs import configure_logging  # noqa: E402
 
 # Beam, TensorFlow and the configuration are imported once the signals are caught (in main),
 # so that Ctrl-C in the first seconds is one line too
@@ -40,8 +40,8 @@ def version() -> str:
 
 
 def cmd_score(args) -> int:
-    from .flags import config_from_args
     from ..storage.options import StorageOptions
+    from .flags import config_from_args
     from .score_files import score_paths
 
     config = config_from_args(args)
@@ -252,9 +252,8 @@ def _main(argv: list[str]) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose, quiet_native=True)
     from ..model.weights import WeightsError
-
-    from ..transforms.manifests import ManifestError
     from ..storage.output_dir import OutputDirError
+    from ..transforms.manifests import ManifestError
     from .config import ConfigError
 
     try:

@@ -13,15 +13,15 @@ from typing import Any
 
 import yaml
 
-from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.decision import Thresholds
 from ..model.engines import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
+from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.runtime import EXACT_PRECISION, PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
+from ..storage.read import ReadPolicy
 from ..transforms.load import Loading
 from ..transforms.manifests import DEFAULT_URI_COLUMN
-from ..storage.read import ReadPolicy
 
 
 class ConfigError(ValueError):

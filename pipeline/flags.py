@@ -7,8 +7,8 @@ import operator
 import os
 
 from ..model.engines import ENGINES
-from ..model.runtime import PRECISIONS
 from ..model.preprocess import LOADERS, VIEW_MODES
+from ..model.runtime import PRECISIONS
 from ..model.weights import READERS
 from .config import Batch, Config, load_config
 

@@ -67,8 +67,8 @@ def silence_native_stderr() -> None:
         return
     sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
                            errors="backslashreplace")
-    for logger in [logging.getLogger(), *(l for l in logging.Logger.manager.loggerDict.values()
-                                          if isinstance(l, logging.Logger))]:
+    for logger in [logging.getLogger(), *(known for known in logging.Logger.manager.loggerDict.values()
+                                          if isinstance(known, logging.Logger))]:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is original:
                 handler.setStream(sys.stderr)

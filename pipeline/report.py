@@ -28,12 +28,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.preprocess import YAHOO_VIEW
+from ..storage.layout import REPORT_DIR
+from ..storage.output_dir import result_files
+from ..storage.paths import shown
 from ..storage.schema import Column, output_schema
 from ..transforms.results import with_result_columns
 from .config import ConfigError
-from ..storage.paths import shown
-from ..storage.output_dir import result_files
-from ..storage.layout import REPORT_DIR
 
 BINS = 20
 REPORT_PNG = "report.png"

@@ -12,29 +12,44 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from ..model.errors import RETRYABLE
+from ..storage.compat import flag_names
+from ..storage.layout import REPORT_DIR, run_folder_name
+from ..storage.lock import OutputLock
+from ..storage.options import StorageOptions
+from ..storage.output_dir import (
+    drop_superseded_errors,
+    earlier_rows,
+    finish_killed_runs,
+    remove_folders,
+    result_files,
+    run_folders,
+    run_result_files,
+)
+from ..storage.paths import absolute, shown
+from ..storage.rows import remove_rows
+from ..storage.schema import output_schema
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.earlier import DoneKeys
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
-from ..storage.schema import output_schema
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
 from . import interrupts
 from .config import Config, ConfigError
 from .flags import add_config_flags, at_least, config_from_args
-from ..storage.lock import OutputLock
-from ..storage.options import StorageOptions
-from ..storage.paths import absolute, shown
-from ..storage.compat import flag_names
-from ..storage.layout import REPORT_DIR, run_folder_name
-from ..model.errors import RETRYABLE
-from ..storage.output_dir import (drop_superseded_errors, earlier_rows, finish_killed_runs, remove_folders,
-                                  result_files, run_folders, run_result_files)
-from ..storage.rows import remove_rows
 from .runners import check_beam_args, make_pipeline, submit, template_location
-from .summary import (AccountingError, check_accounting, format_summary, latest_results, read_summary, rows_written,
-                      summarize, write_summary)
+from .summary import (
+    AccountingError,
+    check_accounting,
+    format_summary,
+    latest_results,
+    read_summary,
+    rows_written,
+    summarize,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
 from ..model.errors import BAD_MANIFEST_LINE, RETRYABLE
+from ..storage.layout import SUMMARY_FILE
 from ..transforms import metrics
 from ..transforms.metrics import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED
-from ..storage.layout import SUMMARY_FILE
 
 
 def _query(result, kind: str):

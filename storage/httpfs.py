@@ -28,8 +28,14 @@ import sys
 import time
 import urllib.parse
 
-from apache_beam.io.filesystem import (BeamIOError, CompressedFile, CompressionTypes, FileMetadata, FileSystem,
-                                       MatchResult)
+from apache_beam.io.filesystem import (
+    BeamIOError,
+    CompressedFile,
+    CompressionTypes,
+    FileMetadata,
+    FileSystem,
+    MatchResult,
+)
 
 USER_AGENT = "nsfw-scan/0.1 (image moderation batch job; +https://github.com/yahoo/open_nsfw)"
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -25,8 +25,13 @@ import os
 import threading
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (AzureOptions, GoogleCloudOptions, HadoopFileSystemOptions,
-                                                  PipelineOptions, S3Options)
+from apache_beam.options.pipeline_options import (
+    AzureOptions,
+    GoogleCloudOptions,
+    HadoopFileSystemOptions,
+    PipelineOptions,
+    S3Options,
+)
 
 from .compat import add_option_flags, record_no_google_credentials
 

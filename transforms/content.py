@@ -17,12 +17,12 @@ import dataclasses
 import apache_beam as beam
 
 from ..model.decision import Thresholds
+from ..model.preprocess import YAHOO_VIEW
 from ..storage.options import StorageOptions
 from ..storage.schema import Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import ERRORS, HashFile
-from ..model.preprocess import YAHOO_VIEW
 from .results import base_row, finish
 
 FOLLOWERS = "followers"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from ..storage.options import StorageOptions
-from .read_parquet import ReadParquetFiles
-from .manifests import bad_line_key, in_partition
 from ..model.decision import NOT_SCORED
+from ..storage.options import StorageOptions
 from ..storage.schema import Column
+from .manifests import bad_line_key, in_partition
+from .read_parquet import ReadParquetFiles
 from .results import with_result_columns
 
 COLUMNS = [Column.URI, Column.DECISION, Column.SOURCE_MANIFEST, Column.SOURCE_LINE]

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ..model.runtime import cpu_threads
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
+from ..model.runtime import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes

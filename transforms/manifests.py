@@ -26,8 +26,8 @@ that are not UTF-8 and JSON nested too deep are bad lines too.
 
 from __future__ import annotations
 
-import csv
 import collections
+import csv
 import dataclasses
 import glob
 import gzip

@@ -13,12 +13,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ..model.decision import Thresholds
 from ..model import engines
+from ..model.decision import Thresholds
 from ..model.preprocess import network_input
-from .load import ERRORS, LoadImage
 from ..storage.schema import Column
 from . import metrics
+from .load import ERRORS, LoadImage
 from .manifests import entry_of
 from .progress import CountOutcomes
 from .results import finish, finish_views

@@ -18,8 +18,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from ..storage.files import ParquetRowWriter
 from ..storage.layout import PART_PREFIX
-from ..storage.rows import write_rows
 from ..storage.options import StorageOptions
+from ..storage.rows import write_rows
 
 
 class _ParquetSink(FileBasedSink):

@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from support.cli import nsfw_scan
-from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image
 from nsfw_scan.pipeline.config import Cascade
+from support.cli import nsfw_scan
+from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
 
 MARGIN = Cascade().margin
 SAFETY = 2  # the margin is at least twice the largest deviation of the first pass measured
@@ -103,8 +103,8 @@ def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
 def test_the_first_pass_stays_within_half_the_margin(scorer, corpus):
     """Every view of every file both loaders decode: the first pass (fast loader, bfloat16)
     scores within margin / 2 of the exact path (the margin's safety factor, measured)."""
-    from nsfw_scan.model.scorer import TensorFlowScorer
     from nsfw_scan.model.preprocess import network_input
+    from nsfw_scan.model.scorer import TensorFlowScorer
 
     cheap = TensorFlowScorer(precision=Cascade().precision)
     exact_views, cheap_views = [], []

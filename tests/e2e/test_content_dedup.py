@@ -4,8 +4,8 @@ import shutil
 
 import pyarrow.parquet as pq
 
-from support.corpus import HOSTILE, REAL, reference
 from nsfw_scan.pipeline.run import run
+from support.corpus import HOSTILE, REAL, reference
 
 
 def test_identical_files_share_one_result_within_and_across_runs(tmp_path):

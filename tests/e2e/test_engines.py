@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from support.cli import nsfw_scan
-from support.corpus import REAL, corpus_files
 from nsfw_scan.model.engines import OnnxRuntimeSpec
 from nsfw_scan.model.preprocess import load_image
+from support.cli import nsfw_scan
+from support.corpus import REAL, corpus_files
 from support.jobs import by_uri, run_job
 
 

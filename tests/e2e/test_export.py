@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nsfw_scan.model.preprocess import load_image
 from support.cli import nsfw_scan
 from support.corpus import REAL, reference
-from nsfw_scan.model.preprocess import load_image
 
 JPEGS = ["grace_hopper.jpg", "hubble_deep_field.jpg"]
 

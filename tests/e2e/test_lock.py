@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from support.cli import nsfw_scan
-from support.stores import image_bytes
 from nsfw_scan.storage.lock import LockHeld, OutputLock
 from nsfw_scan.storage.options import StorageOptions
+from support.cli import nsfw_scan
+from support.stores import image_bytes
 
 HOLD = "import sys, time; from nsfw_scan.storage.lock import OutputLock\n" \
        "with OutputLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"

@@ -8,12 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nsfw_scan.pipeline.run import run
+from nsfw_scan.storage.schema import output_schema
+from nsfw_scan.transforms.manifests import ManifestError
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED, corpus_files, heif_files, needs_shared, reference
 from support.jobs import by_uri, model_loads, results, run_job
-from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.manifests import ManifestError
-from nsfw_scan.storage.schema import output_schema
 
 REAL_FILES = corpus_files(REAL)
 

@@ -17,14 +17,14 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from support.faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 from nsfw_scan.model.preprocess import ImageError
 from nsfw_scan.pipeline.config import ConfigError, load_config
 from nsfw_scan.storage import httpfs
 from nsfw_scan.storage.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
-from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
 from nsfw_scan.storage.options import StorageOptions, applied
 from nsfw_scan.storage.read import ReadPolicy, read_bytes
+from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
+from support.faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 
 LOOPBACK = ("127.0.0.0/8",)
 # S3 reads time out after 1 s (the proxy's "slow" answers take 1.5 s), http(s) ones after 0.5 s

@@ -11,10 +11,10 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from support.corpus import HOSTILE, REAL, corpus_files
 from nsfw_scan.pipeline.run import run
-from support.stores import image_bytes
+from support.corpus import HOSTILE, REAL, corpus_files
 from support.jobs import assert_same_outcomes
+from support.stores import image_bytes
 
 REAL_URIS = [str(REAL / f) for f in corpus_files(REAL)]
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from nsfw_scan.pipeline.run import run
 from support.cli import nsfw_scan
 from support.stores import counts, image_bytes, one_row_per_uri
-from nsfw_scan.pipeline.run import run
 
 
 @pytest.mark.slow

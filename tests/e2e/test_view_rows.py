@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from support.corpus import COMPACT, REAL, reference
-from support.images import apng, corrupt_fdat, gif, marked, rgb, sideways, sixteen_bit, still_score
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema
+from support.corpus import COMPACT, REAL, reference
+from support.images import apng, corrupt_fdat, gif, marked, rgb, sideways, sixteen_bit, still_score
 
 GENERATED = COMPACT / "generated"
 ASTRONAUT = reference("real")["astronaut.png"]

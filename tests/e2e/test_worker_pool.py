@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from support.stores import BIN, counts, free_port, image_bytes, one_row_per_uri, stop
 from nsfw_scan.pipeline.run import run
+from support.stores import BIN, counts, free_port, image_bytes, one_row_per_uri, stop
 
 
 @pytest.fixture

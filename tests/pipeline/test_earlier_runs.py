@@ -8,11 +8,11 @@ import pytest
 from apache_beam import Create, Map
 from apache_beam.testing.util import assert_that, equal_to
 
+from nsfw_scan.pipeline.run import run
+from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
 from support.fake_scorer import FAKE_SPEC, expected_score
 from support.images import png
 from support.jobs import pipeline
-from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
 
 
 def test_resume_join_drops_what_earlier_runs_covered(tmp_path, uploads):

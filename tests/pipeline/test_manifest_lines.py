@@ -9,10 +9,10 @@ import pytest
 from apache_beam import Create, Flatten, Map
 from apache_beam.testing.util import assert_that, equal_to
 
-from support.fake_scorer import FAKE_SPEC
-from support.jobs import pipeline
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, plan_manifests
+from support.fake_scorer import FAKE_SPEC
+from support.jobs import pipeline
 
 
 def test_duplicates_first_line_wins_and_same_named_manifests_stay_apart(tmp_path, uploads):

@@ -12,11 +12,11 @@ import pytest
 from apache_beam import Map
 from apache_beam.testing.util import assert_that, equal_to
 
-from support.fake_scorer import FAKE_SPEC, FakeScorer, expected_score
-from support.jobs import pipeline
 from nsfw_scan.pipeline.config import load_config
 from nsfw_scan.pipeline.run import build, run
 from nsfw_scan.transforms.manifests import plan_manifests
+from support.fake_scorer import FAKE_SPEC, FakeScorer, expected_score
+from support.jobs import pipeline
 
 
 def test_whole_graph_scores_and_error_paths(tmp_path, uploads):

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image
+from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")
 KINDS = {"empty", "undecodable", "truncated", "decompression_bomb", "too_large", "unsupported_format"}

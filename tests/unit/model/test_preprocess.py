@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support.corpus import HOSTILE, REAL
 from nsfw_scan.model.preprocess import ImageError, load_image
+from support.corpus import HOSTILE, REAL
 
 
 def jpeg_bytes(size=(640, 480), seed=0):

@@ -3,9 +3,19 @@
 import numpy as np
 import pytest
 
-from support.corpus import (COMPACT, HOSTILE, REAL, SHARED, SHARED_HOSTILE, SHARED_REAL, corpus_files, heif_files,
-                    needs_shared, reference)
 from nsfw_scan.model.preprocess import ImageError, load_image
+from support.corpus import (
+    COMPACT,
+    HOSTILE,
+    REAL,
+    SHARED,
+    SHARED_HOSTILE,
+    SHARED_REAL,
+    corpus_files,
+    heif_files,
+    needs_shared,
+    reference,
+)
 
 
 def score_folder(folder, scorer, loader="yahoo"):

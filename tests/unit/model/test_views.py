@@ -8,9 +8,9 @@ import time
 import numpy as np
 from PIL import Image
 
+from nsfw_scan.model.preprocess import ViewPolicy, load_image
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
-from nsfw_scan.model.preprocess import ViewPolicy, load_image
 
 ALL = ViewPolicy()
 
