@@ -402,6 +402,15 @@ def test_images_given_as_manifests_are_refused_before_the_job_starts(tmp_path):
 def test_small_things_a_user_trips_on(tmp_path):
     from importlib.metadata import version
 
+    # the help says which steps give the default rows' scores
+    helped = nsfw_scan("run", "--help")
+    assert "the cascade's first pass uses cascade.loader (fast)" in " ".join(helped.stdout.split()), helped.stdout
+    assert "cascade.precision (bfloat16)" in " ".join(helped.stdout.split())
+    commands = " ".join(nsfw_scan("--help").stdout.split())
+    assert "by Yahoo's exact steps" in commands and "unless --exact" in commands, commands
+    report_help = nsfw_scan("report", "--help").stdout
+    assert "--config" in report_help and "--loader" not in report_help and "--batch-size" not in report_help
+
     shown = nsfw_scan("--version")
     assert shown.returncode == 0 and shown.stdout.startswith(f"nsfw-scan {version('nsfw-scan')} (Apache Beam "), shown
     (tmp_path / "m.txt").write_text(f"{REAL / 'coffee.png'}\n")
