@@ -126,6 +126,18 @@ def cmd_redecide(args) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args) -> int:
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
+    from .calibrate import format_table, run_calibration
+
+    StorageOptions.from_flags(args).apply()  # before any file is read
+    summary, written = run_calibration(absolute(args.directory), absolute(args.labels), args.target_precision,
+                                       args.missed, args.base_rate)
+    print(json.dumps({**summary, "written": written}) if args.json else format_table(summary, written))
+    return EXIT_OK if "thresholds" in written else EXIT_ERRORS
+
+
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
     from .flags import config_from_args
@@ -143,7 +155,7 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..storage.options import add_storage_flags
-    from .flags import add_config_file_flag, add_config_flags, add_verbose_flag, positive_float
+    from .flags import add_config_file_flag, add_config_flags, add_verbose_flag, positive_float, share
 
     # allow_abbrev=False everywhere: a shortened flag (--forc) is an error, never taken for another
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.",
@@ -191,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_file_flag(again)
     add_storage_flags(again)
     again.set_defaults(func=cmd_redecide)
+
+    calibration = commands.add_parser("calibrate", help="thresholds from a labelled sample of the rows in DIR "
+                                                        "(thresholds.yaml for --config, and a chart)", allow_abbrev=False)
+    calibration.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    calibration.add_argument("--labels", required=True, metavar="FILE",
+                             help="CSV, TSV, JSON Lines or Parquet with a uri and a label column (nsfw/safe, 1/0, true/false)")
+    calibration.add_argument("--precision", dest="target_precision", type=share(0, 1, low_open=True), default=0.95,
+                             metavar="P", help="the nsfw threshold: the lowest with at least this share of flagged rows "
+                                               "labelled nsfw (default 0.95)")
+    calibration.add_argument("--missed", type=share(0, 1, high_open=True), default=0.01, metavar="M",
+                             help="the safe threshold: the highest with at most this share of nsfw-labelled rows "
+                                  "below it (default 0.01)")
+    calibration.add_argument("--base-rate", type=share(0, 1, low_open=True), metavar="R",
+                             help="the share of nsfw uploads in production: gives the precision to expect there")
+    calibration.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    add_verbose_flag(calibration)
+    add_storage_flags(calibration)
+    calibration.set_defaults(func=cmd_calibrate)
 
     export_rows = commands.add_parser("export", help="every row of all runs in DIR as one CSV file (spreadsheet-safe)",
                                       allow_abbrev=False)

@@ -39,6 +39,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def share(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a number between ``low`` and ``high`` (each end excluded where ``*_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(f"must be in {left}{low:g}, {high:g}{right}, got {text}")
+        return value
+
+    parse.__name__ = "share"
+    return parse
+
+
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     """``--verbose`` before or after the command name."""
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,

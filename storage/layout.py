@@ -15,6 +15,7 @@ from __future__ import annotations
 LOCK_FILE = "_LOCK"
 SUMMARY_FILE = "_SUMMARY.json"
 REPORT_DIR = "_report"
+CALIBRATION_DIR = "_calibration"  # nsfw-scan calibrate's thresholds.yaml and chart
 RUN_PREFIX = "run-"
 RUN_GLOB = RUN_PREFIX + "*"
 PART_PREFIX = "part"  # result files: part-*.parquet directly in a run folder
