@@ -9,6 +9,7 @@ import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
@@ -31,15 +32,16 @@ def match(pattern: str) -> list[str]:
 
 
 def read_table(path: str, columns=None, present_only: bool = False) -> pa.Table:
-    """A result file, or its ``columns``; with ``present_only``, those of them it has (files
-    an older nsfw-scan wrote lack newer columns)."""
-    with FileSystems.open(path) as f:
-        data = io.BytesIO(f.read())
-    if columns is not None and present_only:
-        names = set(pq.read_schema(data).names)
-        columns = [name for name in columns if name in names]
-        data.seek(0)
-    return pq.read_table(data, columns=columns)
+    """A result file whole, or only its ``columns`` (then only their column chunks are read,
+    not the whole file: on an object store, ranges of the object); with ``present_only``, those
+    of them it has (files an older nsfw-scan wrote lack newer columns)."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        if columns is None:
+            return pq.read_table(io.BytesIO(f.read()))
+        parquet = pq.ParquetFile(f)
+        if present_only:
+            columns = [name for name in columns if name in parquet.schema_arrow.names]
+        return parquet.read(columns=columns)
 
 
 def write_table(path: str, table: pa.Table) -> None:

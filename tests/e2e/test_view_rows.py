@@ -127,14 +127,19 @@ def test_views_yahoo_scores_yahoo_view_only(all_views, cases):
         assert row["frames"] == every[name]["frames"]
 
 
-def test_report_counts_rows_decided_by_other_views(all_views, cases):
+def test_report_counts_rows_decided_by_other_views(cases):
     from nsfw_scan.model.decision import Thresholds
     from nsfw_scan.pipeline.report import format_report, write_report
 
-    folder = cases[0]
-    _, _, rows = all_views
+    folder, manifest, _ = cases
     thresholds = Thresholds(safe_below=0.02, nsfw_from=0.5)
-    report, png, csv = write_report(str(folder / "all"), thresholds, str(folder / "report"))
+    policy = folder / "policy.yaml"
+    policy.write_text("thresholds:\n  safe_below: 0.02\n  nsfw_from: 0.5\n")
+    _, _, rows = job(folder, manifest, "policy", "--config", str(policy))  # rows decided at these thresholds
+    # the report counts each row at the thresholds it was decided at (the default pair stands in only
+    # for rows that recorded none)
+    report, png, csv = write_report(str(folder / "policy"), Thresholds(), str(folder / "report"))
+    assert report["decided_at"] == {"0.02/0.5": len(rows)}
     assert report["other_views"]["exif-rotated"] == 1 and report["other_views"]["8-bit from 16-bit"] == 1
     frames = [n for n, r in rows.items() if r["view"].startswith("frame ")]
     assert {"late.png", "tenth.gif", "hubble_then_astronaut.heic"} <= set(frames)
