@@ -17,24 +17,23 @@ import dataclasses
 import io
 
 import numpy as np
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from ..model.calibration import Calibration, calibrate, precision_recall_curve
 from ..model.decision import Thresholds
 from ..storage.files import read_table
 from ..storage.layout import CALIBRATION_DIR
-from ..storage.output_dir import result_files
 from ..storage.paths import shown
 from ..storage.schema import Column
 from ..transforms.manifests import DEFAULT_URI_COLUMN, ManifestError, ReadManifest, plan_manifests
 from .config import ConfigError
+from .report import COLOURS, finished_result_files, write_bytes
 
 LABEL_COLUMN = "label"
 LABELS = {"nsfw": True, "1": True, "true": True, "safe": False, "0": False, "false": False}
 THRESHOLDS_YAML = "thresholds.yaml"
 CHART_PNG = "calibration.png"
-COLOURS = {"nsfw": "#c83c3c", "safe": "#4e9a4e"}
 
 
 def read_labels(path: str) -> dict[str, bool]:
@@ -78,9 +77,7 @@ class Joined:
 
 
 def join(directory: str, labels: dict[str, bool]) -> Joined:
-    files = result_files(directory)
-    if not files:
-        raise ConfigError(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+    files = finished_result_files(directory)
     scored: dict[str, tuple[float, bool]] = {}
     errors = set()
     for path in files:
@@ -220,11 +217,6 @@ def figure(joined: Joined, result: Calibration, thresholds: Thresholds | None):
     return chart
 
 
-def _write(path: str, data: bytes) -> None:
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-
-
 def thresholds_yaml(thresholds: Thresholds, summary: dict) -> str:
     return (f"# nsfw-scan calibrate: precision >= {summary['target_precision']:g} above nsfw_from, at most "
             f"{summary['target_missed']:g} of nsfw rows below safe_below, on {summary['labelled']} labelled rows\n"
@@ -244,10 +236,10 @@ def run_calibration(directory: str, labels_path: str, precision: float, missed: 
     buffer = io.BytesIO()
     figure(joined, result, thresholds).savefig(buffer, format="png")
     try:
-        _write(written["chart"], buffer.getvalue())
+        write_bytes(written["chart"], buffer.getvalue())
         if thresholds is not None:
             written["thresholds"] = FileSystems.join(folder, THRESHOLDS_YAML)
-            _write(written["thresholds"], thresholds_yaml(thresholds, summary).encode())
+            write_bytes(written["thresholds"], thresholds_yaml(thresholds, summary).encode())
     except (OSError, BeamIOError) as exc:
         raise ConfigError(f"{shown(folder)}: cannot write the calibration there ({exc})") from exc
     return summary, {name: shown(path) for name, path in written.items()}

@@ -189,24 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbose_flag(demo)
     demo.set_defaults(func=cmd_demo, beam_flags=True)
 
-    report = commands.add_parser("report", help="counts, score chart and review queue of all runs in DIR",
-                                 allow_abbrev=False)
-    report.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    def results_command(name: str, help: str, func, config: bool = False) -> argparse.ArgumentParser:
+        """A command over the results in DIR, local or in a bucket (storage flags); ``config``:
+        it takes ``--config`` too (for thresholds)."""
+        command = commands.add_parser(name, help=help, allow_abbrev=False)
+        command.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+        if config:
+            add_config_file_flag(command)
+        else:
+            add_verbose_flag(command)
+        add_storage_flags(command)
+        command.set_defaults(func=func)
+        return command
+
+    report = results_command("report", "counts, score chart and review queue of all runs in DIR", cmd_report, config=True)
     report.add_argument("--report-dir", metavar="DIR", help="where to write the chart and review queue (default: DIR/_report)")
-    add_config_file_flag(report)
-    add_storage_flags(report)
-    report.set_defaults(func=cmd_report)
 
-    again = commands.add_parser("redecide", help="decide every row in DIR again at the thresholds of --config "
-                                                 "(first-pass rows near them scored again exactly)", allow_abbrev=False)
-    again.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
-    add_config_file_flag(again)
-    add_storage_flags(again)
-    again.set_defaults(func=cmd_redecide)
+    results_command("redecide", "decide every row in DIR again at the thresholds of --config (first-pass rows near "
+                                "them scored again exactly)", cmd_redecide, config=True)
 
-    calibration = commands.add_parser("calibrate", help="thresholds from a labelled sample of the rows in DIR "
-                                                        "(thresholds.yaml for --config, and a chart)", allow_abbrev=False)
-    calibration.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    calibration = results_command("calibrate", "thresholds from a labelled sample of the rows in DIR (thresholds.yaml "
+                                               "for --config, and a chart)", cmd_calibrate)
     calibration.add_argument("--labels", required=True, metavar="FILE",
                              help="CSV, TSV, JSON Lines or Parquet with a uri and a label column (nsfw/safe, 1/0, true/false)")
     calibration.add_argument("--precision", dest="target_precision", type=share(0, 1, low_open=True), default=0.95,
@@ -218,17 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibration.add_argument("--base-rate", type=share(0, 1, low_open=True), metavar="R",
                              help="the share of nsfw uploads in production: gives the precision to expect there")
     calibration.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    add_verbose_flag(calibration)
-    add_storage_flags(calibration)
-    calibration.set_defaults(func=cmd_calibrate)
 
-    export_rows = commands.add_parser("export", help="every row of all runs in DIR as one CSV file (spreadsheet-safe)",
-                                      allow_abbrev=False)
-    export_rows.add_argument("directory", metavar="DIR", help="the --output of nsfw-scan run (local, gs://, s3://, ...)")
+    export_rows = results_command("export", "every row of all runs in DIR as one CSV file (spreadsheet-safe)", cmd_export)
     export_rows.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...)")
-    add_verbose_flag(export_rows)
-    add_storage_flags(export_rows)
-    export_rows.set_defaults(func=cmd_export)
 
     bench = commands.add_parser("bench", help="model-only throughput on synthetic input",
                                 allow_abbrev=False)

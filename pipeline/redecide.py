@@ -25,13 +25,13 @@ from ..model.runtime import EXACT_PRECISION
 from ..storage.files import read_table, write_table
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
-from ..storage.output_dir import result_files
 from ..storage.paths import shown
 from ..storage.schema import RESERVED, Column, output_schema
 from ..transforms.manifests import entry_of
 from ..transforms.results import redecide as redecide_row
 from ..transforms.results import with_result_columns
-from .config import Config, ConfigError
+from .config import Config
+from .report import finished_result_files
 from .score_files import score_entries
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
     thresholds), ``errors`` (rows without a score) and ``files`` rewritten."""
     thresholds, margin = config.thresholds, config.cascade.margin
     target = (thresholds.safe_below, thresholds.nsfw_from)
-    files = result_files(directory)
-    if not files:
-        raise ConfigError(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+    files = finished_result_files(directory)
     counts = collections.Counter()
     scoring = None  # the exact steps (loading, scorer), loaded when a first row needs them
     with OutputLock(directory, storage) as lock:

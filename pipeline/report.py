@@ -34,6 +34,7 @@ from ..storage.paths import shown
 from ..storage.schema import Column, output_schema
 from ..transforms.results import with_result_columns
 from .config import ConfigError
+from .summary import thresholds_text
 
 BINS = 20
 REPORT_PNG = "report.png"
@@ -53,12 +54,18 @@ def _with_result_columns(table: pa.Table) -> pa.Table:
     return pa.Table.from_pylist([with_result_columns(row, schema.names) for row in table.to_pylist()], schema=schema)
 
 
-def _tables(directory: str):
-    """Each result file of every run in ``directory``, as a table."""
+def finished_result_files(directory: str) -> list[str]:
+    """The result files of every finished run in ``directory``, for the commands that read
+    results (report, export, redecide, calibrate): none is a :class:`ConfigError` naming it."""
     files = result_files(directory)
     if not files:
-        raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
-    for path in files:
+        raise ConfigError(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+    return files
+
+
+def _tables(directory: str):
+    """Each result file of every run in ``directory``, as a table."""
+    for path in finished_result_files(directory):
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             yield _with_result_columns(pq.read_table(f))
 
@@ -109,7 +116,7 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
             "other_views": dict(sorted(other_views.items(), key=lambda kv: (-kv[1], kv[0]))), "raised": raised,
             "time_range": (min(times), max(times)) if times else None,
             "thresholds": [Thresholds(*pair) for pair, _ in decided_at.most_common()] or [thresholds],
-            "decided_at": {f"{pair[0]:g}/{pair[1]:g}": n for pair, n in decided_at.most_common()}}
+            "decided_at": {thresholds_text(*pair): n for pair, n in decided_at.most_common()}}
 
 
 def png_bytes(report: dict) -> bytes:
@@ -187,7 +194,8 @@ def figure(report: dict):
     return chart
 
 
-def _write(path: str, data: bytes) -> None:
+def write_bytes(path: str, data: bytes) -> None:
+    """``data`` as the file ``path``, on any Beam filesystem."""
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(data)
 
@@ -200,9 +208,9 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
     folder = report_dir or FileSystems.join(directory, REPORT_DIR)
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     try:
-        _write(png, png_bytes(report))
-        _write(csv, _csv_bytes(report["queue"]))
-        _write(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+        write_bytes(png, png_bytes(report))
+        write_bytes(csv, _csv_bytes(report["queue"]))
+        write_bytes(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
     except (OSError, BeamIOError) as exc:
         cause = exc.exception_details if isinstance(exc, BeamIOError) and exc.exception_details else {}
         why = next(iter(cause.values()), exc)
@@ -240,9 +248,7 @@ def export_csv(directory: str, path: str) -> int:
     filesystem), one result file at a time: the columns of all of them (a manifest column some
     runs lack is empty there), cells a spreadsheet would take for formulas made text. Returns
     the rows written."""
-    files = result_files(directory)
-    if not files:
-        raise ConfigError(f"{directory}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+    files = finished_result_files(directory)
     names: list[str] = []
     for file in files:
         with FileSystems.open(file, compression_type=CompressionTypes.UNCOMPRESSED) as f:

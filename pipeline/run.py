@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import logging
 import os
 import time
@@ -14,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from ..model.errors import RETRYABLE
 from ..storage.compat import flag_names
-from ..storage.layout import REPORT_DIR, run_folder_name
+from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.output_dir import (
@@ -214,7 +213,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
         log.info("removed %s: a run that did not finish, with no rows kept", shown(folder))
     replaced = list(run_folders(job.output)) if job.force else []
     earlier = [] if job.force else result_files(job.output)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = run_stamp()
     parts = job.config.partitions
     folders = [beam.io.filesystems.FileSystems.join(job.output, run_folder_name(stamp, i, parts)) for i in range(parts)]
 
@@ -299,8 +298,7 @@ def write_template(job: Job, plan: ManifestPlan, model: str, template: str, spec
     if job.force or job.rescore_errors or job.config.partitions > 1:
         raise ConfigError("--template_location writes one pipeline, without the steps after a run: "
                           "drop --force, --rescore-errors and --partitions")
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    results_dir = beam.io.filesystems.FileSystems.join(job.output, run_folder_name(stamp))
+    results_dir = beam.io.filesystems.FileSystems.join(job.output, run_folder_name(run_stamp()))
     pipeline = make_pipeline(list(job.beam_args))
     build(pipeline, plan, job.config, model, results_dir, result_files(job.output), False, (0, 1), spec)
     submit(pipeline)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 LOCK_FILE = "_LOCK"
 SUMMARY_FILE = "_SUMMARY.json"
 REPORT_DIR = "_report"
@@ -23,6 +25,11 @@ RESULT_GLOB = PART_PREFIX + "-*.parquet"
 ROWS_DIR = "_rows"  # durable row files of a run that has not finished
 ROWS_PREFIX = "rows-"
 SALVAGED_PART = PART_PREFIX + "-salvaged.parquet"
+
+
+def run_stamp() -> str:
+    """The UTC time a run folder is named after, to the microsecond (``20261201T221428678535Z``)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def run_folder_name(stamp: str, part: int = 0, parts: int = 1) -> str:
