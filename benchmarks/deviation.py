@@ -25,7 +25,7 @@ import numpy as np
 from end_to_end import make_corpus
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image, network_input
+from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image, network_input
 from nsfw_scan.model.scorer import TensorFlowScorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def view_pixels(blobs: list[bytes], loader: str) -> dict[tuple[int, int], np.nda
     for i, data in enumerate(blobs):
         try:
             loaded = load_image(data, loader, policy=ViewPolicy())
-        except ImageError:
+        except Unscorable:
             continue
         for j, view in enumerate(loaded.views):
             views[i, j] = view.pixels

@@ -41,8 +41,8 @@ from PIL import Image
 from nsfw_scan.pipeline.config import Limits
 from nsfw_scan.pipeline.runners import local_runner
 from nsfw_scan.storage.read import ReadPolicy
-from nsfw_scan.transforms.load import ERRORS, LoadImage, Loading
-from nsfw_scan.transforms.manifests import Entry
+from nsfw_scan.transforms.elements import Entry
+from nsfw_scan.transforms.load import FAILED, LoadImage, Loading
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 KEYS = ["--s3_access_key_id=testing", "--s3_secret_access_key=testing", "--s3_region_name=us-east-1"]
@@ -92,8 +92,8 @@ def load_rate(uris: list[str], beam_args: list[str], read_threads: int, servers:
     entries = [Entry(u, {}, "bench", i + 1) for i, u in enumerate(uris)]
     started, cpu, server_cpu = time.monotonic(), time.process_time(), cpu_seconds(servers)
     with beam.Pipeline(runner=local_runner(options), options=options) as p:
-        loaded = p | beam.Create(entries) | beam.ParDo(load).with_outputs(ERRORS, main="images")
-        loaded[ERRORS] | "NoErrors" >> beam.Map(lambda row: sys.exit(f"read failed: {row}"))
+        loaded = p | beam.Create(entries) | beam.ParDo(load).with_outputs(FAILED, main="images")
+        loaded[FAILED] | "NoFailures" >> beam.Map(lambda failure: sys.exit(f"read failed: {failure}"))
     per_image = 1000 / len(uris)
     return (len(uris) / (time.monotonic() - started), (time.process_time() - cpu) * per_image,
             (cpu_seconds(servers) - server_cpu) * per_image)

@@ -32,9 +32,10 @@ RETRYABLE = {
 }
 
 
-class ImageError(Exception):
-    """An image that cannot be scored. ``kind`` (one of :data:`ERROR_KINDS`) names the class of
-    failure for reports; ``str()`` gives ``"<kind>: <message>"`` for people."""
+class Unscorable(Exception):
+    """A file that cannot be scored, whatever the step that found out (reading, decoding).
+    ``kind`` (one of :data:`ERROR_KINDS`) names the class of failure for reports; ``str()``
+    gives ``"<kind>: <message>"`` for people."""
 
     def __init__(self, kind: str, message: str):
         if kind not in ERROR_KINDS:
@@ -42,3 +43,9 @@ class ImageError(Exception):
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
+
+
+class UsageError(Exception):
+    """A failure that is the user's to fix (a flag, a configuration, a manifest, an output folder,
+    the weights' install): the message names the thing and says what to do. The command line
+    prints it on one line, without a traceback."""

@@ -21,7 +21,7 @@ Loaders (selected by name):
 Pillow's formats, and HEIC/HEIF through the ``pi-heif`` plugin (registered where images are
 opened); several images in one HEIC are frames like an animation's.
 
-Every failure is an :class:`ImageError` with a ``kind``; nothing here lets a bad file escape as
+Every failure is an :class:`Unscorable` with a ``kind``; nothing here lets a bad file escape as
 another exception. Limits (bytes, pixels) come from the caller, not from Pillow's globals: the
 pixel count is checked from the header, before any decoding. Truncated files are errors (Pillow's
 ``LOAD_TRUNCATED_IMAGES`` stays off). PostScript/EPS is refused: Pillow would hand it to
@@ -38,7 +38,7 @@ import numpy as np
 import pi_heif
 from PIL import Image, ImageOps
 
-from .errors import ImageError
+from .errors import Unscorable
 from .signatures import is_image, signature_of
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -126,9 +126,9 @@ def _allowed_formats() -> tuple[str, ...]:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise ImageError("empty", "the file has no bytes")
+        raise Unscorable("empty", "the file has no bytes")
     if data.startswith(_POSTSCRIPT_MAGIC):
-        raise ImageError("unsupported_format", REFUSED_FORMATS["EPS"])
+        raise Unscorable("unsupported_format", REFUSED_FORMATS["EPS"])
     with warnings.catch_warnings():
         # Pillow warns (does not fail) between MAX_IMAGE_PIXELS and twice that, and about odd
         # headers; the explicit pixel check below decides instead.
@@ -136,16 +136,16 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         try:
             image = Image.open(io.BytesIO(data), formats=_allowed_formats())
         except Image.DecompressionBombError as exc:
-            raise ImageError("decompression_bomb", str(exc)) from None
+            raise Unscorable("decompression_bomb", str(exc)) from None
         except Image.UnidentifiedImageError:
-            raise ImageError("undecodable", _unidentified(data)) from None
+            raise Unscorable("undecodable", _unidentified(data)) from None
         except Exception as exc:  # Pillow's plugins raise many types for garbage input
-            raise ImageError("undecodable", _describe(exc)) from None
+            raise Unscorable("undecodable", _describe(exc)) from None
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise ImageError("undecodable", f"image has size {width}x{height}")
+        raise Unscorable("undecodable", f"image has size {width}x{height}")
     if width * height > max_pixels:
-        raise ImageError(
+        raise Unscorable(
             "decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
         )
     return image
@@ -183,14 +183,14 @@ def _decode_rgb(image: Image.Image, draft: bool = False) -> Image.Image:
             image.load()
             if image.mode != "RGB":
                 image = image.convert("RGB")
-    except ImageError:
+    except Unscorable:
         raise
     except MemoryError:
-        raise ImageError("too_large", "not enough memory to decode the image") from None
+        raise Unscorable("too_large", "not enough memory to decode the image") from None
     except Exception as exc:
         message = _describe(exc)
         kind = "truncated" if "truncated" in message or isinstance(exc, EOFError) else "undecodable"
-        raise ImageError(kind, message) from None
+        raise Unscorable(kind, message) from None
     return image
 
 
@@ -435,7 +435,7 @@ def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: 
     try:
         array = _tf_single(tf.constant(data)).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
-        raise ImageError("undecodable", (exc.message or type(exc).__name__).splitlines()[0]) from None
+        raise Unscorable("undecodable", (exc.message or type(exc).__name__).splitlines()[0]) from None
     # the ops' values are whole numbers of 0-255 less the mean: back to the view's uint8 exactly
     return Preprocessed((View(YAHOO_VIEW, np.rint(array + MEAN_BGR).astype(np.uint8)),), width, height)
 

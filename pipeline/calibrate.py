@@ -26,7 +26,8 @@ from ..storage.files import read_table
 from ..storage.layout import CALIBRATION_DIR
 from ..storage.paths import shown
 from ..storage.schema import Column
-from ..transforms.manifests import DEFAULT_URI_COLUMN, ManifestError, ReadManifest, plan_manifests
+from ..transforms.manifest_formats import DEFAULT_URI_COLUMN, ManifestError, read_entries
+from ..transforms.manifest_plan import plan_manifests
 from .config import ConfigError
 from .report import COLOURS, finished_result_files, write_bytes
 
@@ -45,11 +46,9 @@ def read_labels(path: str) -> dict[str, bool]:
     if LABEL_COLUMN not in plan.columns:
         raise ConfigError(f"labels {shown(path)}: no {LABEL_COLUMN!r} column (found {sorted(plan.columns)[:20]}); "
                           f"a labels file has a {DEFAULT_URI_COLUMN!r} and a {LABEL_COLUMN!r} column")
-    reader = ReadManifest(plan)
-    reader.setup()
     labels: dict[str, bool] = {}
     for file in plan.files:
-        for entry in reader.process(file):
+        for entry in read_entries(file, plan.columns, plan.uri_column):
             where = f"labels {shown(file)} line {entry.line}"
             if entry.error:
                 raise ConfigError(f"{where}: {entry.error}")

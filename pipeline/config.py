@@ -21,7 +21,7 @@ from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy
 from ..transforms.load import Loading
-from ..transforms.manifests import DEFAULT_URI_COLUMN
+from ..transforms.manifest_formats import DEFAULT_URI_COLUMN
 
 
 class ConfigError(ValueError):

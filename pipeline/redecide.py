@@ -27,7 +27,7 @@ from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import shown
 from ..storage.schema import RESERVED, Column, output_schema
-from ..transforms.manifests import entry_of
+from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
 from ..transforms.results import with_result_columns
 from .config import Config
@@ -35,6 +35,10 @@ from .report import finished_result_files
 from .score_files import score_entries
 
 log = logging.getLogger(__name__)
+
+# what scoring a row's file again gives it (its URI, manifest columns, source and duplicates stay)
+SCORED_COLUMNS = [name for name in RESERVED if name not in (Column.URI, Column.SOURCE_MANIFEST, Column.SOURCE_LINE,
+                                                            Column.DUPLICATES)]
 
 
 def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
@@ -71,14 +75,15 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
                     scoring = (config.loading(EXACT_LOADER).start(),
                                config.engine_spec(TensorFlowSpec.name, EXACT_PRECISION).load())
                 loading, scorer = scoring
-                entries = [entry_of(rows[i]) for i in again]
+                entries = [Entry(rows[i][Column.URI], {}, rows[i][Column.SOURCE_MANIFEST], rows[i][Column.SOURCE_LINE])
+                           for i in again]
                 for i, row in zip(again, score_entries(entries, loading, scorer, thresholds, config.batch.max_size)):
                     if row[Column.SCORE] is None:
                         log.info("kept the row of %s as it was (decided at its own thresholds): %s",
                                  row[Column.URI], row[Column.ERROR])
                         counts["kept"] += 1
-                    else:
-                        rows[i] = row  # the exact steps' row: exact true, decided at the new thresholds
+                    else:  # the exact steps' facts and score: exact true, decided at the new thresholds
+                        rows[i] = {**rows[i], **{name: row[name] for name in SCORED_COLUMNS}}
                         counts["rescored"] += 1
             if counts["redecided"] + counts["rescored"] > before:
                 lock.check()  # never rewrite anything unless this command still holds the folder

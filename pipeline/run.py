@@ -29,9 +29,11 @@ from ..storage.paths import absolute, shown
 from ..storage.rows import remove_rows
 from ..storage.schema import output_schema
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
+from ..transforms.dedup import NewEntries
 from ..transforms.earlier import DoneKeys
 from ..transforms.load import HashFile, LoadImage
-from ..transforms.manifests import ManifestPlan, NewEntries, ReadManifests, plan_manifests
+from ..transforms.manifest_plan import ManifestPlan, plan_manifests
+from ..transforms.manifests import ReadManifests
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
@@ -120,14 +122,14 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     schema = output_schema(plan.columns)
     keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds, storage)
             if config.checkpoint.enabled else None)
-    count = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
-    score = ScoreImages(load, handler, config.thresholds, count, first_pass)
+    finish = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
+    score = ScoreImages(load, handler, config.thresholds, finish, first_pass)
     if config.content_dedup:
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage,
                                                                      config.views, first_pass_scores),
-        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, count, config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, finish, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
     rows | "Write" >> WriteResults(results_dir, schema, storage)

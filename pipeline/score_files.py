@@ -10,9 +10,9 @@ import numpy as np
 
 from ..model.decision import NOT_SCORED
 from ..storage.schema import Column
+from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView, ViewOf
 from ..transforms.load import Ahead
-from ..transforms.manifests import Entry
-from ..transforms.results import finish_views
+from ..transforms.results import failed_row, scored_row
 from .config import Config
 
 
@@ -23,7 +23,7 @@ class FileResult:
     decision: str = NOT_SCORED
     error_kind: str | None = None  # model.errors.ERROR_KINDS
     error: str | None = None
-    view: str | None = None  # the view that gave the score (transforms.results.finish_views)
+    view: str | None = None  # the view that gave the score (transforms.results.scored_row)
     yahoo_score: float | None = None
 
     def as_dict(self) -> dict:
@@ -31,13 +31,13 @@ class FileResult:
 
 
 def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: int) -> Iterator[dict]:
-    """A finished row per manifest ``Entry``, in order: scored (``finish_views``, the model that
-    ran named) or an error row. Files are read and decoded by ``loading`` (a started
+    """A finished row per manifest ``Entry``, in order: scored (``scored_row``, the model that
+    ran named) or a failure's row. Files are read and decoded by ``loading`` (a started
     ``transforms.load.Loading``: its reading and decoding pools, retries and limits), a batch
     ahead: the next batch is read and decoded while this one is scored, ``batch`` images per
-    model call. ``scorer``: a loaded one (``spec.load()``, ``model.engines``)."""
+    model call. ``scorer``: a loaded one (``spec.load()``, ``model.specs``)."""
 
-    def loaded() -> Iterator[tuple[dict, list] | dict]:
+    def loaded() -> Iterator[Loaded | Failure]:
         ahead = Ahead(batch)
         for entry in entries:
             future = loading.submit(entry)
@@ -49,15 +49,17 @@ def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: 
 
     results = iter(loaded())
     for chunk in iter(lambda: list(itertools.islice(results, batch)), []):
-        decoded = [view.array for item in chunk if not isinstance(item, dict) for view in item[1]]
+        decoded = [view.array for result in chunk if not result.failed for view in result.views]
         scores = iter([score for start in range(0, len(decoded), batch)
                        for score in scorer.score(np.stack(decoded[start:start + batch])).tolist()])
-        for item in chunk:
-            if isinstance(item, dict):  # a finished error row
-                yield item
+        for result in chunk:  # the scores come in the chunk's order
+            if result.failed:
+                yield failed_row(result)
                 continue
-            row, views = item
-            yield finish_views(row, [(view.name, float(next(scores)), scorer.model_id) for view in views], thresholds)
+            image, count = result.image, len(result.views)
+            views = tuple(ScoredView(ViewOf(image.uri, index, view.name, count, image), float(next(scores)),
+                                     scorer.model_id) for index, view in enumerate(result.views))
+            yield scored_row(Scored(image, views), thresholds)
 
 
 def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:

@@ -27,7 +27,7 @@ import urllib.parse
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from ..model.preprocess import ImageError
+from ..model.preprocess import Unscorable
 from . import s3read
 from .httpfs import BlockedAddress, HttpSettings, HttpStatusError, open_url
 
@@ -86,19 +86,19 @@ _URL_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # what http.client refus
 _NEEDS_HOST = ("http", "https", "s3", "gs")
 
 
-def never_readable(uri: str) -> ImageError | None:
+def never_readable(uri: str) -> Unscorable | None:
     """The ``bad_uri`` error of a URI that no attempt can ever read, before any is made: an
     http(s) URL with raw whitespace or control characters (unencoded, which no server receives),
     a URL of a scheme that needs a host or bucket without one or with a port that is not a
     number, a path with a NUL character."""
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else None
     if scheme is None:
-        return ImageError("bad_uri", "the path contains a NUL character") if "\0" in uri else None
+        return Unscorable("bad_uri", "the path contains a NUL character") if "\0" in uri else None
     if scheme in ("http", "https"):
         bad = _URL_SPACE_OR_CONTROL.search(uri)
         if bad:
             what = "a space" if bad.group() == " " else f"the control character {bad.group()!r}"
-            return ImageError("bad_uri", f"the URL contains {what} at position {bad.start()}; "
+            return Unscorable("bad_uri", f"the URL contains {what} at position {bad.start()}; "
                                          f"URLs must be percent-encoded (%20 for a space)")
     if scheme in _NEEDS_HOST:
         try:
@@ -106,48 +106,48 @@ def never_readable(uri: str) -> ImageError | None:
             host = parts.hostname if scheme in ("http", "https") else parts.netloc
             parts.port  # noqa: B018 (a port that is not a number raises)
         except ValueError as exc:  # a port that is not a number, an unbalanced [ of an IPv6 host
-            return ImageError("bad_uri", f"the URL cannot be parsed ({exc})")
+            return Unscorable("bad_uri", f"the URL cannot be parsed ({exc})")
         if not host:
-            return ImageError("bad_uri", f"the URL has no {'bucket' if scheme in ('s3', 'gs') else 'host'}")
+            return Unscorable("bad_uri", f"the URL has no {'bucket' if scheme in ('s3', 'gs') else 'host'}")
     return None
 
 
-def _failure(exc: Exception, uri: str) -> tuple[ImageError, bool]:
+def _failure(exc: Exception, uri: str) -> tuple[Unscorable, bool]:
     """The error row's kind and message for ``exc``, and whether another try may succeed."""
     text = f"{type(exc).__name__}: {exc}"[:300]
-    if isinstance(exc, ImageError):
+    if isinstance(exc, Unscorable):
         return exc, False
     if isinstance(exc, BlockedAddress):
-        return ImageError("blocked_address", str(exc)[:300]), False
+        return Unscorable("blocked_address", str(exc)[:300]), False
     if isinstance(exc, FileNotFoundError):
-        return ImageError("not_found", "no such file"), False
+        return Unscorable("not_found", "no such file"), False
     if isinstance(exc, IsADirectoryError):
-        return ImageError("not_a_file", "the path is a directory"), False
+        return Unscorable("not_a_file", "the path is a directory"), False
     if isinstance(exc, TimeoutError):  # socket timeouts included
-        return ImageError("timeout", str(exc)[:300] or "no answer within the timeout"), True
+        return Unscorable("timeout", str(exc)[:300] or "no answer within the timeout"), True
     if isinstance(exc, HttpStatusError):
-        return ImageError("read_error", str(exc)[:300]), exc.transient
+        return Unscorable("read_error", str(exc)[:300]), exc.transient
     if isinstance(exc, http.client.InvalidURL):  # e.g. a port that is not a number
-        return ImageError("bad_uri", str(exc)[:300]), False
+        return Unscorable("bad_uri", str(exc)[:300]), False
     if isinstance(exc, (ConnectionError, http.client.HTTPException)):  # resets, refusals, short bodies
-        return ImageError("read_error", text), True
+        return Unscorable("read_error", text), True
     if isinstance(exc, ValueError) and "Unable to get filesystem" in str(exc):
         return _unsupported(uri), False
     code = getattr(exc, "code", None)  # google.api_core's errors and others carry the HTTP status
     if isinstance(code, int) and code == 404:
-        return ImageError("not_found", "no such file"), False
+        return Unscorable("not_found", "no such file"), False
     if isinstance(code, int) and (code in (408, 429) or code >= 500):
-        return ImageError("read_error", text), True
-    return ImageError("read_error", text), False
+        return Unscorable("read_error", text), True
+    return Unscorable("read_error", text), False
 
 
-def _unsupported(uri: str) -> ImageError:
+def _unsupported(uri: str) -> Unscorable:
     scheme = FileSystems.get_scheme(uri) or uri
     if scheme in EXTRAS:
         hint = f"install its extra: pip install 'nsfw-scan[{EXTRAS[scheme]}]'"
     else:
         hint = "nsfw-scan reads local paths, gs://, s3://, http:// and https://, and any scheme of an installed Beam filesystem"
-    return ImageError("unsupported_scheme", f"no Beam filesystem for {scheme!r}; {hint}")
+    return Unscorable("unsupported_scheme", f"no Beam filesystem for {scheme!r}; {hint}")
 
 
 def _open(uri: str, policy: ReadPolicy, http: HttpSettings):
@@ -170,7 +170,7 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings,
         with f:
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
-                raise ImageError("too_large", f"the file is larger than the limit of {max_bytes} bytes")
+                raise Unscorable("too_large", f"the file is larger than the limit of {max_bytes} bytes")
             if budget and isinstance(size, int):
                 budget.acquire(size)
                 reserved = size
@@ -189,7 +189,7 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings,
                     total += len(chunk)
                 data = b"".join(chunks)
         if len(data) > max_bytes:
-            raise ImageError("too_large", f"the file is larger than the limit of {max_bytes} bytes")
+            raise Unscorable("too_large", f"the file is larger than the limit of {max_bytes} bytes")
         if budget:
             if len(data) > reserved:
                 budget.acquire(len(data) - reserved)
@@ -205,7 +205,7 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings,
 
 def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http: HttpSettings = HttpSettings(),
                budget: ByteBudget | None = None) -> bytes:
-    """The file's bytes, as stored (never decompressed); failures are :class:`ImageError`.
+    """The file's bytes, as stored (never decompressed); failures are :class:`Unscorable`.
     ``policy``: retries and timeouts; ``http``: the address guard and timeout of http(s) URLs.
 
     With a ``budget``, the returned bytes are counted in it (the caller releases them). A URI
@@ -222,7 +222,7 @@ def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http
             delay = policy.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
             if not transient or attempt == policy.attempts or waited + delay > policy.max_wait_s:
                 if attempt > 1:
-                    raise ImageError(error.kind, f"{error.message} ({attempt} attempts)") from None
+                    raise Unscorable(error.kind, f"{error.message} ({attempt} attempts)") from None
                 if error.kind == "read_error" and FileSystems.get_scheme(uri) not in ("http", "https", "s3"):
                     error = _exists_or(error, uri)
                 raise error from None
@@ -230,15 +230,15 @@ def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http
             waited += delay
             continue
         if not data:
-            raise ImageError("empty", "the file has no bytes")
+            raise Unscorable("empty", "the file has no bytes")
         return data
     raise AssertionError("unreachable")
 
 
-def _exists_or(error: ImageError, uri: str) -> ImageError:
+def _exists_or(error: Unscorable, uri: str) -> Unscorable:
     """Filesystems raise their own types for a missing file; ask whether it exists."""
     try:
         exists = FileSystems.exists(uri)
     except Exception:
         exists = True
-    return error if exists else ImageError("not_found", "no such file")
+    return error if exists else Unscorable("not_found", "no such file")

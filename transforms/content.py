@@ -22,8 +22,8 @@ from ..storage.options import StorageOptions
 from ..storage.schema import Column
 from . import metrics
 from .earlier import ReadEarlierResults
-from .load import ERRORS, HashFile
-from .results import base_row, finish
+from .load import FAILED, HashFile
+from .results import base_row, failed_row, finish
 
 FOLLOWERS = "followers"
 REUSED = "reused"
@@ -90,17 +90,18 @@ class EarlierScores(beam.PTransform):
 
 
 class _SplitByContent(beam.DoFn):
-    """Per sha256: reuse an earlier score, or pass one entry on to be scored and the rest aside."""
+    """Per sha256 (its ``Read`` uploads and earlier rows): reuse an earlier score, or pass one
+    ``Entry`` on to be scored and the other uploads' rows aside."""
 
     def __init__(self, thresholds: Thresholds):
         self._thresholds = thresholds
 
     def process(self, element):
         sha, groups = element
-        uploads = sorted(groups["uploads"], key=lambda upload: upload[0].uri)
+        uploads = sorted(groups["uploads"], key=lambda read: read.entry.uri)
         if not uploads:
             return
-        rows = [{**base_row(entry), Column.SHA256: sha, Column.BYTES: size} for entry, size in uploads]
+        rows = [{**base_row(read.entry), Column.SHA256: sha, Column.BYTES: read.size} for read in uploads]
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
             metrics.counter(metrics.CONTENT_REUSED).inc(len(rows))
@@ -111,7 +112,7 @@ class _SplitByContent(beam.DoFn):
                     row, score=earlier[Column.SCORE], model=earlier[Column.MODEL], thresholds=self._thresholds,
                     view=earlier[Column.VIEW], yahoo_score=earlier[Column.YAHOO_SCORE], exact=earlier[Column.EXACT]))
             return
-        yield uploads[0][0]
+        yield uploads[0].entry
         if len(rows) > 1:
             metrics.counter(metrics.CONTENT_DUPLICATES).inc(len(rows) - 1)
         for row in rows[1:]:
@@ -133,15 +134,16 @@ class ContentDedup(beam.PTransform):
     entries with the same bytes share its row's result, and contents an earlier run scored with
     the same model and loader reuse that score."""
 
-    def __init__(self, hash_file: HashFile, score: beam.PTransform, count: beam.PTransform, thresholds: Thresholds):
+    def __init__(self, hash_file: HashFile, score: beam.PTransform, finish: beam.PTransform, thresholds: Thresholds):
         super().__init__()
         self._hash_file = hash_file
         self._score = score
-        self._count = count  # a CountOutcomes, for the rows made here (``score`` counts its own)
+        self._finish = finish  # a FinishRows, for the rows made here (``score`` finishes its own)
         self._thresholds = thresholds
 
     def expand(self, inputs):
-        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file).with_outputs(ERRORS, main="hashed")
+        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file).with_outputs(FAILED, main="hashed")
+        failed = hashed[FAILED] | "FailedRows" >> beam.Map(failed_row)
         content = (
             {"uploads": hashed.hashed, "earlier": inputs["earlier"]}
             | "GroupBySha" >> beam.CoGroupByKey()
@@ -155,5 +157,5 @@ class ContentDedup(beam.PTransform):
             | "JoinFollowers" >> beam.CoGroupByKey()
             | "CopyResult" >> beam.FlatMap(_copy_result)
         )
-        made_here = (hashed[ERRORS], shared, content[REUSED]) | "MadeHere" >> beam.Flatten()
-        return (scored, made_here | "CountMadeHere" >> self._count) | "AllRows" >> beam.Flatten()
+        made_here = (failed, shared, content[REUSED]) | "MadeHere" >> beam.Flatten()
+        return (scored, made_here | "FinishMadeHere" >> self._finish) | "AllRows" >> beam.Flatten()

@@ -7,7 +7,8 @@ import apache_beam as beam
 from ..model.decision import NOT_SCORED
 from ..storage.options import StorageOptions
 from ..storage.schema import Column
-from .manifests import bad_line_key, in_partition
+from .dedup import in_partition
+from .elements import bad_line_key
 from .read_parquet import ReadParquetFiles
 from .results import with_result_columns
 

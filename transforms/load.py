@@ -1,4 +1,4 @@
-"""Read each image's bytes and preprocess it; every failure becomes a row, never an exception.
+"""Read each image's bytes and preprocess it; every failure becomes a ``Failure``, never an exception.
 
 ``Loading`` reads and decodes (no Beam): each entry is handed to a pool of reading threads
 shared by the process, and, once read, to a pool of decoding threads (one per core). Reads of
@@ -14,24 +14,24 @@ for the heavy parts."""
 from __future__ import annotations
 
 import collections
-import hashlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ImageError, View, ViewPolicy, load_image
+from ..model.errors import Unscorable
+from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ViewPolicy, load_image
 from ..model.runtime import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
-from ..storage.schema import Column
 from . import metrics
-from .manifests import Entry
-from .results import bad_line, base_row, fail
+from .elements import Entry, Failure, Image, Loaded, Read, ViewOf
+from .results import bad_line_error
+from .storage_step import WithStorage
 
-ERRORS = "errors"  # tag of the output that carries finished error rows
+FAILED = "failed"  # tag of the output that carries failures
 
 _pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _budgets: dict[int, ByteBudget] = {}
@@ -95,9 +95,8 @@ class Ahead:
 
 class Loading:
     """Reading and preprocessing of manifest entries in this process's pools (no Beam here): a
-    result is ``(row, views)`` (``row`` with ``bytes``, ``sha256``, ``width``, ``height``,
-    ``loader``, ``frames`` and ``views`` set; ``views``: the file's ``model.preprocess.View``
-    list, Yahoo's first) or a finished error row. ``views``: which views are made
+    result is a :class:`Loaded` (the file's facts and its views, ``model.preprocess.View``,
+    Yahoo's first) or a :class:`Failure`. ``views``: which views are made
     (``model.preprocess.ViewPolicy``).
 
     ``reading``: retries and timeouts of each read, and the size of the process's reading pool
@@ -141,72 +140,65 @@ class Loading:
             return self._pool.submit(self.load, entry)
         return self._readers.submit(self._read_then_decode, entry)
 
-    def load(self, entry: Entry) -> tuple[dict, tuple[View, ...]] | dict:
+    def load(self, entry: Entry) -> Loaded | Failure:
         """Reads and decodes in this thread."""
-        read = self.read(entry)
-        return read if isinstance(read, dict) else self._decode(*read)
-
-    def _read_then_decode(self, entry: Entry) -> dict | Future:
-        """Runs in a reading thread: the read's error row, or the future of its decoding."""
-        read = self.read(entry, self._budget)
-        return read if isinstance(read, dict) else self._pool.submit(self._decode_counted, *read)
-
-    def _decode_counted(self, row: dict, data: bytes) -> tuple[dict, tuple[View, ...]] | dict:
         try:
-            return self._decode(row, data)
+            data = self._read(entry)
+        except Unscorable as exc:
+            return Failure.of(entry, exc)
+        return self._decode(entry, data)
+
+    def _read_then_decode(self, entry: Entry) -> Failure | Future:
+        """Runs in a reading thread: the read's failure, or the future of its decoding."""
+        try:
+            data = self._read(entry, self._budget)
+        except Unscorable as exc:
+            return Failure.of(entry, exc)
+        return self._pool.submit(self._decode_counted, entry, data)
+
+    def _decode_counted(self, entry: Entry, data: bytes) -> Loaded | Failure:
+        try:
+            return self._decode(entry, data)
         finally:
             self._budget.release(len(data))
 
-    def _decode(self, row: dict, data: bytes) -> tuple[dict, tuple[View, ...]] | dict:
+    def _decode(self, entry: Entry, data: bytes) -> Loaded | Failure:
+        read = Read.of(entry, data)
         try:
             image = load_image(data, self._loader, self._max_pixels, self._views)
-        except ImageError as exc:  # never decoded: no loader ran to its end
-            return fail(row, exc.kind, exc.message)
-        row[Column.LOADER] = self._loader
-        row[Column.WIDTH], row[Column.HEIGHT] = image.width, image.height
-        row[Column.FRAMES], row[Column.VIEWS] = image.frames, len(image.views)
-        return row, image.views
+        except Unscorable as exc:  # never decoded: no loader ran to its end
+            return Failure.of(entry, exc, read)
+        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views))
+        return Loaded(facts, tuple(image.views))
 
     # reading only (content de-duplication hashes first)
     def submit_hash(self, entry: Entry) -> Future | None:
         """The future of ``hash(entry)`` in the reading pool; ``None`` without one."""
         return self._readers.submit(self.hash, entry) if self._readers else None
 
-    def hash(self, entry: Entry) -> tuple[Entry, dict] | dict:
-        """``(entry, row)`` with the row's ``bytes`` and ``sha256`` set, or a finished error row;
-        the bytes themselves are dropped here: only the hash travels."""
-        read = self.read(entry)
-        return read if isinstance(read, dict) else (entry, read[0])
-
-    def read(self, entry: Entry, budget: ByteBudget | None = None) -> tuple[dict, bytes] | dict:
-        """``(row, bytes)``, or a finished error row."""
-        row = base_row(entry)
-        if entry.error:
-            return bad_line(row, entry.error)
+    def hash(self, entry: Entry) -> Read | Failure:
+        """The file's size and sha256; the bytes themselves are dropped here."""
         try:
-            data = read_bytes(entry.uri, self._max_bytes, self._reading, self._http, budget)
-        except ImageError as exc:
-            if exc.kind == "empty":  # read, and known: no bytes
-                row[Column.BYTES], row[Column.SHA256] = 0, hashlib.sha256(b"").hexdigest()
-            return fail(row, exc.kind, exc.message)
-        row[Column.BYTES] = len(data)
-        row[Column.SHA256] = hashlib.sha256(data).hexdigest()
-        return row, data
+            return Read.of(entry, self._read(entry))
+        except Unscorable as exc:
+            return Failure.of(entry, exc)
+
+    def _read(self, entry: Entry, budget: ByteBudget | None = None) -> bytes:
+        """The entry's bytes; a malformed line or a failed read raises :class:`Unscorable`."""
+        if entry.error:
+            raise bad_line_error(entry)
+        return read_bytes(entry.uri, self._max_bytes, self._reading, self._http, budget)
 
 
-def _failed(row: dict):
-    """A finished error row, on the ``errors`` output."""
-    return beam.pvalue.TaggedOutput(ERRORS, row)
-
-
-class _LoadsAhead(beam.DoFn):
+class _LoadsAhead(WithStorage):
     """Hands each entry to ``Loading`` in this process's pools and emits the results in order,
-    once ``ahead`` newer entries have been handed over (the rest at the end of the bundle)."""
+    once ``ahead`` newer entries have been handed over (the rest at the end of the bundle);
+    a :class:`Failure` goes out on the ``failed`` output."""
 
     def __init__(self, loading: Loading, ahead: int, storage: StorageOptions | None = None):
+        super().__init__(storage)
         self._loading = loading
         self._limit = ahead
-        self._storage = storage  # see storage/options.py
 
     @property
     def exact(self) -> bool:
@@ -214,8 +206,7 @@ class _LoadsAhead(beam.DoFn):
         return self._loading.exact
 
     def setup(self):
-        if self._storage is not None:
-            self._storage.apply()
+        super().setup()
         self._loading.start()
         self._bytes_read = metrics.counter(metrics.BYTES_READ)
 
@@ -225,7 +216,7 @@ class _LoadsAhead(beam.DoFn):
     def process(self, entry: Entry, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
         future = self._submit(entry)
         if future is None:
-            yield from self._emit(self._now(entry))
+            yield from self._outputs(self._now(entry))
             return
         for result, (timestamp, window) in self._ahead.add(future, (timestamp, window)):
             yield from self._windowed(result, timestamp, window)
@@ -235,67 +226,53 @@ class _LoadsAhead(beam.DoFn):
             yield from self._windowed(result, timestamp, window)
 
     def _windowed(self, result, timestamp, window):
-        for output in self._emit(result):
+        for output in self._outputs(result):
             if isinstance(output, beam.pvalue.TaggedOutput):
                 yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
             else:
                 yield WindowedValue(output, timestamp, (window,))
 
-    def _count(self, row: dict) -> None:
-        # Beam's metrics live in the worker thread: counted there, never in a pool's thread.
-        if row.get(Column.BYTES):
-            self._bytes_read.inc(row[Column.BYTES])
-
-
-def view_key(row: dict, index: int, view: View, count: int) -> tuple:
-    """The key of one view of a file with several: ``(uri, index, name, count, row)``, the row
-    carried by the first view only (the others need only be matched to it)."""
-    return row[Column.URI], index, view.name, count, row if index == 0 else None
+    def _outputs(self, result):
+        # Beam's metrics live in the worker thread: counted here, never in a pool's thread.
+        if result.failed:
+            if result.size:
+                self._bytes_read.inc(result.size)
+            yield beam.pvalue.TaggedOutput(FAILED, result)
+        else:
+            yield from self._emit(result)
 
 
 class LoadImage(_LoadsAhead):
-    """``Entry`` -> ``(row, pixels)`` on the main output for a file with one view (``pixels``:
-    ``View.pixels``, uint8), one ``(view_key, pixels)`` per view for a file with several, or a
-    finished error row on ``errors``. ``ahead``: how many entries may be in the pools per DoFn
-    instance (at least a batch, so that the next batch decodes while this one is scored)."""
+    """``Entry`` -> ``(ViewOf, pixels)``, one per view of the file (``pixels``: ``View.pixels``,
+    uint8), or a :class:`Failure` on ``failed``. ``ahead``: how many entries may be in the pools
+    per DoFn instance (at least a batch, so that the next batch decodes while this one is
+    scored)."""
 
     def _submit(self, entry: Entry) -> Future | None:
         return self._loading.submit(entry)
 
-    def _now(self, entry: Entry):
+    def _now(self, entry: Entry) -> Loaded | Failure:
         return self._loading.load(entry)
 
-    def _emit(self, loaded: tuple[dict, tuple[View, ...]] | dict):
-        if isinstance(loaded, dict):
-            self._count(loaded)
-            yield _failed(loaded)
-            return
-        row, views = loaded
-        self._count(row)
+    def _emit(self, loaded: Loaded):
+        image = loaded.image
+        self._bytes_read.inc(image.read.size)
         # uint8 pixels travel to the model, a quarter of the float input's size
-        if len(views) == 1:
-            yield row, views[0].pixels
-            return
-        for index, view in enumerate(views):
-            yield view_key(row, index, view, len(views)), view.pixels
+        for index, view in enumerate(loaded.views):
+            yield ViewOf(image.uri, index, view.name, len(loaded.views), image if index == 0 else None), view.pixels
 
 
 class HashFile(_LoadsAhead):
-    """``Entry`` -> ``(sha256, (entry, size in bytes))`` without decoding (for content
-    de-duplication), or a finished error row on ``errors``; reads overlap in the process's
-    reading pool, ``ahead`` of them per DoFn instance (no reading pool: in the worker thread)."""
+    """``Entry`` -> ``(sha256, Read)`` without decoding (for content de-duplication), or a
+    :class:`Failure` on ``failed``; reads overlap in the process's reading pool, ``ahead`` of
+    them per DoFn instance (no reading pool: in the worker thread)."""
 
     def _submit(self, entry: Entry) -> Future | None:
         return self._loading.submit_hash(entry)
 
-    def _now(self, entry: Entry):
+    def _now(self, entry: Entry) -> Read | Failure:
         return self._loading.hash(entry)
 
-    def _emit(self, hashed: tuple[Entry, dict] | dict):
-        if isinstance(hashed, dict):
-            self._count(hashed)
-            yield _failed(hashed)
-            return
-        entry, row = hashed
-        self._count(row)
-        yield row[Column.SHA256], (entry, row[Column.BYTES])
+    def _emit(self, read: Read):
+        self._bytes_read.inc(read.size)
+        yield read.sha256, read

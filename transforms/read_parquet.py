@@ -6,21 +6,7 @@ import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquet
 
 from ..storage.options import StorageOptions
-
-
-class UseStorage(beam.DoFn):
-    """Passes elements through; its ``setup`` applies the storage options for Beam's own IO
-    steps fused with it (a runner sets up every step of a fused stage before the stage runs)."""
-
-    def __init__(self, storage: StorageOptions | None):
-        self._storage = storage
-
-    def setup(self):
-        if self._storage is not None:
-            self._storage.apply()
-
-    def process(self, element):
-        yield element
+from .storage_step import UseStorage
 
 
 class ReadParquetFiles(beam.PTransform):

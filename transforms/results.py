@@ -19,17 +19,27 @@ import datetime
 import re
 
 from ..model.decision import NOT_SCORED, Thresholds
-from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS
+from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
 from ..model.preprocess import YAHOO_VIEW
 from ..storage.schema import RESULT_FIELDS, Column
+from .elements import Entry, Failure, Image, Scored
 
 
-def base_row(entry) -> dict:
+def base_row(entry: Entry) -> dict:
     """A row for a manifest ``Entry`` with every result column empty; steps fill in what they learn."""
     row = {Column.URI: entry.uri, **entry.columns}
     row.update({f.name: None for f in RESULT_FIELDS})
     row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE] = entry.manifest, entry.line
     row[Column.DUPLICATES] = entry.duplicates
+    return row
+
+
+def image_row(image: Image) -> dict:
+    """A row for a decoded file, its facts filled in, not yet scored."""
+    row = base_row(image.read.entry)
+    row.update({Column.BYTES: image.read.size, Column.SHA256: image.read.sha256, Column.LOADER: image.loader,
+                Column.WIDTH: image.width, Column.HEIGHT: image.height, Column.FRAMES: image.frames,
+                Column.VIEWS: image.views})
     return row
 
 
@@ -58,14 +68,14 @@ def redecide(row: dict, thresholds: Thresholds) -> dict:
             Column.NSFW_FROM: thresholds.nsfw_from}
 
 
-def finish_views(row: dict, scored: list[tuple[str, float, str]], thresholds: Thresholds, exact: bool = True) -> dict:
-    """The row of a file scored on several views: ``scored`` holds ``(view, score, model)`` in
-    view order, Yahoo's first. The highest score is the row's (the earliest view's on a tie),
-    so a row never scores below Yahoo's own view."""
-    best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
-    view, score, model = scored[best]
-    return finish(row, score=score, model=model, thresholds=thresholds, view=view, yahoo_score=scored[0][1],
-                  exact=exact)
+def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> dict:
+    """The row of a scored file. The highest score of its views is the row's (the earliest
+    view's on a tie), so a row never scores below Yahoo's own view, whose score is
+    ``yahoo_score``; ``exact``: whether the loader and the model that ran are Yahoo's exact ones."""
+    views = scored.views
+    best = views[max(range(len(views)), key=lambda i: (views[i].score, -i))]
+    return finish(image_row(scored.image), score=best.score, model=best.model, thresholds=thresholds,
+                  view=best.view.name, yahoo_score=views[0].score, exact=exact)
 
 
 def fail(row: dict, kind: str, message: str) -> dict:
@@ -76,18 +86,25 @@ def fail(row: dict, kind: str, message: str) -> dict:
         Column.ERROR: f"{kind}: {message}", Column.EXACT: None})
 
 
-def bad_line(row: dict, message: str) -> dict:
-    """The row of a malformed manifest line (its source columns say which)."""
-    return fail(row, BAD_MANIFEST_LINE, f"{row[Column.SOURCE_MANIFEST]} line {row[Column.SOURCE_LINE]}: {message}")
+def failed_row(failure: Failure) -> dict:
+    """The row of a manifest line or file that got no score (with its size and hash once read)."""
+    row = base_row(failure.entry)
+    row[Column.BYTES], row[Column.SHA256] = failure.size, failure.sha256
+    return fail(row, failure.kind, failure.message)
 
 
-_BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_line`` writes it
+def bad_line_error(entry: Entry) -> Unscorable:
+    """Why a malformed manifest line gets no score; the message names the manifest and the line."""
+    return Unscorable(BAD_MANIFEST_LINE, f"{entry.manifest} line {entry.line}: {entry.error}")
+
+
+_BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_line_error`` words it
 
 
 def with_result_columns(row: dict, columns) -> dict:
     """A row read from a result file, with those of ``columns`` it lacks because an older
     nsfw-scan wrote the file: ``error_kind`` from the start of ``error`` (``fail`` has always
-    begun it so), the source of a malformed manifest line from its message (``bad_line``), the
+    begun it so), the source of a malformed manifest line from its message, the
     rest empty. Rows that have every column come back as they are."""
     missing = [name for name in columns if name not in row]
     if not missing:

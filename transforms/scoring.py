@@ -18,13 +18,11 @@ from ..model.decision import Thresholds
 from ..model.preprocess import network_input
 from ..storage.schema import Column
 from . import metrics
-from .load import ERRORS, LoadImage
-from .manifests import entry_of
-from .progress import CountOutcomes
-from .results import finish, finish_views
+from .elements import Failure, Scored, ScoredView
+from .load import FAILED, LoadImage
+from .results import failed_row, scored_row
 
 log = logging.getLogger(__name__)
-
 
 
 def load_timed(spec):
@@ -117,30 +115,50 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         return self._spec.exact
 
 
-VIEWS = "views"  # tag of the scored views of files with several (see transforms.load.view_key)
+SEVERAL = "several"  # tag of the scored views of files with several
 
 
-def _route(element):
-    """A file's one view straight on; the views of a file with several, keyed by URI, aside."""
-    key, result = element  # (row or view_key, PredictionResult) from RunInference
-    if isinstance(key, dict):
-        yield element
-        return
-    uri, index, name, count, row = key
-    yield beam.pvalue.TaggedOutput(VIEWS, (uri, (index, name, count, row, result.inference, result.model_id)))
+def _scored_view(element) -> ScoredView:
+    view, result = element  # RunInference's (key, PredictionResult)
+    return ScoredView(view, result.inference, result.model_id)
 
 
-def _decide(element, thresholds: Thresholds, exact: bool) -> dict:
-    row, result = element  # (row, PredictionResult)
-    return finish(row, score=result.inference, model=result.model_id, thresholds=thresholds, exact=exact)
+def _one_file(scored: ScoredView):
+    """The file of a view that is its only one; the views of a file with several, by URI, aside."""
+    if scored.view.count == 1:
+        yield Scored(scored.view.image, (scored,))
+    else:
+        yield beam.pvalue.TaggedOutput(SEVERAL, (scored.view.uri, scored))
 
 
-def _decide_views(element, thresholds: Thresholds, exact: bool) -> dict:
-    _, views = element  # (uri, every scored view of it)
-    views = sorted(views, key=lambda v: v[0])
-    row = views[0][3]
-    assert len(views) == views[0][2], f"{row[Column.URI]}: {len(views)} of {views[0][2]} views scored"
-    return finish_views(row, [(name, score, model) for _, name, _, _, score, model in views], thresholds, exact)
+def _grouped_file(element) -> Scored:
+    _, views = element  # (uri, every scored view of its file)
+    return Scored.of_views(views)
+
+
+class ScoreFiles(beam.PTransform):
+    """``Entry`` -> ``Scored`` files: ``load`` (one ``(ViewOf, pixels)`` per view) ->
+    ``RunInference`` with ``handler`` -> ``ScoredView``. A file with one view (nearly all) is
+    scored as it comes out; the views of a file with several are grouped by URI first.
+
+    Returns three branches, kept apart until they are counted (see ``FinishRows``):
+    ``OneView`` and ``SeveralViews`` (``Scored``) and ``Failed`` (``Failure``)."""
+
+    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler):
+        super().__init__()
+        self._load = load
+        self._handler = handler
+
+    def expand(self, entries):
+        loaded = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(FAILED, main="views")
+        scored = (
+            loaded.views
+            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
+            | "ScoredViews" >> beam.Map(_scored_view)
+            | "OneView" >> beam.FlatMap(_one_file).with_outputs(SEVERAL, main="files")
+        )
+        several = scored[SEVERAL] | "GroupViews" >> beam.GroupByKey() | "SeveralViews" >> beam.Map(_grouped_file)
+        return {"OneView": scored.files, "SeveralViews": several, "Failed": loaded[FAILED]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,77 +173,72 @@ class FirstPass:
     margin: float
 
 
-AGAIN = "again"  # tag of the first pass's rows that the exact steps make again
+AGAIN = "again"  # tag of the first pass's entries that the exact steps score again
 
 
-def _keep_or_again(row: dict, thresholds: Thresholds, margin: float):
-    """A first-pass row on, or (tagged ``again``) its entry, for the exact steps."""
-    if row[Column.SCORE] is not None:
-        again = thresholds.near(row[Column.SCORE], margin)
-    else:  # bytes read but not decoded: the exact loader gets its own try
-        again = bool(row[Column.BYTES])
-    if again:
+def _kept_or_again(scored: Scored, thresholds: Thresholds, margin: float):
+    """A first-pass row, or (tagged ``again``) its file's entry when its score is near a threshold."""
+    row = scored_row(scored, thresholds, exact=False)
+    if thresholds.near(row[Column.SCORE], margin):
         metrics.counter(metrics.RESCORED).inc()
-        yield beam.pvalue.TaggedOutput(AGAIN, entry_of(row))
+        yield beam.pvalue.TaggedOutput(AGAIN, scored.image.read.entry)
     else:
         yield row
 
 
+def _failed_or_again(failure: Failure):
+    """A first-pass failure's row, or (tagged ``again``) its entry when the file was read but not
+    decoded: the exact loader gets its own try."""
+    if failure.undecoded:
+        metrics.counter(metrics.RESCORED).inc()
+        yield beam.pvalue.TaggedOutput(AGAIN, failure.entry)
+    else:
+        yield failed_row(failure)
+
+
 class ScoreImages(beam.PTransform):
-    """``Entry`` -> finished, counted rows: read and preprocess (``LoadImage``), score in
-    batches (``RunInference`` with ``handler``), decide; every failure is a row among the others.
-    Every view is an element of its own in the batches; a file with one view (nearly all) is
-    decided as it comes out, the views of a file with several are grouped by URI first and the
-    row takes the highest score.
+    """``Entry`` -> finished, counted rows (:class:`ScoreFiles`, then a row per file; every
+    failure is a row among the others).
 
     With ``first_pass`` (a :class:`FirstPass`), every file goes through its cheaper steps first
-    and only the rows near a threshold (or not decoded) through ``load`` and ``handler``. The
-    decisions are the exact steps' own: a row's first-pass score is kept only where it lies
-    farther from every threshold than the first pass ever moved a score (the margin), so its
-    exact score falls on the same side of each threshold."""
+    and only the entries of rows near a threshold (or not decoded) through ``load`` and
+    ``handler``. The decisions are the exact steps' own: a row's first-pass score is kept only
+    where it lies farther from every threshold than the first pass ever moved a score (the
+    margin), so its exact score falls on the same side of each threshold."""
 
-    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds, count: CountOutcomes,
-                 first_pass: FirstPass | None = None):
+    def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler, thresholds: Thresholds,
+                 finish: beam.PTransform, first_pass: FirstPass | None = None):
         super().__init__()
         self._load = load
         self._handler = handler
         self._thresholds = thresholds
-        self._count = count
+        self._finish = finish  # a FinishRows
         self._first = first_pass
 
-    def _scored(self, entries, load: LoadImage, handler: OpenNsfwModelHandler, step: str) -> dict:
-        """The finished rows of ``entries``, not yet counted: one PCollection per branch."""
+    def _rows(self, entries, load: LoadImage, handler: OpenNsfwModelHandler, step: str) -> dict:
+        """The rows of ``entries``, by branch, not yet finished."""
         exact = load.exact and handler.exact
-        images = entries | f"{step}LoadImages" >> beam.ParDo(load).with_outputs(ERRORS, main="images")
-        inferred = (
-            images.images
-            | f"{step}RunInference" >> RunInference(KeyedModelHandler(handler))
-            | f"{step}Route" >> beam.FlatMap(_route).with_outputs(VIEWS, main="single")
-        )
-        return {
-            "Scored": inferred.single | f"{step}Decide" >> beam.Map(_decide, self._thresholds, exact),
-            "ScoredViews": (
-                inferred[VIEWS]
-                | f"{step}GroupViews" >> beam.GroupByKey()
-                | f"{step}DecideViews" >> beam.Map(_decide_views, self._thresholds, exact)
-            ),
-            "Errors": images[ERRORS],
-        }
+        files = entries | f"{step}ScoreFiles" >> ScoreFiles(load, handler)
+        rows = {f"{step}{name}": files[name] | f"{step}{name}Rows" >> beam.Map(
+            scored_row, self._thresholds, exact) for name in ("OneView", "SeveralViews")}
+        rows[f"{step}Failed"] = files["Failed"] | f"{step}FailedRows" >> beam.Map(failed_row)
+        return rows
 
     def expand(self, entries):
         if self._first is None:
-            branches = self._scored(entries, self._load, self._handler, "")
+            branches = self._rows(entries, self._load, self._handler, "")
         else:
             first = self._first
+            files = entries | "FirstPassScoreFiles" >> ScoreFiles(first.load, first.handler)
             branches, again = {}, []
-            for name, rows in self._scored(entries, first.load, first.handler, "FirstPass").items():
-                split = rows | f"Near{name}" >> beam.FlatMap(
-                    _keep_or_again, self._thresholds, first.margin).with_outputs(AGAIN, main="kept")
+            for name, keep in (("OneView", _kept_or_again), ("SeveralViews", _kept_or_again),
+                               ("Failed", _failed_or_again)):
+                args = (self._thresholds, first.margin) if keep is _kept_or_again else ()
+                split = files[name] | f"FirstPass{name}Near" >> beam.FlatMap(keep, *args).with_outputs(
+                    AGAIN, main="kept")
                 branches[f"FirstPass{name}"] = split.kept
                 again.append(split[AGAIN])
-            exact = tuple(again) | "NearThreshold" >> beam.Flatten()
-            branches.update(self._scored(exact, self._load, self._handler, "Exact"))
-        # each branch counted on its own, before the flatten: counted after it, single-view rows
-        # would wait in the local runner for the group of the multi-view ones (the end of the run)
-        counted = [rows | f"Count{name}" >> self._count for name, rows in branches.items()]
-        return tuple(counted) | "WithErrors" >> beam.Flatten()
+            near = tuple(again) | "NearThreshold" >> beam.Flatten()
+            branches.update(self._rows(near, self._load, self._handler, "Exact"))
+        finished = [rows | f"Finish{name}" >> self._finish for name, rows in branches.items()]
+        return tuple(finished) | "WithFailures" >> beam.Flatten()

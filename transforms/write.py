@@ -20,6 +20,7 @@ from ..storage.files import ParquetRowWriter
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
 from ..storage.rows import write_rows
+from .storage_step import WithStorage
 
 
 class _ParquetSink(FileBasedSink):
@@ -80,19 +81,18 @@ class WriteResults(beam.PTransform):
         return rows | "WriteParquet" >> beam.io.Write(self._sink)
 
 
-class _KeepRows(beam.DoFn):
+class _KeepRows(WithStorage):
     """Buffers finished rows and writes them as a durable row file every ``rows`` rows or
     ``seconds`` seconds (checked as rows come and at the end of each bundle). The
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
     would make many tiny files."""
 
     def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None):
+        super().__init__(storage)
         self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
-        self._storage = storage
 
     def setup(self):
-        if self._storage is not None:
-            self._storage.apply()
+        super().setup()
         self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
 
     def _flush(self) -> None:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image
+from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
 from nsfw_scan.pipeline.config import Cascade
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
@@ -112,7 +112,7 @@ def test_the_first_pass_stays_within_half_the_margin(scorer, corpus):
         data = path.read_bytes()
         try:
             exact, fast = load_image(data, "yahoo", policy=ViewPolicy()), load_image(data, Cascade().loader, policy=ViewPolicy())
-        except ImageError:
+        except Unscorable:
             continue
         assert len(exact.views) == len(fast.views), path
         exact_views += [v.pixels for v in exact.views]

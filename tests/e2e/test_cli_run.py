@@ -29,7 +29,8 @@ def assert_one_line_error(result, *parts, status=2):
 
 
 def test_byte_order_marks_are_dropped(tmp_path):
-    from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests
+    from nsfw_scan.transforms.manifest_formats import read_entries
+    from nsfw_scan.transforms.manifest_plan import plan_manifests
 
     image = str(REAL / "coffee.png")
     texts = {
@@ -47,9 +48,7 @@ def test_byte_order_marks_are_dropped(tmp_path):
         path = str(tmp_path / name)
         plan = plan_manifests([path])
         assert BOM not in "".join(plan.columns)
-        reader = ReadManifest(plan)
-        reader.setup()
-        (entry,) = reader.process(path)
+        (entry,) = read_entries(path, plan.columns, plan.uri_column)
         assert entry.uri == image and entry.error is None, name
         if plan.columns:
             assert entry.columns["id"] in ("7", "8", "9", "10") and entry.columns["id"] is not None, name

@@ -10,7 +10,7 @@ import pytest
 
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema
-from nsfw_scan.transforms.manifests import ManifestError
+from nsfw_scan.transforms.manifest_formats import ManifestError
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED, corpus_files, heif_files, needs_shared, reference
 from support.jobs import by_uri, model_loads, results, run_job

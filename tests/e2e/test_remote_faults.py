@@ -17,13 +17,14 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from nsfw_scan.model.preprocess import ImageError
+from nsfw_scan.model.preprocess import Unscorable
 from nsfw_scan.pipeline.config import ConfigError, load_config
 from nsfw_scan.storage import httpfs
 from nsfw_scan.storage.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
 from nsfw_scan.storage.options import StorageOptions, applied
 from nsfw_scan.storage.read import ReadPolicy, read_bytes
-from nsfw_scan.transforms.manifests import ReadManifest, plan_manifests, resolve
+from nsfw_scan.transforms.manifest_formats import records, resolve
+from nsfw_scan.transforms.manifest_plan import plan_manifests
 from support.faults import Fault, FaultServer, MotoS3, s3_flags, tls_files
 
 LOOPBACK = ("127.0.0.0/8",)
@@ -70,7 +71,7 @@ HTTP_ONLY = [
 def outcome(uri: str, expected: bytes, policy: ReadPolicy = POLICY, http: HttpSettings = HTTP) -> str:
     try:
         data = read_bytes(uri, LIMIT, policy, http)
-    except ImageError as exc:
+    except Unscorable as exc:
         return exc.kind
     assert data == expected
     return "ok"
@@ -215,7 +216,7 @@ def test_address_classes(address, blocked):
 
 
 def test_unsupported_scheme_names_the_right_fix():
-    with pytest.raises(ImageError) as ftp:
+    with pytest.raises(Unscorable) as ftp:
         read_bytes("ftp://example.com/a.jpg", LIMIT)
     assert ftp.value.kind == "unsupported_scheme" and "[gcp]" not in ftp.value.message
     assert "https://" in ftp.value.message
@@ -232,7 +233,7 @@ def test_manifest_over_http(web, monkeypatch):
     web.files["/lists/today.txt"] = b"# uploads\n../a.jpg\nhttps://cdn.example/b.jpg\n"
     plan = plan_manifests([web.url("/lists/today.txt")])
     assert plan.files == (web.url("/lists/today.txt"),)
-    uris = [uri for _, uri, _, _ in ReadManifest(plan).lines(plan.files[0])]
+    uris = [record.uri for record in records(plan.files[0]) if record.skipped is None]
     assert [resolve(u, plan.files[0]) for u in uris] == [web.url("/a.jpg"), "https://cdn.example/b.jpg"]
 
 

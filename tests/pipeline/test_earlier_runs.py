@@ -9,7 +9,10 @@ from apache_beam import Create, Map
 from apache_beam.testing.util import assert_that, equal_to
 
 from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, bad_line_key, plan_manifests
+from nsfw_scan.transforms.dedup import NewEntries
+from nsfw_scan.transforms.elements import bad_line_key
+from nsfw_scan.transforms.manifest_plan import plan_manifests
+from nsfw_scan.transforms.manifests import ReadManifests
 from support.fake_scorer import FAKE_SPEC, expected_score
 from support.images import png
 from support.jobs import pipeline

@@ -10,7 +10,9 @@ from apache_beam import Create, Flatten, Map
 from apache_beam.testing.util import assert_that, equal_to
 
 from nsfw_scan.pipeline.run import run
-from nsfw_scan.transforms.manifests import NewEntries, ReadManifests, plan_manifests
+from nsfw_scan.transforms.dedup import NewEntries
+from nsfw_scan.transforms.manifest_plan import plan_manifests
+from nsfw_scan.transforms.manifests import ReadManifests
 from support.fake_scorer import FAKE_SPEC
 from support.jobs import pipeline
 

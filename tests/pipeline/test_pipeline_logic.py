@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from nsfw_scan.pipeline.config import load_config
 from nsfw_scan.pipeline.run import build, run
-from nsfw_scan.transforms.manifests import plan_manifests
+from nsfw_scan.transforms.manifest_plan import plan_manifests
 from support.fake_scorer import FAKE_SPEC, FakeScorer, expected_score
 from support.jobs import pipeline
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nsfw_scan.model.preprocess import ImageError, ViewPolicy, load_image
+from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
 from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")
@@ -63,9 +63,9 @@ def check(data: bytes):
     Yahoo's view either way, and each view an array of the right shape."""
     try:
         result = load_image(data, max_pixels=16_000_000)
-    except ImageError as exc:
+    except Unscorable as exc:
         assert exc.kind in KINDS, exc
-        with pytest.raises(ImageError) as again:
+        with pytest.raises(Unscorable) as again:
             load_image(data, max_pixels=16_000_000, policy=ALL_VIEWS)
         assert again.value.kind == exc.kind
         return

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.preprocess import ImageError, load_image
+from nsfw_scan.model.preprocess import Unscorable, load_image
 from support.corpus import HOSTILE, REAL
 
 
@@ -45,17 +45,17 @@ def test_yahoo_loader_follows_yahoo_steps():
 def test_failures_are_classified(loader, data, kind):
     if loader == "tensorflow" and kind == "truncated":
         kind = "undecodable"  # TensorFlow's decoder does not tell truncation apart
-    with pytest.raises(ImageError) as caught:
+    with pytest.raises(Unscorable) as caught:
         load_image(data, loader)
     assert caught.value.kind == kind
     assert str(caught.value).startswith(f"{kind}: ")
 
 
 def test_pixel_limit_stops_decoding_before_it_starts():
-    with pytest.raises(ImageError, match="decompression_bomb: 640x480 = 307200 pixels exceeds the limit of 100000"):
+    with pytest.raises(Unscorable, match="decompression_bomb: 640x480 = 307200 pixels exceeds the limit of 100000"):
         load_image(jpeg_bytes(), max_pixels=100_000)
     # Pillow's own bomb from the hostile corpus: header claims far more than the default limit.
-    with pytest.raises(ImageError) as caught:
+    with pytest.raises(Unscorable) as caught:
         load_image((HOSTILE / "decompression_bomb.gif").read_bytes())
     assert caught.value.kind == "decompression_bomb"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nsfw_scan.model.preprocess import ImageError, load_image
+from nsfw_scan.model.preprocess import Unscorable, load_image
 from support.corpus import (
     COMPACT,
     HOSTILE,
@@ -25,7 +25,7 @@ def score_folder(folder, scorer, loader="yahoo"):
         try:
             arrays.append(load_image((folder / name).read_bytes(), loader).array)
             names.append(name)
-        except ImageError as exc:
+        except Unscorable as exc:
             errors[name] = exc
     for start in range(0, len(arrays), 64):
         batch = np.stack(arrays[start:start + 64])

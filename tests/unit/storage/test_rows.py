@@ -7,7 +7,8 @@ from nsfw_scan.storage.layout import SALVAGED_PART
 from nsfw_scan.storage.output_dir import finish_killed_runs, run_folders
 from nsfw_scan.storage.rows import row_files, salvage, write_rows
 from nsfw_scan.storage.schema import output_schema
-from nsfw_scan.transforms.results import bad_line, fail, finish
+from nsfw_scan.transforms.elements import Entry, Failure
+from nsfw_scan.transforms.results import bad_line_error, failed_row, finish
 
 SCHEMA = output_schema({})
 
@@ -21,7 +22,8 @@ def scored(uri: str, score: float) -> dict:
 
 
 def malformed(line: int) -> dict:
-    return bad_line(entry(None, line), "wrong field count")
+    entry = Entry(None, {}, "/m.txt", line, "wrong field count")
+    return failed_row(Failure.of(entry, bad_line_error(entry)))
 
 
 def test_salvage_keeps_one_row_per_uri_and_skips_a_damaged_file(tmp_path):
@@ -45,7 +47,7 @@ def test_salvage_keeps_one_row_per_uri_and_skips_a_damaged_file(tmp_path):
 
 def test_killed_runs_become_finished_runs_with_their_rows(tmp_path):
     kept, empty = tmp_path / "run-1", tmp_path / "run-2"
-    write_rows(str(kept), [scored("/a.jpg", 0.1), fail(entry("/c.jpg", 3), "not_found", "gone")], SCHEMA)
+    write_rows(str(kept), [scored("/a.jpg", 0.1), failed_row(Failure(Entry("/c.jpg", {}, "/m.txt", 3), "not_found", "gone"))], SCHEMA)
     (kept / "beam-temp-part-x").mkdir()
     (kept / "beam-temp-part-x" / "partial").write_bytes(b"...")
     (empty / "beam-temp-part-y").mkdir(parents=True)

@@ -1,7 +1,7 @@
 """Rows of earlier runs -> the keys that a new run skips (``transforms/earlier.py``)."""
 
 from nsfw_scan.transforms.earlier import done_key
-from nsfw_scan.transforms.manifests import bad_line_key
+from nsfw_scan.transforms.elements import bad_line_key
 
 
 def test_earlier_bad_line_rows_map_back_to_their_key():
