@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from measure import run_cli
 
 from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _open, _resize
-from nsfw_scan.model.runtime import cpu_threads
+from nsfw_scan.model.scorer_base import cpu_threads
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .runtime import EXACT_PRECISION
+from .scorer_base import EXACT_PRECISION
 
 INPUT_SHAPE = (224, 224, 3)
 
@@ -84,7 +84,7 @@ def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
     return layers.ReLU(name=f"relu_{name}")(y)
 
 
-DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.runtime.PRECISIONS -> Keras policy
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.scorer_base.PRECISIONS -> Keras policy
 
 
 def build_resnet50_thin(precision: str = EXACT_PRECISION) -> keras.Model:

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
-from .runtime import EXACT_PRECISION, Scorer, cpu_threads
+from .scorer_base import EXACT_PRECISION, Scorer, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import EXACT_PRECISION
+from .errors import UsageError
+from .scorer_base import EXACT_PRECISION
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ CACHE_FORMAT = 1  # bump when the converted layout changes
 Weights = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UsageError):
     """The weights are missing, altered or do not fit the network."""
 
 

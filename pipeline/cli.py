@@ -55,8 +55,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_export_savedmodel(args) -> int:
-    from ..model.engines import TensorFlowSpec
     from ..model.export import export_savedmodel
+    from ..model.specs import TensorFlowSpec
     from .config import ConfigError
     from .flags import config_from_args
 
@@ -276,10 +276,7 @@ def _main(argv: list[str]) -> int:
     if unknown and not getattr(args, "beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose, quiet_native=True)
-    from ..model.weights import WeightsError
-    from ..storage.output_dir import OutputDirError
-    from ..transforms.manifests import ManifestError
-    from .config import ConfigError
+    from ..model.errors import UsageError
 
     try:
         if getattr(args, "beam_flags", False):
@@ -288,7 +285,7 @@ def _main(argv: list[str]) -> int:
         return args.func(args)
     except BrokenPipeError:
         raise  # not the job's failure: see main
-    except (ConfigError, WeightsError, ManifestError, OutputDirError) as exc:
+    except UsageError as exc:
         if interrupts.received():
             raise
         if args.verbose:

@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 from ..model.decision import Thresholds
-from ..model.engines import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
+from ..model.errors import UsageError
 from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
-from ..model.runtime import EXACT_PRECISION, PRECISIONS
+from ..model.scorer_base import EXACT_PRECISION, PRECISIONS
+from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy
@@ -24,7 +25,7 @@ from ..transforms.load import Loading
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration file or flag that cannot be used; the message says which and why."""
 
 

@@ -6,9 +6,9 @@ import argparse
 import operator
 import os
 
-from ..model.engines import ENGINES
 from ..model.preprocess import LOADERS, VIEW_MODES
-from ..model.runtime import PRECISIONS
+from ..model.scorer_base import PRECISIONS
+from ..model.specs import ENGINES
 from ..model.weights import READERS
 from .config import Batch, Config, load_config
 

@@ -19,9 +19,9 @@ import logging
 
 import pyarrow as pa
 
-from ..model.engines import TensorFlowSpec
 from ..model.preprocess import EXACT_LOADER
-from ..model.runtime import EXACT_PRECISION
+from ..model.scorer_base import EXACT_PRECISION
+from ..model.specs import TensorFlowSpec
 from ..storage.files import read_table, write_table
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions

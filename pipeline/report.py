@@ -27,6 +27,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
+from ..model.errors import UsageError
 from ..model.preprocess import YAHOO_VIEW
 from ..storage.layout import REPORT_DIR
 from ..storage.output_dir import result_files
@@ -54,12 +55,16 @@ def _with_result_columns(table: pa.Table) -> pa.Table:
     return pa.Table.from_pylist([with_result_columns(row, schema.names) for row in table.to_pylist()], schema=schema)
 
 
+class NoResults(UsageError):
+    """An output folder with no finished run's results in it."""
+
+
 def finished_result_files(directory: str) -> list[str]:
     """The result files of every finished run in ``directory``, for the commands that read
-    results (report, export, redecide, calibrate): none is a :class:`ConfigError` naming it."""
+    results (report, export, redecide, calibrate): none is a :class:`NoResults` naming it."""
     files = result_files(directory)
     if not files:
-        raise ConfigError(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+        raise NoResults(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
     return files
 
 

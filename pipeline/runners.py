@@ -17,6 +17,7 @@ import difflib
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from ..model.errors import UsageError
 from ..storage.compat import add_option_flags, beam_flag_parser, flag_names, provision_with_options
 from .config import ConfigError
 
@@ -50,6 +51,10 @@ def template_location(beam_args: list[str]) -> str | None:
     return PipelineOptions(beam_args).view_as(GoogleCloudOptions).template_location
 
 
+class JobServerUnreachable(UsageError):
+    """No Beam job server answers at the given ``--job_endpoint``."""
+
+
 def submit(pipeline: beam.Pipeline):
     """``pipeline.run()``; a job server that never answers is named, instead of Beam's bare
     ``FutureTimeoutError``."""
@@ -59,7 +64,7 @@ def submit(pipeline: beam.Pipeline):
         return pipeline.run()
     except grpc.FutureTimeoutError:
         endpoint = pipeline.options.get_all_options().get("job_endpoint")
-        raise ConfigError(f"--job_endpoint {endpoint}: no Beam job server answered there; start it, or give the job "
+        raise JobServerUnreachable(f"--job_endpoint {endpoint}: no Beam job server answered there; start it, or give the job "
                           "server's jar instead (--flink_job_server_jar / --spark_job_server_jar)") from None
 
 

@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ..model.errors import UsageError
 
-class OutputDirError(Exception):
+
+class OutputDirError(UsageError):
     """The output folder cannot be used as it is; the message names it and says why."""
 
 

@@ -22,7 +22,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.errors import Unscorable
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ViewPolicy, load_image
-from ..model.runtime import cpu_threads
+from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes

@@ -13,7 +13,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ..model import engines
+from ..model import specs
 from ..model.decision import Thresholds
 from ..model.preprocess import network_input
 from ..storage.schema import Column
@@ -70,7 +70,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, spec: engines.EngineSpec, min_batch_size: int, max_batch_size: int,
+    def __init__(self, spec: specs.EngineSpec, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None, load_on_first_batch: bool = False):
         super().__init__()
         self._spec = spec

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from .runtime import EXACT_PRECISION, Scorer
+from .scorer_base import EXACT_PRECISION, Scorer
 from .weights import WeightsSource, locate, model_id, weights_id
 
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from nsfw_scan.model.engines import OnnxRuntimeSpec
 from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.specs import OnnxRuntimeSpec
 from support.cli import nsfw_scan
 from support.corpus import REAL, corpus_files
 from support.jobs import by_uri, run_job

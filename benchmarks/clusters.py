@@ -14,7 +14,7 @@ time. Per runner:
   second: the launcher and its children, and for a cluster all of its processes (JVMs and the
   Python workers they start), so idle cluster memory counts too.
 
-    python benchmarks/engines.py [--scale 5] [--repeat 1]
+    python benchmarks/clusters.py [--scale 5] [--repeat 1]
 """
 
 from __future__ import annotations
