@@ -85,9 +85,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
     stable hash is i modulo K. ``spec``: what loads the scorer (anything with ``name``,
     ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.specs``; by default the
-    configured one, with the cascade's first pass where it applies). Every step that touches
-    files gets the pipeline's storage options, to set in whichever worker process runs it."""
-    storage = StorageOptions.from_pipeline_options(pipeline.options)
+    configured one, with the cascade's first pass where it applies)."""
     cascades = config.cascades and spec is None  # a spec given scores every row itself
 
     def model_handler(spec, load_on_first_batch: bool = False) -> OpenNsfwModelHandler:
@@ -100,39 +98,37 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     # with the cascade, only rows near a threshold need the exact model: loaded at its first batch
     handler = model_handler(spec or config.engine_spec(), load_on_first_batch=cascades)
     loading, ahead = config.loading(), config.decoding.ahead or config.batch.max_size
-    load = LoadImage(loading, ahead, storage)
+    load = LoadImage(loading, ahead)
     first_pass = first_pass_scores = None
     if cascades:
         cheap_loading, cheap_spec = config.first_pass()
-        first_pass = FirstPass(LoadImage(cheap_loading, ahead, storage), model_handler(cheap_spec),
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec),
                                config.cascade.margin)
         first_pass_scores = FirstPassScores(cheap_spec.expected_model_id(), config.cascade.loader,
                                             config.cascade.margin, config.thresholds)
 
     entries = {
-        "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition, storage),
-        "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition, storage),
+        "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),
+        "done": pipeline | "EarlierRuns" >> DoneKeys(list(earlier), rescore_errors, partition),
     } | "NewEntries" >> NewEntries()
-    # One row per new entry: their number, for progress lines with a percentage and time left.
-    # The entries are reshuffled after it is taken, so that the counting steps that read it stay
-    # fused with scoring (otherwise the local runner holds every scored row until the end).
+    # their number, for progress lines; reshuffled after it is taken (``CountOutcomes`` says why)
     total = beam.pvalue.AsSingleton(entries | "CountNew" >> beam.combiners.Count.Globally())
     entries = entries | "Spread" >> beam.Reshuffle()
     part = f"part {partition[0] + 1} of {partition[1]}" if partition[1] > 1 else ""
     schema = output_schema(plan.columns)
-    keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds, storage)
+    keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds)
             if config.checkpoint.enabled else None)
     finish = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
     score = ScoreImages(load, handler, config.thresholds, finish, first_pass)
     if config.content_dedup:
         rows = {
             "entries": entries,
-            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader, storage,
+            "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader,
                                                                      config.views, first_pass_scores),
-        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead, storage), score, finish, config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead), score, finish, config.thresholds)
     else:
         rows = entries | "ScoreImages" >> score
-    rows | "Write" >> WriteResults(results_dir, schema, storage)
+    rows | "Write" >> WriteResults(results_dir, schema)
     return rows
 
 

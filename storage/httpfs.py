@@ -25,7 +25,6 @@ import ipaddress
 import socket
 import ssl
 import sys
-import time
 import urllib.parse
 
 from apache_beam.io.filesystem import (
@@ -36,6 +35,8 @@ from apache_beam.io.filesystem import (
     FileSystem,
     MatchResult,
 )
+
+from .deadline import Deadline
 
 USER_AGENT = "nsfw-scan/0.1 (image moderation batch job; +https://github.com/yahoo/open_nsfw)"
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -158,12 +159,11 @@ _TLS = ssl.create_default_context()
 
 class HttpBody(io.RawIOBase):
     """A response body as a raw stream: each ``read`` is at most one socket read, which may
-    take no longer than what is left of ``deadline`` (so a server that sends a byte now and
-    then cannot stretch the answer), or with no deadline (a long manifest) ``read_timeout``;
-    a body shorter than its Content-Length raises :class:`IncompleteBody`. ``size``: the
-    Content-Length, or None."""
+    take no longer than what is left of ``deadline``, or with no deadline (a long manifest)
+    ``read_timeout``; a body shorter than its Content-Length raises :class:`IncompleteBody`.
+    ``size``: the Content-Length, or None."""
 
-    def __init__(self, connection, response, url: str, deadline: float | None, read_timeout: float):
+    def __init__(self, connection, response, url: str, deadline: Deadline | None, read_timeout: float):
         self._connection = connection
         self._response = response
         self.url = url
@@ -176,9 +176,7 @@ class HttpBody(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        left = self._read_timeout if self._deadline is None else self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{self.url}: the answer took longer than its timeout")
+        left = self._read_timeout if self._deadline is None else self._deadline.left()
         if self._connection.sock is not None:
             self._connection.sock.settimeout(left)
         data = self._response.read1(len(buffer))
@@ -196,11 +194,13 @@ class HttpBody(io.RawIOBase):
         super().close()
 
 
-def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_timeout: bool = True) -> HttpBody:
+def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_timeout: bool = True,
+             deadline: Deadline | None = None) -> HttpBody:
     """GET ``url`` (following redirects, each one checked by the guard) and return the body.
-    ``settings.timeout_s`` bounds the whole answer, or with ``whole_answer_timeout=False``
-    the answer's headers and then each read of the body."""
-    deadline = time.monotonic() + settings.timeout_s
+    ``deadline`` (by default ``settings.timeout_s`` from now) bounds the whole answer, or with
+    ``whole_answer_timeout=False`` the answer's headers, and ``settings.timeout_s`` each read
+    of the body."""
+    deadline = deadline or Deadline(settings.timeout_s, url)
     for _ in range(settings.max_redirects + 1):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -209,7 +209,7 @@ def open_url(url: str, settings: HttpSettings = HttpSettings(), whole_answer_tim
         port = parts.port or (443 if https else 80)
         address = checked_address(parts.hostname, port, settings)
         kind = _PinnedHTTPS if https else _PinnedHTTP
-        connection = kind(parts.hostname, port, address, max(0.001, deadline - time.monotonic()))
+        connection = kind(parts.hostname, port, address, deadline.left())
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         try:
             connection.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})

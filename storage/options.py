@@ -12,15 +12,16 @@ A ``Pipeline`` sets them on the launching machine, and Beam's SDK container sets
 worker processes it starts; worker processes started otherwise (Beam's external worker pool,
 ``python -m apache_beam.runners.worker.worker_pool_main``, runs a bare ``SdkHarness``) never
 get them, and Beam's S3 filesystem cannot make a client without them. So every step of the job
-that opens, lists or writes files carries the launcher's :class:`StorageOptions` (a frozen,
+that opens, lists or writes files carries the pipeline's :class:`StorageOptions` (a frozen,
 picklable value: it travels with the pipeline) and calls :meth:`StorageOptions.apply` in its
-``setup``, before it touches anything.
+``setup``, before it touches anything (``transforms/storage_step.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import threading
 
@@ -129,8 +130,9 @@ def _flag_defaults() -> dict:
     return vars(parser.parse_args([]))
 
 
-def _option_names() -> set[str]:
+@functools.cache
+def _option_names() -> frozenset[str]:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for cls in OPTION_CLASSES:
         add_option_flags(cls, parser)
-    return set(vars(parser.parse_args([])))
+    return frozenset(vars(parser.parse_args([])))

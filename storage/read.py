@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from ..model.preprocess import Unscorable
 from . import s3read
+from .deadline import Deadline
 from .httpfs import BlockedAddress, HttpSettings, HttpStatusError, open_url
 
 CHUNK = 1 << 20
@@ -150,23 +151,24 @@ def _unsupported(uri: str) -> Unscorable:
     return Unscorable("unsupported_scheme", f"no Beam filesystem for {scheme!r}; {hint}")
 
 
-def _open(uri: str, policy: ReadPolicy, http: HttpSettings):
+def _open(uri: str, policy: ReadPolicy, http: HttpSettings, deadline: Deadline):
     scheme = FileSystems.get_scheme(uri)
     if scheme in ("http", "https"):
-        return open_url(uri, http), True
+        return open_url(uri, http, deadline=deadline), True
     if scheme == "s3":
         try:
-            return s3read.open_object(uri, policy.timeout_s, policy.connections), True
+            return s3read.open_object(uri, deadline, policy.connections), True
         except ImportError:
             raise _unsupported(uri) from None
     return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED), scheme not in (None, "file")
 
 
 def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings, budget: ByteBudget | None) -> bytes:
-    started = time.monotonic()
     reserved = 0
+    http_url = FileSystems.get_scheme(uri) in ("http", "https")
+    deadline = Deadline(http.timeout_s if http_url else policy.timeout_s, uri)  # one per try
     try:
-        f, remote = _open(uri, policy, http)
+        f, remote = _open(uri, policy, http, deadline)
         with f:
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
@@ -177,11 +179,9 @@ def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings,
             if not remote:
                 data = f.read(max_bytes + 1)
             else:
-                timeout = http.timeout_s if FileSystems.get_scheme(uri) in ("http", "https") else policy.timeout_s
                 chunks, total = [], 0
                 while total <= max_bytes:
-                    if time.monotonic() - started > timeout:
-                        raise TimeoutError(f"{uri}: the answer took longer than {timeout:g} s")
+                    deadline.left()
                     chunk = f.read(min(CHUNK, max_bytes + 1 - total))
                     if not chunk:
                         break

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 from .clients import s3_client
+from .deadline import Deadline
 from .httpfs import HttpStatusError, IncompleteBody
 from .options import applied
 
@@ -59,7 +59,7 @@ class S3Body(io.RawIOBase):
     """An object's body; ``size`` is its Content-Length, and a body that ends short of it
     raises :class:`IncompleteBody`."""
 
-    def __init__(self, uri: str, body, size: int, deadline: float):
+    def __init__(self, uri: str, body, size: int, deadline: Deadline):
         self._uri, self._body, self.size, self._deadline = uri, body, size, deadline
         self._received = 0
 
@@ -67,8 +67,7 @@ class S3Body(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        if time.monotonic() > self._deadline:
-            raise TimeoutError(f"{self._uri}: the answer took longer than its timeout")
+        self._deadline.left()
         try:
             data = self._body.read(min(len(buffer), CHUNK))
         except Exception as exc:
@@ -85,11 +84,11 @@ class S3Body(io.RawIOBase):
         super().close()
 
 
-def open_object(uri: str, timeout_s: float, connections: int = 64) -> S3Body:
+def open_object(uri: str, deadline: Deadline, connections: int = 64) -> S3Body:
+    """GET the object; ``deadline`` bounds the whole answer (and each socket wait)."""
     bucket, _, key = uri[len("s3://"):].partition("/")
-    deadline = time.monotonic() + timeout_s
     try:
-        response = _client(timeout_s, connections).get_object(Bucket=bucket, Key=key)
+        response = _client(deadline.seconds, connections).get_object(Bucket=bucket, Key=key)
     except Exception as exc:
         raise _translated(exc, uri) from None
     return S3Body(uri, response["Body"], response["ContentLength"], deadline)

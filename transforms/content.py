@@ -18,12 +18,12 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..model.preprocess import YAHOO_VIEW
-from ..storage.options import StorageOptions
 from ..storage.schema import Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
 from .results import base_row, failed_row, finish
+from .storage_step import storage_of
 
 FOLLOWERS = "followers"
 REUSED = "reused"
@@ -71,20 +71,19 @@ class EarlierScores(beam.PTransform):
     ``first_pass``, the cascade's first-pass rows it would keep; with ``views`` ``yahoo``,
     their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, storage: StorageOptions | None = None,
-                 views: str = "all", first_pass: FirstPassScores | None = None):
+    def __init__(self, files: list[str], model: str, loader: str, views: str = "all",
+                 first_pass: FirstPassScores | None = None):
         super().__init__()
         self._first_pass = first_pass
         self._files = files
         self._model = model
         self._loader = loader
         self._views = views
-        self._storage = storage
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadScores" >> ReadEarlierResults(self._files, list(_REUSED), self._storage)
+            | "ReadScores" >> ReadEarlierResults(self._files, list(_REUSED))
             | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views, self._first_pass)
         )
 
@@ -142,7 +141,7 @@ class ContentDedup(beam.PTransform):
         self._thresholds = thresholds
 
     def expand(self, inputs):
-        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file).with_outputs(FAILED, main="hashed")
+        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file.using(storage_of(inputs["entries"]))).with_outputs(FAILED, main="hashed")
         failed = hashed[FAILED] | "FailedRows" >> beam.Map(failed_row)
         content = (
             {"uploads": hashed.hashed, "earlier": inputs["earlier"]}

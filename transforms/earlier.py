@@ -5,7 +5,6 @@ from __future__ import annotations
 import apache_beam as beam
 
 from ..model.decision import NOT_SCORED
-from ..storage.options import StorageOptions
 from ..storage.schema import Column
 from .dedup import in_partition
 from .elements import bad_line_key
@@ -19,16 +18,15 @@ class ReadEarlierResults(beam.PTransform):
     """Result files of earlier runs -> their rows, ``columns`` only; those a file lacks because
     an older nsfw-scan wrote it are filled in (``with_result_columns``)."""
 
-    def __init__(self, files: list[str], columns: list[str], storage: StorageOptions | None = None):
+    def __init__(self, files: list[str], columns: list[str]):
         super().__init__()
         self._files = files
         self._columns = columns
-        self._storage = storage
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadFiles" >> ReadParquetFiles(self._files, self._columns, self._storage)
+            | "ReadFiles" >> ReadParquetFiles(self._files, self._columns)
             | "OlderFiles" >> beam.Map(with_result_columns, self._columns)
         )
 
@@ -47,11 +45,9 @@ def done_key(row: dict, rescore_errors: bool):
 class DoneKeys(beam.PTransform):
     """Parquet result files -> the keys they cover (read column-wise)."""
 
-    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
-                 storage: StorageOptions | None = None):
+    def __init__(self, files: list[str], rescore_errors: bool = False, partition: tuple[int, int] = (0, 1)):
         super().__init__()
         self._files = files
-        self._storage = storage
         self._rescore_errors = rescore_errors
         self._partition = partition
 
@@ -59,7 +55,7 @@ class DoneKeys(beam.PTransform):
         rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
-            | "ReadEarlierResults" >> ReadEarlierResults(self._files, COLUMNS, self._storage)
+            | "ReadEarlierResults" >> ReadEarlierResults(self._files, COLUMNS)
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

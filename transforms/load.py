@@ -24,7 +24,6 @@ from ..model.errors import Unscorable
 from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ViewPolicy, load_image
 from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
-from ..storage.options import StorageOptions
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from . import metrics
 from .elements import Entry, Failure, Image, Loaded, Read, ViewOf
@@ -195,8 +194,8 @@ class _LoadsAhead(WithStorage):
     once ``ahead`` newer entries have been handed over (the rest at the end of the bundle);
     a :class:`Failure` goes out on the ``failed`` output."""
 
-    def __init__(self, loading: Loading, ahead: int, storage: StorageOptions | None = None):
-        super().__init__(storage)
+    def __init__(self, loading: Loading, ahead: int):
+        super().__init__()
         self._loading = loading
         self._limit = ahead
 

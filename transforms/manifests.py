@@ -8,22 +8,21 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
-from ..storage.options import StorageOptions
 from . import metrics
 from .dedup import in_partition
 from .elements import Entry
 from .manifest_formats import entry_of_record, records
 from .manifest_plan import ManifestPlan
 from .metrics import CONTINUED, ENTRIES, LINE_COUNTERS, LINES
-from .storage_step import WithStorage
+from .storage_step import WithStorage, storage_of
 
 
 class ReadManifest(WithStorage):
     """A manifest path -> its entries; ``count_rows``: whether its lines are counted (a
     partitioned run reads the manifests once per part, and counts them once)."""
 
-    def __init__(self, plan: ManifestPlan, count_rows: bool = True, storage: StorageOptions | None = None):
-        super().__init__(storage)
+    def __init__(self, plan: ManifestPlan, count_rows: bool = True):
+        super().__init__()
         self._plan = plan
         self._count_rows = count_rows
 
@@ -50,18 +49,16 @@ class ReadManifest(WithStorage):
 class ReadManifests(beam.PTransform):
     """Manifest files -> an ``Entry`` per line (those of part i of K where ``partition`` = (i, K))."""
 
-    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1),
-                 storage: StorageOptions | None = None):
+    def __init__(self, plan: ManifestPlan, partition: tuple[int, int] = (0, 1)):
         super().__init__()
         self._plan = plan
         self._partition = partition
-        self._storage = storage
 
     def expand(self, pbegin):
         entries = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
-            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, self._partition[0] == 0, self._storage))
+            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, self._partition[0] == 0).using(storage_of(pbegin)))
         )
         if self._partition[1] > 1:
             partition = self._partition

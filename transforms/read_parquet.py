@@ -5,25 +5,24 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquet
 
-from ..storage.options import StorageOptions
-from .storage_step import UseStorage
+from .storage_step import UseStorage, storage_of
 
 
 class ReadParquetFiles(beam.PTransform):
     """Beam's ``ReadAllFromParquet`` over a list of files, with the storage options set in the
     stages that list them and read them (a shuffle between the two splits them)."""
 
-    def __init__(self, files: list[str], columns: list[str], storage: StorageOptions | None = None):
+    def __init__(self, files: list[str], columns: list[str]):
         super().__init__()
         self._files = files
         self._columns = columns
-        self._storage = storage
 
     def expand(self, pbegin):
+        use_storage = UseStorage().using(storage_of(pbegin))
         return (
             pbegin
             | "ListFiles" >> beam.Create(self._files)
-            | "StorageForListing" >> beam.ParDo(UseStorage(self._storage))
+            | "StorageForListing" >> beam.ParDo(use_storage)
             | "ReadParquet" >> ReadAllFromParquet(columns=self._columns)
-            | "StorageForReading" >> beam.ParDo(UseStorage(self._storage))
+            | "StorageForReading" >> beam.ParDo(use_storage)
         )

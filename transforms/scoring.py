@@ -21,6 +21,7 @@ from . import metrics
 from .elements import Failure, Scored, ScoredView
 from .load import FAILED, LoadImage
 from .results import failed_row, scored_row
+from .storage_step import storage_of
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,8 @@ class ScoreFiles(beam.PTransform):
         self._handler = handler
 
     def expand(self, entries):
-        loaded = entries | "LoadImages" >> beam.ParDo(self._load).with_outputs(FAILED, main="views")
+        load = self._load.using(storage_of(entries))
+        loaded = entries | "LoadImages" >> beam.ParDo(load).with_outputs(FAILED, main="views")
         scored = (
             loaded.views
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))

@@ -20,7 +20,7 @@ from ..storage.files import ParquetRowWriter
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
 from ..storage.rows import write_rows
-from .storage_step import WithStorage
+from .storage_step import WithStorage, storage_of
 
 
 class _ParquetSink(FileBasedSink):
@@ -73,12 +73,13 @@ class WriteResults(beam.PTransform):
     """Result rows -> ``<directory>/part-*.parquet``, renamed into place once every row is
     written (Beam's ``Write`` of a file-based sink)."""
 
-    def __init__(self, directory: str, schema: pa.Schema, storage: StorageOptions | None = None):
+    def __init__(self, directory: str, schema: pa.Schema):
         super().__init__()
-        self._sink = _ParquetSink(FileSystems.join(directory, PART_PREFIX), schema, storage)
+        self._prefix = FileSystems.join(directory, PART_PREFIX)
+        self._schema = schema
 
     def expand(self, rows):
-        return rows | "WriteParquet" >> beam.io.Write(self._sink)
+        return rows | "WriteParquet" >> beam.io.Write(_ParquetSink(self._prefix, self._schema, storage_of(rows)))
 
 
 class _KeepRows(WithStorage):
@@ -87,8 +88,8 @@ class _KeepRows(WithStorage):
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
     would make many tiny files."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None):
-        super().__init__(storage)
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float):
+        super().__init__()
         self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
 
     def setup(self):
@@ -122,19 +123,18 @@ class KeepRows(beam.PTransform):
     """Finished rows -> nothing: they are written to durable row files of ``run_folder`` while the
     run goes (removed when it finishes, salvaged by the next run if it was killed)."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, storage: StorageOptions | None = None):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float):
         super().__init__()
-        self._fn = _KeepRows(run_folder, schema, rows, seconds, storage)
+        self._fn = _KeepRows(run_folder, schema, rows, seconds)
 
     def expand(self, rows):
-        return rows | beam.ParDo(self._fn)
+        return rows | beam.ParDo(self._fn.using(storage_of(rows)))
 
 
 class FinishRows(beam.PTransform):
     """A branch of finished rows -> the same rows, counted (``count``, a ``CountOutcomes``) and,
-    with ``keep``, made durable (a ``KeepRows``). Applied to each branch of rows before the
-    branches are flattened, as ``CountOutcomes`` must be: Beam's local runner materializes a
-    Flatten, so a step after it would see the rows only once every one is scored."""
+    with ``keep``, made durable (a ``KeepRows``); applied to each branch before the branches
+    are flattened (``CountOutcomes`` says why)."""
 
     def __init__(self, count: beam.PTransform, keep: KeepRows | None = None):
         super().__init__()
