@@ -119,14 +119,12 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
 SEVERAL = "several"  # tag of the scored views of files with several
 
 
-def _scored_view(element) -> ScoredView:
+def _one_file(element):
+    """A scored view -> the file of a view that is its only one; the views of a file with
+    several, by URI, aside."""
     view, result = element  # RunInference's (key, PredictionResult)
-    return ScoredView(view, result.inference, result.model_id)
-
-
-def _one_file(scored: ScoredView):
-    """The file of a view that is its only one; the views of a file with several, by URI, aside."""
-    if scored.view.count == 1:
+    scored = ScoredView(view, result.inference, result.model_id)
+    if view.count == 1:
         yield Scored(scored.view.image, (scored,))
     else:
         yield beam.pvalue.TaggedOutput(SEVERAL, (scored.view.uri, scored))
@@ -139,7 +137,7 @@ def _grouped_file(element) -> Scored:
 
 class ScoreFiles(beam.PTransform):
     """``Entry`` -> ``Scored`` files: ``load`` (one ``(ViewOf, pixels)`` per view) ->
-    ``RunInference`` with ``handler`` -> ``ScoredView``. A file with one view (nearly all) is
+    ``RunInference`` with ``handler`` -> a ``ScoredView`` per view. A file with one view (nearly all) is
     scored as it comes out; the views of a file with several are grouped by URI first.
 
     Returns three branches, kept apart until they are counted (see ``FinishRows``):
@@ -156,7 +154,6 @@ class ScoreFiles(beam.PTransform):
         scored = (
             loaded.views
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "ScoredViews" >> beam.Map(_scored_view)
             | "OneView" >> beam.FlatMap(_one_file).with_outputs(SEVERAL, main="files")
         )
         several = scored[SEVERAL] | "GroupViews" >> beam.GroupByKey() | "SeveralViews" >> beam.Map(_grouped_file)
