@@ -145,28 +145,28 @@ class Loading:
             data = self._read(entry)
         except Unscorable as exc:
             return Failure.of(entry, exc)
-        return self._decode(entry, data)
+        return self._decode(Read.of(entry, data), data)
 
     def _read_then_decode(self, entry: Entry) -> Failure | Future:
-        """Runs in a reading thread: the read's failure, or the future of its decoding."""
+        """Runs in a reading thread (the bytes hashed here too, off the decoding threads): the
+        read's failure, or the future of its decoding."""
         try:
             data = self._read(entry, self._budget)
         except Unscorable as exc:
             return Failure.of(entry, exc)
-        return self._pool.submit(self._decode_counted, entry, data)
+        return self._pool.submit(self._decode_counted, Read.of(entry, data), data)
 
-    def _decode_counted(self, entry: Entry, data: bytes) -> Loaded | Failure:
+    def _decode_counted(self, read: Read, data: bytes) -> Loaded | Failure:
         try:
-            return self._decode(entry, data)
+            return self._decode(read, data)
         finally:
             self._budget.release(len(data))
 
-    def _decode(self, entry: Entry, data: bytes) -> Loaded | Failure:
-        read = Read.of(entry, data)
+    def _decode(self, read: Read, data: bytes) -> Loaded | Failure:
         try:
             image = load_image(data, self._loader, self._max_pixels, self._views)
         except Unscorable as exc:  # never decoded: no loader ran to its end
-            return Failure.of(entry, exc, read)
+            return Failure.of(read.entry, exc, read)
         facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views))
         return Loaded(facts, tuple(image.views))
 
