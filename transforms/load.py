@@ -225,20 +225,17 @@ class _LoadsAhead(WithStorage):
             yield from self._windowed(result, timestamp, window)
 
     def _windowed(self, result, timestamp, window):
-        for output in self._outputs(result):
-            if isinstance(output, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
-            else:
-                yield WindowedValue(output, timestamp, (window,))
+        """Outputs of a result taken back outside ``process`` (which must carry their window)."""
+        return self._outputs(result, lambda value: WindowedValue(value, timestamp, (window,)))
 
-    def _outputs(self, result):
+    def _outputs(self, result, wrap=lambda value: value):
         # Beam's metrics live in the worker thread: counted here, never in a pool's thread.
         if result.failed:
             if result.size:
                 self._bytes_read.inc(result.size)
-            yield beam.pvalue.TaggedOutput(FAILED, result)
+            yield beam.pvalue.TaggedOutput(FAILED, wrap(result))
         else:
-            yield from self._emit(result)
+            yield from map(wrap, self._emit(result))
 
 
 class LoadImage(_LoadsAhead):
