@@ -10,7 +10,7 @@ import numpy as np
 
 from ..model.decision import NOT_SCORED
 from ..storage.schema import Column
-from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView, ViewOf
+from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView
 from ..transforms.load import Ahead
 from ..transforms.results import failed_row, scored_row
 from .config import Config
@@ -56,10 +56,8 @@ def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: 
             if result.failed:
                 yield failed_row(result)
                 continue
-            image, count = result.image, len(result.views)
-            views = tuple(ScoredView(ViewOf(image.uri, index, view.name, count, image), float(next(scores)),
-                                     scorer.model_id) for index, view in enumerate(result.views))
-            yield scored_row(Scored(image, views), thresholds)
+            views = tuple(ScoredView(key, float(next(scores)), scorer.model_id) for key in result.keys())
+            yield scored_row(Scored(result.image, views), thresholds)
 
 
 def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileResult]:

@@ -80,6 +80,12 @@ class Loaded:
     views: tuple[View, ...]
     failed: ClassVar[bool] = False
 
+    def keys(self) -> tuple["ViewOf", ...]:
+        """Each view's key, in view order; the ``image`` rides with the first only."""
+        count = len(self.views)
+        return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None)
+                     for index, view in enumerate(self.views))
+
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
@@ -132,6 +138,12 @@ class Scored:
 
     image: Image
     views: tuple[ScoredView, ...]
+
+    @property
+    def best(self) -> ScoredView:
+        """The view whose score is the file's: the highest (the earliest view's on a tie), so a
+        file never scores below Yahoo's own view."""
+        return max(self.views, key=lambda scored: scored.score)  # max keeps the first of equals
 
     @classmethod
     def of_views(cls, views) -> "Scored":

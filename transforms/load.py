@@ -26,7 +26,7 @@ from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from . import metrics
-from .elements import Entry, Failure, Image, Loaded, Read, ViewOf
+from .elements import Entry, Failure, Image, Loaded, Read
 from .results import bad_line_error
 from .storage_step import WithStorage
 
@@ -254,8 +254,8 @@ class LoadImage(_LoadsAhead):
         image = loaded.image
         self._bytes_read.inc(image.read.size)
         # uint8 pixels travel to the model, a quarter of the float input's size
-        for index, view in enumerate(loaded.views):
-            yield ViewOf(image.uri, index, view.name, len(loaded.views), image if index == 0 else None), view.pixels
+        for key, view in zip(loaded.keys(), loaded.views):
+            yield key, view.pixels
 
 
 class HashFile(_LoadsAhead):

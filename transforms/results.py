@@ -69,13 +69,11 @@ def redecide(row: dict, thresholds: Thresholds) -> dict:
 
 
 def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> dict:
-    """The row of a scored file. The highest score of its views is the row's (the earliest
-    view's on a tie), so a row never scores below Yahoo's own view, whose score is
-    ``yahoo_score``; ``exact``: whether the loader and the model that ran are Yahoo's exact ones."""
-    views = scored.views
-    best = views[max(range(len(views)), key=lambda i: (views[i].score, -i))]
+    """The row of a scored file: its score is its best view's (``Scored.best``), ``yahoo_score``
+    Yahoo's own view's; ``exact``: whether the loader and the model that ran are Yahoo's exact ones."""
+    best = scored.best
     return finish(image_row(scored.image), score=best.score, model=best.model, thresholds=thresholds,
-                  view=best.view.name, yahoo_score=views[0].score, exact=exact)
+                  view=best.view.name, yahoo_score=scored.views[0].score, exact=exact)
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

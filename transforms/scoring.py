@@ -16,7 +16,6 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from ..model import specs
 from ..model.decision import Thresholds
 from ..model.preprocess import network_input
-from ..storage.schema import Column
 from . import metrics
 from .elements import Failure, Scored, ScoredView
 from .load import FAILED, LoadImage
@@ -177,12 +176,11 @@ AGAIN = "again"  # tag of the first pass's entries that the exact steps score ag
 
 def _kept_or_again(scored: Scored, thresholds: Thresholds, margin: float):
     """A first-pass row, or (tagged ``again``) its file's entry when its score is near a threshold."""
-    row = scored_row(scored, thresholds, exact=False)
-    if thresholds.near(row[Column.SCORE], margin):
+    if thresholds.near(scored.best.score, margin):
         metrics.counter(metrics.RESCORED).inc()
         yield beam.pvalue.TaggedOutput(AGAIN, scored.image.read.entry)
     else:
-        yield row
+        yield scored_row(scored, thresholds, exact=False)
 
 
 def _failed_or_again(failure: Failure):
