@@ -38,6 +38,7 @@ import numpy as np
 import pi_heif
 from PIL import Image, ImageOps
 
+from . import pdq
 from .errors import Unscorable
 from .signatures import is_image, signature_of
 
@@ -53,8 +54,12 @@ YAHOO_VIEW = "yahoo"
 VIEW_MODES = ("all", YAHOO_VIEW)
 # 16- and 32-bit modes, which convert("RGB") clips instead of scaling
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-# Orientation tag values that display the stored pixels otherwise (1: as stored)
+# Orientation tag values that display the stored pixels otherwise (1: as stored), and how
+# (as ``ImageOps.exif_transpose``)
 _ORIENTATION = 0x0112
+_AS_DISPLAYED = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
 # Browsers show GIF frames with a delay of 10 ms or less (or none) for 100 ms.
 _SHORTEST_FRAME_MS, _DEFAULT_FRAME_MS = 10, 100
 
@@ -81,6 +86,9 @@ class View:
     # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
     # its size, which is how views wait for the model (``network_input`` makes the input)
     pixels: np.ndarray
+    # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
+    # loader cannot make one (the TensorFlow loader)
+    pdq: pdq.Pdq | None = None
 
     @property
     def array(self) -> np.ndarray:
@@ -208,11 +216,38 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     image = _open(data, max_pixels)
     width, height = image.size
     stored_mode = image.mode
-    views = [View(YAHOO_VIEW, _finish(_resize(_decode_rgb(image, draft))))]
+    decoded = _decode_rgb(image, draft)
+    resized = _resize(decoded)
+    displayed = _hash(resized, decoded.size, (width, height), _orientation(image))
+    views = [View(YAHOO_VIEW, _finish(resized), displayed)]
     frames = _frame_count(image, data)
     if policy.views != YAHOO_VIEW:
         views += views_of(image, stored_mode, frames, max_pixels, policy)
     return Preprocessed(tuple(views), width, height, frames)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag's value (1, as stored, when missing or unreadable)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            orientation = image.getexif().get(_ORIENTATION, 1)
+        except Exception:  # a broken EXIF block: shown as stored
+            return 1
+    return orientation if isinstance(orientation, int) and orientation in _AS_DISPLAYED else 1
+
+
+def _hash(resized: Image.Image, decoded: tuple[int, int], full: tuple[int, int], orientation: int = 1) -> pdq.Pdq:
+    """The PDQ hash of an image as displayed (``orientation``), from its 256x256 resize
+    (``pdq.hash_of_resized``); ``decoded``: the size of the pixels that were resized, ``full``
+    the image's."""
+    if orientation in _AS_DISPLAYED:
+        method = _AS_DISPLAYED[orientation]
+        resized = resized.transpose(method)
+        if method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                      Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+            decoded, full = decoded[::-1], full[::-1]
+    return pdq.hash_of_resized(np.asarray(resized), decoded, full)
 
 
 def _frame_count(image: Image.Image, data: bytes) -> int:
@@ -313,8 +348,7 @@ def _displayed_rgb(image: Image.Image) -> Image.Image:
 
 
 def _still_view(image: Image.Image, stored_mode: str) -> list[View]:
-    orientation = image.getexif().get(_ORIENTATION, 1)
-    rotated = isinstance(orientation, int) and 2 <= orientation <= 8
+    rotated = _orientation(image) != 1
     deep = stored_mode in HIGH_DEPTH_MODES
     if not (rotated or deep):
         return []
@@ -328,7 +362,8 @@ def _still_view(image: Image.Image, stored_mode: str) -> list[View]:
         if deep:
             changes.append("8-bit from 16-bit" if _fits_16(image) else "8-bit from 32-bit")
         picture = _displayed_rgb(picture)
-    return [View(", ".join(changes), _finish(_resize(picture)))]
+    resized = _resize(picture)
+    return [View(", ".join(changes), _finish(resized), _hash(resized, picture.size, picture.size))]
 
 
 def _fits_16(image: Image.Image) -> bool:
@@ -346,7 +381,7 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
     duration divided by ``max_frames - 2``. The last frame decoded is always a view."""
     grid_points = max(1, policy.max_frames - 1)
     step = float(_DEFAULT_FRAME_MS)
-    samples: dict[int, tuple[int, Image.Image]] = {}  # grid index -> (frame, resized RGB)
+    samples: dict[int, tuple[int, Image.Image, tuple[int, int]]] = {}  # grid index -> (frame, resized RGB, size)
     start = 0.0
     spent = 0
     last, broken = None, False
@@ -375,7 +410,7 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
                 if k not in samples:
                     if resized is None:
                         resized = _resize(_displayed_rgb(image))
-                    samples[k] = (index, resized)
+                    samples[k] = (index, resized, image.size)
             while len(samples) > grid_points:
                 step *= 2
                 samples = {k // 2: v for k, v in samples.items() if k % 2 == 0}
@@ -383,10 +418,11 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
             start = end
             if spent >= policy.max_frame_pixels:
                 break
-        if not broken and last is not None and last > 0 and last not in {f for f, _ in samples.values()}:
-            samples[max(samples, default=0) + 1] = (last, _resize(_displayed_rgb(image)))
-    chosen = sorted({frame: resized for frame, resized in samples.values()}.items())
-    return [View(f"frame {frame}", _finish(resized)) for frame, resized in chosen if frame > 0]
+        if not broken and last is not None and last > 0 and last not in {f for f, _, _ in samples.values()}:
+            samples[max(samples, default=0) + 1] = (last, _resize(_displayed_rgb(image)), image.size)
+    chosen = sorted({frame: (resized, size) for frame, resized, size in samples.values()}.items())
+    return [View(f"frame {frame}", _finish(resized), _hash(resized, size, size))
+            for frame, (resized, size) in chosen if frame > 0]
 
 
 def _resize(image: Image.Image) -> Image.Image:

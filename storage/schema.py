@@ -5,7 +5,7 @@ learn) and every reader of result files (earlier runs, salvage, the report) name
 through :class:`Column`; the schema is built from the same names.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``pdq``, ``pdq_quality``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
 ``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
 ``duplicates``, ``scored_at``.
 """
@@ -26,6 +26,10 @@ class Column:
     ERROR_KIND = "error_kind"
     ERROR = "error"
     SHA256 = "sha256"
+    # PDQ hash (64 hex digits, Meta's bit order) and quality (0-100) of Yahoo's view as displayed:
+    # the first frame, EXIF orientation applied (``model/pdq.py``)
+    PDQ = "pdq"
+    PDQ_QUALITY = "pdq_quality"
     BYTES = "bytes"
     WIDTH = "width"
     HEIGHT = "height"
@@ -50,6 +54,8 @@ RESULT_FIELDS = [
     pa.field(Column.ERROR_KIND, pa.string()),
     pa.field(Column.ERROR, pa.string()),
     pa.field(Column.SHA256, pa.string()),
+    pa.field(Column.PDQ, pa.string()),
+    pa.field(Column.PDQ_QUALITY, pa.int32()),
     pa.field(Column.BYTES, pa.int64()),
     pa.field(Column.WIDTH, pa.int32()),
     pa.field(Column.HEIGHT, pa.int32()),

@@ -13,6 +13,7 @@ import hashlib
 from typing import ClassVar
 
 from ..model.errors import Unscorable
+from ..model.pdq import Pdq
 from ..model.preprocess import View
 
 
@@ -66,6 +67,7 @@ class Image:
     height: int
     frames: int  # frames in the file
     views: int  # views of it to score
+    pdq: Pdq | None = None  # Yahoo's view's, as displayed
 
     @property
     def uri(self) -> str:

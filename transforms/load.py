@@ -167,7 +167,7 @@ class Loading:
             image = load_image(data, self._loader, self._max_pixels, self._views)
         except Unscorable as exc:  # never decoded: no loader ran to its end
             return Failure.of(read.entry, exc, read)
-        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views))
+        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq)
         return Loaded(facts, tuple(image.views))
 
     # reading only (content de-duplication hashes first)

@@ -40,6 +40,8 @@ def image_row(image: Image) -> dict:
     row.update({Column.BYTES: image.read.size, Column.SHA256: image.read.sha256, Column.LOADER: image.loader,
                 Column.WIDTH: image.width, Column.HEIGHT: image.height, Column.FRAMES: image.frames,
                 Column.VIEWS: image.views})
+    if image.pdq is not None:
+        row[Column.PDQ], row[Column.PDQ_QUALITY] = image.pdq.hex, image.pdq.quality
     return row
 
 

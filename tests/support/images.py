@@ -75,3 +75,22 @@ def marked(image: Image.Image, i: int) -> Image.Image:
 def png(path, colour, size=(40, 30)):
     Image.new("RGB", size, colour).save(path, format="PNG")
     return str(path)
+
+
+def pdq_cases() -> dict[str, bytes]:
+    """Files whose reference PDQ hashes (``tests/corpus/reference/pdq.json``) were made by Meta's
+    implementation (``tests/corpus/reference/make_pdq.py``): the committed photos as they are,
+    and large JPEGs and PNGs made from them (which the cascade's first pass decodes at reduced
+    scale), one of them stored sideways with the EXIF orientation that shows it upright."""
+    cases = {name: (REAL / name).read_bytes() for name in sorted(p.name for p in REAL.iterdir())}
+    for name, size, fmt in (("chelsea.png", (2706, 1800), "JPEG"), ("coffee.png", (3600, 2400), "JPEG"),
+                            ("hubble_deep_field.jpg", (2000, 1744), "PNG"), ("coins.png", (1651, 1302), "JPEG")):
+        image = Image.open(REAL / name).convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        options = {"quality": 90} if fmt == "JPEG" else {}
+        cases[f"{name.split('.')[0]}-{size[0]}x{size[1]}.{fmt.lower()}"] = encoded(image, fmt, **options)
+    upright = Image.open(REAL / "grace_hopper.jpg").convert("RGB").resize((1536, 1800), Image.Resampling.LANCZOS)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cases["grace_hopper-sideways.jpg"] = encoded(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90,
+                                                 exif=exif.tobytes())
+    return cases
