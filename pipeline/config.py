@@ -15,6 +15,7 @@ import yaml
 
 from ..model.decision import Thresholds
 from ..model.errors import UsageError
+from ..model.hash_list import Matching
 from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.scorer_base import EXACT_PRECISION, PRECISIONS
 from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
@@ -185,6 +186,7 @@ class Config:
     tensorflow: TensorFlow = TensorFlow()
     cascade: Cascade = Cascade()
     checkpoint: Checkpoint = Checkpoint()
+    matching: Matching = Matching()
     # Beam pipeline options (runner presets); flags on the command line win over these.
     pipeline_options: dict = dataclasses.field(default_factory=dict)
 
@@ -210,7 +212,7 @@ class Config:
         """How images are read and preprocessed (``transforms.load.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
         return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.reading, self.http,
-                       self.decoding.threads, self.view_policy())
+                       self.decoding.threads, self.view_policy(), self.matching)
 
     def view_policy(self) -> ViewPolicy:
         """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""

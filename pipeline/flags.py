@@ -85,6 +85,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")
     parser.add_argument("--weights", metavar="FILE", help="weights file instead of the packaged open_nsfw ONNX")
     parser.add_argument("--weights-kind", choices=list(READERS), help="format of --weights")
+    parser.add_argument("--match-list", metavar="FILE",
+                        help="CSV of known content (columns pdq,label): each file's PDQ hashes are matched against it")
     parser.add_argument(
         "--trust-weights-pickle", action="store_true",
         help="allow reading --weights-kind npy, a Python pickle (runs code from the file)",
@@ -92,7 +94,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _absolute(path: str) -> str:
-    """A local weights path made absolute (workers in other processes run in other folders); a URI as given."""
+    """A local path (weights, hash list) made absolute (workers in other processes run in other folders); a URI as given."""
     return path if "://" in path else os.path.abspath(path)
 
 
@@ -127,6 +129,7 @@ FLAG_SETTINGS = (
     ("partitions", "partitions", None),
     ("decode_threads", "decoding.threads", None),
     ("content_dedup", "content_dedup", None),
+    ("match_list", "matching.list", _absolute),
 )
 
 

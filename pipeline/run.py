@@ -34,6 +34,7 @@ from ..transforms.earlier import DoneKeys
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifest_plan import ManifestPlan, plan_manifests
 from ..transforms.manifests import ReadManifests
+from ..transforms.matching import read_hash_list
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
@@ -190,6 +191,10 @@ def run_job(job: Job, spec=None) -> dict:
     config = job.config
     storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
+    if config.matching.list:  # a bad list fails here, naming its line, before anything runs
+        hashes = read_hash_list(config.matching)
+        log.info("hash list %s: %d hashes, matched within %d bits", shown(config.matching.list), len(hashes),
+                 config.matching.max_distance)
     model = (spec or config.engine_spec()).expected_model_id()
     if template := template_location(list(job.beam_args)):
         return write_template(job, plan, model, template, spec)

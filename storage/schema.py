@@ -5,7 +5,7 @@ learn) and every reader of result files (earlier runs, salvage, the report) name
 through :class:`Column`; the schema is built from the same names.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``pdq``, ``pdq_quality``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``pdq``, ``pdq_quality``, ``match``, ``match_distance``, ``match_checked``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
 ``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
 ``duplicates``, ``scored_at``.
 """
@@ -30,6 +30,13 @@ class Column:
     # the first frame, EXIF orientation applied (``model/pdq.py``)
     PDQ = "pdq"
     PDQ_QUALITY = "pdq_quality"
+    # the label of the nearest hash of the run's hash list (``matching.list``) within
+    # ``matching.max_distance`` bits of any view's hash, and that distance; null without one
+    MATCH = "match"
+    MATCH_DISTANCE = "match_distance"
+    # true: a view's hash was matched against the list; false: no view had a hash of quality
+    # ``matching.min_quality`` or more (or none could be made), so nothing was matched; null: no list
+    MATCH_CHECKED = "match_checked"
     BYTES = "bytes"
     WIDTH = "width"
     HEIGHT = "height"
@@ -56,6 +63,9 @@ RESULT_FIELDS = [
     pa.field(Column.SHA256, pa.string()),
     pa.field(Column.PDQ, pa.string()),
     pa.field(Column.PDQ_QUALITY, pa.int32()),
+    pa.field(Column.MATCH, pa.string()),
+    pa.field(Column.MATCH_DISTANCE, pa.int32()),
+    pa.field(Column.MATCH_CHECKED, pa.bool_()),
     pa.field(Column.BYTES, pa.int64()),
     pa.field(Column.WIDTH, pa.int32()),
     pa.field(Column.HEIGHT, pa.int32()),

@@ -28,9 +28,10 @@ from .storage_step import storage_of
 FOLLOWERS = "followers"
 REUSED = "reused"
 _VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT, Column.PDQ, Column.PDQ_QUALITY)
+_MATCH_FACTS = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
 # what a row scored for its content gives the other rows with the same bytes
 _COPIED = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
-           Column.LOADER, Column.MODEL, Column.SCORED_AT)
+           *_MATCH_FACTS, Column.LOADER, Column.MODEL, Column.SCORED_AT)
 # what an earlier run's row gives a row of the same content
 _REUSED = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS, Column.MODEL, Column.LOADER)
 

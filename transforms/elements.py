@@ -13,6 +13,7 @@ import hashlib
 from typing import ClassVar
 
 from ..model.errors import Unscorable
+from ..model.hash_list import Match
 from ..model.pdq import Pdq
 from ..model.preprocess import View
 
@@ -68,6 +69,8 @@ class Image:
     frames: int  # frames in the file
     views: int  # views of it to score
     pdq: Pdq | None = None  # Yahoo's view's, as displayed
+    match: Match | None = None  # the nearest listed hash to any view's, within the distance
+    match_checked: bool | None = None  # whether a view's hash was matched (None: no list)
 
     @property
     def uri(self) -> str:

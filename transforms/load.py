@@ -21,12 +21,14 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model.errors import Unscorable
-from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, ViewPolicy, load_image
+from ..model.hash_list import Match, Matching
+from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, View, ViewPolicy, load_image
 from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from . import metrics
 from .elements import Entry, Failure, Image, Loaded, Read
+from .matching import hash_list
 from .results import bad_line_error
 from .storage_step import WithStorage
 
@@ -101,20 +103,23 @@ class Loading:
     ``reading``: retries and timeouts of each read, and the size of the process's reading pool
     (``threads``; 0: each entry is read in its decoding thread) and its cap on bytes read and
     waiting to be decoded (``max_bytes_in_flight``); ``http``: how http(s) URLs are fetched;
-    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`). Pools
-    are taken in :meth:`start`, in the process that loads (a DoFn's ``setup``, on the worker)."""
+    ``decode_threads``: size of the process's decoding pool (see :func:`decode_pool`);
+    ``matching``: the hash list each decoded file's views are matched against
+    (``model.hash_list.Matching``). Pools and the list are taken in :meth:`start`, in the
+    process that loads (a DoFn's ``setup``, on the worker)."""
 
     def __init__(self, loader: str, max_bytes: int, max_pixels: int, reading: ReadPolicy = ReadPolicy(),
                  http: HttpSettings = HttpSettings(), decode_threads: int | None = 0,
-                 views: ViewPolicy = YAHOO_ONLY):
+                 views: ViewPolicy = YAHOO_ONLY, matching: Matching = Matching()):
         self._loader = loader
+        self._matching = matching
         self._views = views
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._reading = reading
         self._http = http
         self._threads = decode_threads
-        self._pool = self._readers = self._budget = None
+        self._pool = self._readers = self._budget = self._hashes = None
 
     @property
     def exact(self) -> bool:
@@ -125,10 +130,11 @@ class Loading:
         self._pool = decode_pool(self._threads)
         self._readers = read_pool(self._reading.threads)
         self._budget = byte_budget(self._reading.max_bytes_in_flight) if self._readers and self._pool else None
+        self._hashes = hash_list(self._matching) if self._matching.list else None
         return self
 
-    def __getstate__(self):  # pickled without this process's pools
-        return dict(self.__dict__, _pool=None, _readers=None, _budget=None)
+    def __getstate__(self):  # pickled without this process's pools and hash list
+        return dict(self.__dict__, _pool=None, _readers=None, _budget=None, _hashes=None)
 
     # reading and decoding
     def submit(self, entry: Entry) -> Future | None:
@@ -167,8 +173,18 @@ class Loading:
             image = load_image(data, self._loader, self._max_pixels, self._views)
         except Unscorable as exc:  # never decoded: no loader ran to its end
             return Failure.of(read.entry, exc, read)
-        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq)
+        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq,
+                      *self._match(image.views))
         return Loaded(facts, tuple(image.views))
+
+    def _match(self, views: tuple[View, ...]) -> tuple[Match | None, bool | None]:
+        """The nearest listed hash to any view's (the earliest view's of equals), and whether any
+        view's hash was good enough to be matched; ``(None, None)`` without a list."""
+        if self._hashes is None:
+            return None, None
+        trusted = [view.pdq.hex for view in views if view.pdq and view.pdq.quality >= self._matching.min_quality]
+        found = [match for match in map(self._hashes.nearest, dict.fromkeys(trusted)) if match]
+        return min(found, key=lambda match: match.distance, default=None), bool(trusted)
 
     # reading only (content de-duplication hashes first)
     def submit_hash(self, entry: Entry) -> Future | None:

@@ -42,6 +42,9 @@ def image_row(image: Image) -> dict:
                 Column.VIEWS: image.views})
     if image.pdq is not None:
         row[Column.PDQ], row[Column.PDQ_QUALITY] = image.pdq.hex, image.pdq.quality
+    row[Column.MATCH_CHECKED] = image.match_checked
+    if image.match is not None:
+        row[Column.MATCH], row[Column.MATCH_DISTANCE] = image.match.label, image.match.distance
     return row
 
 

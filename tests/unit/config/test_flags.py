@@ -33,6 +33,7 @@ CASES = {
     "partitions": (RUN, ["--partitions", "3"], {"partitions": 3}),
     "decode_threads": (RUN, ["--decode-threads", "0"], {"decoding.threads": 0}),
     "content_dedup": (RUN, ["--content-dedup"], {"content_dedup": True}),
+    "match_list": (RUN, ["--match-list", "known.csv"], {"matching.list": os.path.abspath("known.csv")}),
 }
 
 # Flags that are no setting: what to read and write, how to run, what to print.

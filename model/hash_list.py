@@ -1,0 +1,143 @@
+"""A team's list of known content, as PDQ hashes with labels, and the search for the nearest one.
+
+The list is a CSV file with a header naming at least the columns ``pdq`` (64 hex digits, Meta's
+form, as ``model.pdq`` and ThreatExchange write them) and ``label``; other columns are allowed
+and ignored. Hashes are compared by Hamming distance: Meta's Hasher-Matcher-Actioner calls two
+PDQ hashes a match at 31 bits or fewer, and distrusts hashes of quality below 50 (flat or
+featureless pictures, whose hashes say little).
+
+:class:`HashList` finds the nearest listed hash within a distance without comparing the query
+with every hash: multi-index hashing (Norouzi et al.), as faiss' ``IndexBinaryMultiHash`` that
+HMA uses does it. The 256 bits are cut into 16 pieces of 16; two hashes within ``d`` bits agree
+within ``d // 16`` bits on at least one piece, so only the hashes that do (found in one sorted
+table per piece) are compared in full. The answer is exact, as a full scan's.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+from collections.abc import Iterable
+
+import numpy as np
+
+from .errors import UsageError
+from .pdq import HEX_DIGITS
+
+PDQ_COLUMN, LABEL_COLUMN = "pdq", "label"
+_PIECES, _PIECE_BITS = 16, 16
+_HEX = frozenset("0123456789abcdef")
+_MAX_LABEL = 200
+
+
+class HashListError(UsageError):
+    """A hash list that cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Matching:
+    """Matching of every scored file's hashes against a list of known content (``list``: a CSV
+    file, local or in a bucket; none: no matching). A view's hash of quality below
+    ``min_quality`` is not matched; a listed hash within ``max_distance`` bits is a match."""
+
+    list: str | None = None
+    max_distance: int = 31
+    min_quality: int = 50
+
+    def problems(self):
+        if not 0 <= self.max_distance <= 63:
+            yield "max_distance", f"must be between 0 and 63, got {self.max_distance}"
+        if not 0 <= self.min_quality <= 100:
+            yield "min_quality", f"must be between 0 and 100, got {self.min_quality}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """The nearest listed hash: its label and its distance in bits."""
+
+    label: str
+    distance: int
+
+
+class HashList:
+    """Listed hashes (``[n, 32]`` bytes, Meta's order) and their labels, with the index that
+    finds the nearest one within ``max_distance`` bits."""
+
+    def __init__(self, hashes: np.ndarray, labels: list[str], max_distance: int = Matching.max_distance):
+        self.hashes = np.ascontiguousarray(hashes, dtype=np.uint8).reshape(-1, HEX_DIGITS // 2)
+        self.labels = labels
+        self.max_distance = max_distance
+        self._words = self.hashes.view(">u8").astype(np.uint64)  # [n, 4], for the distance
+        pieces = self._pieces(self.hashes)  # [n, 16]
+        count = len(self.hashes)
+        # per piece: the hashes ordered by that piece's value, and where each value starts
+        self._order = np.argsort(pieces, axis=0, kind="stable").T.astype(np.int32)  # [16, n]
+        ordered = np.take_along_axis(pieces.T, self._order, axis=1)
+        self._starts = np.stack([np.searchsorted(ordered[p], np.arange(1 << _PIECE_BITS + 1)) for p in range(_PIECES)])
+        self._starts += (np.arange(_PIECES) * count)[:, None]  # into the flattened order
+        self._order = self._order.ravel()
+        del pieces, ordered
+        radius = max_distance // _PIECES
+        self._flips = np.array(sorted({sum(1 << b for b in bits) for r in range(radius + 1)
+                                        for bits in itertools.combinations(range(_PIECE_BITS), r)}), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @staticmethod
+    def _pieces(hashes: np.ndarray) -> np.ndarray:
+        return (hashes[:, 0::2].astype(np.int64) << 8) | hashes[:, 1::2]
+
+    def nearest(self, pdq_hex: str) -> Match | None:
+        """The listed hash nearest to ``pdq_hex`` within ``max_distance`` bits (the first listed
+        of equals), or None."""
+        query = np.frombuffer(bytes.fromhex(pdq_hex), dtype=np.uint8)
+        probes = self._pieces(query[None])[0][:, None] ^ self._flips[None, :]  # [16, flips]
+        starts = np.take_along_axis(self._starts, probes, axis=1).ravel()
+        ends = np.take_along_axis(self._starts, probes + 1, axis=1).ravel()
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if not total:
+            return None
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        candidates = self._order[positions]  # a hash may come up under several pieces
+        words = np.frombuffer(query.tobytes(), dtype=">u8").astype(np.uint64)
+        distances = np.bitwise_count(self._words[candidates] ^ words).sum(axis=1)
+        nearest = int(distances.min())
+        if nearest > self.max_distance:
+            return None
+        return Match(self.labels[int(candidates[distances == nearest].min())], nearest)
+
+
+def parse_hash_list(lines: Iterable[str], origin: str, max_distance: int = Matching.max_distance) -> HashList:
+    """A :class:`HashList` from a CSV file's lines; ``origin`` names the file in errors. Every
+    line is checked: a missing column, a hash that is not 64 hex digits, an empty or overlong
+    label or a line of the wrong width is a :class:`HashListError` naming the line."""
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        raise HashListError(f"{origin}: the hash list is empty; it needs a header line 'pdq,label' and one line per hash")
+    names = [name.strip().lstrip("\ufeff").lower() for name in header]
+    missing = [name for name in (PDQ_COLUMN, LABEL_COLUMN) if name not in names]
+    if missing:
+        raise HashListError(f"{origin} line 1: no column {' or '.join(repr(m) for m in missing)} in the header "
+                            f"({','.join(header)[:200]}); the list needs the columns pdq,label")
+    pdq_at, label_at = names.index(PDQ_COLUMN), names.index(LABEL_COLUMN)
+    hashes, labels, seen = bytearray(), [], {}
+    for fields in reader:
+        line = reader.line_num
+        if not any(field.strip() for field in fields):
+            continue
+        if len(fields) != len(names):
+            raise HashListError(f"{origin} line {line}: {len(fields)} fields where the header has {len(names)}")
+        value, label = fields[pdq_at].strip().lower(), fields[label_at].strip()
+        if len(value) != HEX_DIGITS or not _HEX.issuperset(value):
+            raise HashListError(f"{origin} line {line}: the pdq value {value[:80]!r} is not {HEX_DIGITS} hex digits")
+        if not label or len(label) > _MAX_LABEL:
+            raise HashListError(f"{origin} line {line}: the label must have 1 to {_MAX_LABEL} characters")
+        hashes += bytes.fromhex(value)
+        labels.append(seen.setdefault(label, label))  # one string per distinct label
+    if not labels:
+        raise HashListError(f"{origin}: the hash list has a header but no hashes")
+    return HashList(np.frombuffer(bytes(hashes), dtype=np.uint8), labels, max_distance)

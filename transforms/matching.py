@@ -1,0 +1,35 @@
+"""The hash list of known content (``model.hash_list``), read from its file (local or in a
+bucket, gzip-compressed when its name ends in ``.gz``) once per process and shared, like the model."""
+
+from __future__ import annotations
+
+import threading
+
+from ..model.hash_list import HashList, HashListError, Matching, parse_hash_list
+from ..storage.paths import shown
+from .manifest_formats import READ_ERRORS, open_text
+
+_lists: dict[Matching, HashList] = {}
+_lock = threading.Lock()
+
+
+def read_hash_list(matching: Matching) -> HashList:
+    """The list ``matching.list`` names, read and indexed; a file that cannot be read or used is
+    a :class:`HashListError` naming it."""
+    path = matching.list
+    try:
+        with open_text(path, compressed=path.endswith(".gz")) as lines:
+            return parse_hash_list(lines, shown(path), matching.max_distance)
+    except HashListError:
+        raise
+    except READ_ERRORS as exc:
+        why = "no such file" if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
+        raise HashListError(f"cannot read the hash list {shown(path)} ({why})"[:500]) from None
+
+
+def hash_list(matching: Matching) -> HashList:
+    """This process's copy of the list (read on first use)."""
+    with _lock:
+        if matching not in _lists:
+            _lists[matching] = read_hash_list(matching)
+        return _lists[matching]
