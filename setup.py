@@ -34,7 +34,7 @@ setup(
     install_requires=[
         "apache-beam>=2.62.0,<2.78",
         "tensorflow-cpu>=2.18,<2.22",
-        "numpy>=1.26",
+        "numpy>=2.0",  # np.bitwise_count (hash matching)
         "pillow>=12.0,<13",
         # HEIC/HEIF decoding as a Pillow plugin: the decode-only build of pillow-heif (LGPL
         # libheif and libde265, no GPL x265 encoder)

@@ -126,7 +126,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader,
                                                                      config.views, first_pass_scores),
-        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead), score, finish, config.thresholds)
+        } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead), score, finish, config.thresholds,
+                                                         config.matching)
     else:
         rows = entries | "ScoreImages" >> score
     rows | "Write" >> WriteResults(results_dir, schema)
@@ -245,6 +246,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
                                            "loader": job.config.loader, "views": job.config.views,
                                            "thresholds": dataclasses.asdict(job.config.thresholds),
                                            "cascade": job.config.cascades and spec is None,
+                                           "match_list": job.config.matching.list and shown(job.config.matching.list),
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),

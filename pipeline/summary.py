@@ -112,6 +112,8 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "content_duplicates": c.get(metrics.CONTENT_DUPLICATES, 0),
         "content_reused": c.get(metrics.CONTENT_REUSED, 0),
         "rescored": c.get(metrics.RESCORED, 0),
+        "matched": c.get(metrics.MATCHED, 0),
+        "not_matchable": c.get(metrics.NOT_MATCHABLE, 0),
         "rows": sum(decisions.values()),
         "scored": scored,
         "errors": sum(errors.values()),
@@ -187,6 +189,20 @@ def _retry_lines(summary: dict) -> list[str]:
     return lines
 
 
+def _match_lines(summary: dict) -> list[str]:
+    """Rows the hash list matched, and rows whose hashes were too poor to be matched."""
+    if not summary.get("match_list"):
+        return []
+    lines = [f"known content  {summary.get('matched', 0)} rows matched the hash list {summary['match_list']} "
+             f"(column match); {summary.get('not_matchable', 0)} decoded rows had no hash good enough to match "
+             f"(match_checked false)"]
+    if summary.get("already_done"):
+        lines.append(f"               the {summary['already_done']} URIs already in earlier runs were not matched "
+                     f"against this list: their rows keep what their own runs found (with --output a new folder, "
+                     f"and --content-dedup to reuse their scores, they are matched without being scored again)")
+    return lines
+
+
 def _nothing_new(summary: dict) -> str:
     latest = summary.get("latest_results")
     return "none written: nothing new to score" + (
@@ -208,6 +224,7 @@ def format_summary(summary: dict) -> str:
         *([f"cascade        {summary['rescored']} of {summary['rows']} rows near a threshold or not decoded "
            f"scored again by the exact steps; the other rows' scores are the first pass's (column exact false)"]
           if summary.get("cascade") else []),
+        *_match_lines(summary),
         f"time           {summary['seconds']} s, {_rates(summary)}, model loads {summary['model_loads']}",
         *([f"salvaged       {summary['salvaged_rows']} rows kept from a run that did not finish (in the already done)"]
           if summary.get("salvaged_rows") else []),

@@ -17,13 +17,15 @@ import dataclasses
 import apache_beam as beam
 
 from ..model.decision import Thresholds
+from ..model.hash_list import Matching
 from ..model.preprocess import YAHOO_VIEW
 from ..storage.schema import Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
+from .matching import hash_list, match_row
 from .results import base_row, failed_row, finish
-from .storage_step import storage_of
+from .storage_step import WithStorage, storage_of
 
 FOLLOWERS = "followers"
 REUSED = "reused"
@@ -89,12 +91,18 @@ class EarlierScores(beam.PTransform):
         )
 
 
-class _SplitByContent(beam.DoFn):
-    """Per sha256 (its ``Read`` uploads and earlier rows): reuse an earlier score, or pass one
-    ``Entry`` on to be scored and the other uploads' rows aside."""
+class _SplitByContent(WithStorage):
+    """Per sha256 (its ``Read`` uploads and earlier rows): reuse an earlier score (matched on
+    its row's hash against this run's hash list, ``matching``), or pass one ``Entry`` on to be
+    scored and the other uploads' rows aside."""
 
-    def __init__(self, thresholds: Thresholds):
+    def __init__(self, thresholds: Thresholds, matching: Matching = Matching()):
         self._thresholds = thresholds
+        self._matching = matching
+
+    def setup(self):
+        super().setup()
+        self._hashes = hash_list(self._matching) if self._matching.list else None
 
     def process(self, element):
         sha, groups = element
@@ -105,9 +113,12 @@ class _SplitByContent(beam.DoFn):
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
             metrics.counter(metrics.CONTENT_REUSED).inc(len(rows))
-            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS)
+            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS, Column.PDQ,
+                     Column.PDQ_QUALITY)
             for row in rows:
                 row = {**row, **{name: earlier[name] for name in facts}}
+                if self._hashes is not None:
+                    row = match_row(row, self._hashes, self._matching)
                 yield beam.pvalue.TaggedOutput(REUSED, finish(
                     row, score=earlier[Column.SCORE], model=earlier[Column.MODEL], thresholds=self._thresholds,
                     view=earlier[Column.VIEW], yahoo_score=earlier[Column.YAHOO_SCORE], exact=earlier[Column.EXACT]))
@@ -132,10 +143,13 @@ class ContentDedup(beam.PTransform):
     """``{"entries": Entry, "earlier": (sha256, row) from EarlierScores}`` -> finished rows, one
     per entry: each distinct content is scored once by ``score`` (a ``ScoreImages``), the other
     entries with the same bytes share its row's result, and contents an earlier run scored with
-    the same model and loader reuse that score."""
+    the same model and loader reuse that score, matched against ``matching``'s hash list on
+    the hash their row has."""
 
-    def __init__(self, hash_file: HashFile, score: beam.PTransform, finish: beam.PTransform, thresholds: Thresholds):
+    def __init__(self, hash_file: HashFile, score: beam.PTransform, finish: beam.PTransform, thresholds: Thresholds,
+                 matching: Matching = Matching()):
         super().__init__()
+        self._matching = matching
         self._hash_file = hash_file
         self._score = score
         self._finish = finish  # a FinishRows, for the rows made here (``score`` finishes its own)
@@ -147,7 +161,8 @@ class ContentDedup(beam.PTransform):
         content = (
             {"uploads": hashed.hashed, "earlier": inputs["earlier"]}
             | "GroupBySha" >> beam.CoGroupByKey()
-            | "SplitByContent" >> beam.ParDo(_SplitByContent(self._thresholds)).with_outputs(
+            | "SplitByContent" >> beam.ParDo(
+                _SplitByContent(self._thresholds, self._matching).using(storage_of(inputs["entries"]))).with_outputs(
                 FOLLOWERS, REUSED, main="to_score")
         )
         scored = content.to_score | "ScoreImages" >> self._score

@@ -7,6 +7,7 @@ import threading
 
 from ..model.hash_list import HashList, HashListError, Matching, parse_hash_list
 from ..storage.paths import shown
+from ..storage.schema import Column
 from .manifest_formats import READ_ERRORS, open_text
 
 _lists: dict[Matching, HashList] = {}
@@ -33,3 +34,14 @@ def hash_list(matching: Matching) -> HashList:
         if matching not in _lists:
             _lists[matching] = read_hash_list(matching)
         return _lists[matching]
+
+
+def match_row(row: dict, hashes: HashList, matching: Matching) -> dict:
+    """A row matched on its own hash (``pdq``, Yahoo's view's) alone: for rows whose other views'
+    hashes are not at hand (a score reused from an earlier run). A row without a hash (scored by
+    a version that made none) or with a poor one is not matched (``match_checked`` false)."""
+    value, quality = row.get(Column.PDQ), row.get(Column.PDQ_QUALITY)
+    checked = value is not None and quality is not None and quality >= matching.min_quality
+    found = hashes.nearest(value) if checked else None
+    return {**row, Column.MATCH: found and found.label, Column.MATCH_DISTANCE: found and found.distance,
+            Column.MATCH_CHECKED: checked}

@@ -24,6 +24,8 @@ CONTENT_DUPLICATES = "content_duplicates"  # rows that shared another entry's re
 CONTENT_REUSED = "content_reused"  # rows that reused an earlier run's result for the same bytes
 RESCORED = "rescored"  # rows of the cascade's first pass made again by the exact steps
 BYTES_READ = "bytes_read"
+MATCHED = "matched"  # rows matched by the hash list (column match)
+NOT_MATCHABLE = "not_matchable"  # decoded rows with no hash good enough to match (match_checked false)
 # One entry per model load, in ms, reported by the scorer itself at its first batch: the
 # summary's model loads (count) and load time (max), and the "loaded" log line, all come from
 # it, so a model that never scored (nothing new to score) is in none of them. Beam's own

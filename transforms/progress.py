@@ -78,6 +78,10 @@ class _CountRows(beam.DoFn):
         metrics.counter(metrics.decision_counter(row[Column.DECISION])).inc()
         if row[Column.ERROR_KIND]:
             metrics.counter(metrics.error_counter(row[Column.ERROR_KIND])).inc()
+        if row[Column.MATCH] is not None:
+            metrics.counter(metrics.MATCHED).inc()
+        elif row[Column.MATCH_CHECKED] is False:
+            metrics.counter(metrics.NOT_MATCHABLE).inc()
         self._progress(total)
         yield row
 

@@ -114,3 +114,26 @@ def test_a_bad_list_stops_the_job_before_it_starts_naming_the_line(tmp_path, upl
     with pytest.raises(HashListError, match=f"bad.csv line {line}: .*{words}"):
         run(["--manifest", str(manifest), "--output", str(tmp_path / "out"), "--match-list", str(bad)])
     assert not (tmp_path / "out").exists()
+
+
+def test_scores_reused_by_content_are_matched_on_their_hash(tmp_path, uploads):
+    folder, _ = uploads
+    names = ["chelsea-small.jpg", "coins.png", "flat.png"]
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("".join(f"{folder / name}\n" for name in names))
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for name in names:  # the same bytes at other URIs, twice each
+        for n in (1, 2):
+            (copies / f"{n}-{name}").write_bytes((folder / name).read_bytes())
+    second.write_text("".join(f"{copies / f'{n}-{name}'}\n" for name in names for n in (1, 2)))
+    out = tmp_path / "out"
+    run(["--manifest", str(first), "--output", str(out), "--content-dedup"])
+    summary = run(["--manifest", str(second), "--output", str(out), "--content-dedup",
+                   "--match-list", str(folder / "known.csv")])
+    assert summary["content_reused"] == 6 and summary["matched"] == 2 and summary["not_matchable"] == 2
+    rows = {name: row for name, row in rows_of(out).items() if name[0] in "12"}
+    for n in (1, 2):
+        assert rows[f"{n}-chelsea-small.jpg"]["match"] == "cat-takedown"
+        assert rows[f"{n}-coins.png"]["match"] is None and rows[f"{n}-coins.png"]["match_checked"] is True
+        assert rows[f"{n}-flat.png"]["match_checked"] is False
