@@ -7,7 +7,9 @@ view's decision, and the score distribution; writes
 axis, the thresholds marked, totals per decision in the legend, errors by kind, the folder and
 the time range of the rows in the title), ``DIR/_report/review_queue.csv`` (every ``review``
 and ``nsfw`` row, highest score first, with the manifests' own columns so rows join back to
-uploads) and ``DIR/_report/errors.csv`` (every error row, by kind), or into ``--report-dir``.
+uploads), ``DIR/_report/errors.csv`` (every error row, by kind) and ``DIR/_report/matches.csv``
+(every row a hash list of known content matched: uri, label, distance, score, decision, nearest
+first), or into ``--report-dir``.
 The leading underscore keeps the folder out of ``pyarrow.parquet.read_table(DIR)``. ``DIR``
 may be local or any Beam filesystem (gs://, s3://, ...): results are read, and the report
 written, through Beam's FileSystems, one result file at a time.
@@ -41,6 +43,8 @@ BINS = 20
 REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
+MATCHES_CSV = "matches.csv"
+MATCH_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION)
 RANK = {"safe": 0, "review": 1, "nsfw": 2}
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", NOT_SCORED: "#7878c8"}
 
@@ -87,7 +91,7 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
     raised = 0  # ... whose decision is above the one Yahoo's view alone gives (at the row's thresholds)
     decided_at = collections.Counter()  # scored rows per (safe_below, nsfw_from) they were decided at
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
-    times, queues, failures = [], [], []
+    times, queues, failures, matches = [], [], [], []
     for table in _tables(directory):
         decisions.update(table.column(Column.DECISION).to_pylist())
         errors.update(table.column(Column.ERROR_KIND).drop_null().to_pylist())
@@ -110,14 +114,16 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
             times += [pc.min(scored_at).as_py(), pc.max(scored_at).as_py()]
         queues.append(table.filter(pc.field(Column.DECISION).isin(["review", "nsfw"])))
         failures.append(table.filter(pc.field(Column.DECISION) == NOT_SCORED))
+        matches.append(table.filter(pc.is_valid(table[Column.MATCH])).select(MATCH_COLUMNS))
     # runs over manifests with different columns: missing columns are null
     queue = pa.concat_tables(queues, promote_options="default").sort_by([(Column.SCORE, "descending")])
     failed = pa.concat_tables(failures, promote_options="default").sort_by(
         [(Column.ERROR_KIND, "ascending"), (Column.URI, "ascending")])
+    matched = pa.concat_tables(matches).sort_by([(Column.MATCH_DISTANCE, "ascending"), (Column.URI, "ascending")])
     times = [t for t in times if t is not None]
     return {"decisions": {d: decisions.get(d, 0) for d in DECISIONS}, "errors": dict(errors.most_common()),
             "histogram": sum(histograms.values()).tolist(), "histograms": {d: h.tolist() for d, h in histograms.items()},
-            "queue": queue, "failed": failed, "rows": sum(decisions.values()), "directory": directory,
+            "queue": queue, "failed": failed, "matches": matched, "rows": sum(decisions.values()), "directory": directory,
             "other_views": dict(sorted(other_views.items(), key=lambda kv: (-kv[1], kv[0]))), "raised": raised,
             "time_range": (min(times), max(times)) if times else None,
             "thresholds": [Thresholds(*pair) for pair, _ in decided_at.most_common()] or [thresholds],
@@ -216,6 +222,7 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
         write_bytes(png, png_bytes(report))
         write_bytes(csv, _csv_bytes(report["queue"]))
         write_bytes(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
+        write_bytes(FileSystems.join(folder, MATCHES_CSV), _csv_bytes(report["matches"]))
     except (OSError, BeamIOError) as exc:
         cause = exc.exception_details if isinstance(exc, BeamIOError) and exc.exception_details else {}
         why = next(iter(cause.values()), exc)
@@ -241,8 +248,9 @@ def spreadsheet_safe(table: pa.Table) -> pa.Table:
 
 
 def _csv_bytes(table: pa.Table, header: bool = True) -> bytes:
-    table = table.set_column(table.schema.get_field_index(Column.SCORED_AT), Column.SCORED_AT,
-                             pc.cast(table[Column.SCORED_AT], pa.string()))
+    if Column.SCORED_AT in table.column_names:
+        table = table.set_column(table.schema.get_field_index(Column.SCORED_AT), Column.SCORED_AT,
+                                 pc.cast(table[Column.SCORED_AT], pa.string()))
     buffer = io.BytesIO()
     pacsv.write_csv(spreadsheet_safe(table), buffer, pacsv.WriteOptions(include_header=header))
     return buffer.getvalue()
@@ -289,10 +297,16 @@ def format_report(report: dict, png: str, csv: str) -> str:
         lines.append(f"decided by a view other than Yahoo's: {sum(report['other_views'].values())} ("
                      + ", ".join(f"{k} {n}" for k, n in report["other_views"].items())
                      + f"); decision above Yahoo's view's: {report['raised']}")
+    if report["matches"].num_rows:
+        labels = collections.Counter(report["matches"].column(Column.MATCH).to_pylist())
+        lines.append(f"known content: {report['matches'].num_rows} rows matched a hash list ("
+                     + ", ".join(f"{label} {n}" for label, n in labels.most_common(10))
+                     + (", ..." if len(labels) > 10 else "") + ")")
     lines.append("scores  count")
     for i, n in enumerate(report["histogram"]):
         lines.append(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f} {n:>8}")
     png, csv = shown(png), shown(csv)
     lines += [f"chart: {png}", f"review queue ({report['queue'].num_rows} rows, highest score first): {csv}",
-              f"errors ({report['failed'].num_rows} rows, by kind): {csv.rsplit('/', 1)[0]}/{ERRORS_CSV}"]
+              f"errors ({report['failed'].num_rows} rows, by kind): {csv.rsplit('/', 1)[0]}/{ERRORS_CSV}",
+              f"matches ({report['matches'].num_rows} rows, nearest first): {csv.rsplit('/', 1)[0]}/{MATCHES_CSV}"]
     return "\n".join(lines)

@@ -10,12 +10,15 @@ import pytest
 from PIL import Image
 
 from nsfw_scan.model import pdq
+from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.hash_list import HashListError
+from nsfw_scan.pipeline.report import write_report
 from nsfw_scan.pipeline.run import run
 from support.corpus import REAL
 from support.images import encoded, gif, rgb, sideways
 
-LISTED = {"chelsea.png": "cat-takedown", "coffee.png": "cup-report", "astronaut.png": "ncii-0042"}
+LISTED = {"chelsea.png": "cat-takedown", "coffee.png": "cup-report", "astronaut.png": "ncii-0042",
+          "hubble_deep_field.jpg": '=HYPERLINK("http://x")'}
 
 
 def original(name: str) -> Image.Image:
@@ -25,12 +28,12 @@ def original(name: str) -> Image.Image:
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory):
     folder = tmp_path_factory.mktemp("matching")
-    chelsea, coffee, astronaut = (original(name) for name in LISTED)
+    chelsea, coffee, astronaut, _ = (original(name) for name in LISTED)
     files = {
         "chelsea-small.jpg": encoded(chelsea.resize((300, 200), Image.Resampling.BICUBIC), "JPEG", quality=60),
         "coffee-big.webp": encoded(coffee.resize((1500, 1000), Image.Resampling.LANCZOS), "WEBP", quality=70),
         "astronaut-sideways.png": sideways(astronaut.resize((400, 400))),
-        "astronaut-late.gif": gif([rgb("hubble_deep_field.jpg", (200, 200)), rgb("coins.png", (200, 200)),
+        "astronaut-late.gif": gif([rgb("grace_hopper.jpg", (200, 200)), rgb("coins.png", (200, 200)),
                                    astronaut.resize((200, 200))]),
         "coins.png": (REAL / "coins.png").read_bytes(),
         "hubble.jpg": (REAL / "hubble_deep_field.jpg").read_bytes(),
@@ -66,7 +69,8 @@ def matched(uploads):
 def test_copies_of_listed_pictures_are_matched_with_their_label(matched):
     _, rows = matched
     expected = {"chelsea-small.jpg": "cat-takedown", "coffee-big.webp": "cup-report",
-                "astronaut-sideways.png": "ncii-0042", "astronaut-late.gif": "ncii-0042"}
+                "astronaut-sideways.png": "ncii-0042", "astronaut-late.gif": "ncii-0042",
+                "hubble.jpg": LISTED["hubble_deep_field.jpg"]}
     for name, label in expected.items():
         row = rows[name]
         assert row["match"] == label, (name, row["match"], row["match_distance"])
@@ -78,7 +82,7 @@ def test_copies_of_listed_pictures_are_matched_with_their_label(matched):
 
 def test_other_pictures_are_not_matched_and_poor_hashes_are_not_trusted(matched):
     _, rows = matched
-    for name in ("coins.png", "hubble.jpg", "grace_hopper.jpg"):
+    for name in ("coins.png", "grace_hopper.jpg"):
         assert rows[name]["match"] is None and rows[name]["match_distance"] is None
         assert rows[name]["match_checked"] is True
     flat = rows["flat.png"]
@@ -137,3 +141,19 @@ def test_scores_reused_by_content_are_matched_on_their_hash(tmp_path, uploads):
         assert rows[f"{n}-chelsea-small.jpg"]["match"] == "cat-takedown"
         assert rows[f"{n}-coins.png"]["match"] is None and rows[f"{n}-coins.png"]["match_checked"] is True
         assert rows[f"{n}-flat.png"]["match_checked"] is False
+
+
+def test_the_report_lists_the_matches_spreadsheet_safe(matched, uploads):
+    summary, rows = matched
+    folder, _ = uploads
+    assert summary["matched"] == 5 and summary["not_matchable"] == 1
+    report, _, _ = write_report(str(folder / "out"), Thresholds())
+    with open(folder / "out" / "_report" / "matches.csv", newline="") as f:
+        listed = list(csv.DictReader(f))
+    assert [line["uri"].rsplit("/", 1)[-1] for line in listed] == [
+        row["uri"].rsplit("/", 1)[-1] for row in sorted((r for r in rows.values() if r["match"]),
+                                                        key=lambda r: (r["match_distance"], r["uri"]))]
+    assert list(listed[0]) == ["uri", "match", "match_distance", "score", "decision"]
+    formula = next(line for line in listed if line["uri"].endswith("hubble.jpg"))
+    assert formula["match"] == "'" + LISTED["hubble_deep_field.jpg"]
+    assert report["matches"].num_rows == 5
