@@ -126,6 +126,22 @@ def cmd_redecide(args) -> int:
     return EXIT_OK
 
 
+def cmd_hashes(args) -> int:
+    import sys
+
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
+    from .flags import config_from_args
+    from .hashes import write_hashes
+
+    config = config_from_args(args)
+    StorageOptions.from_flags(args).apply()  # before any file is read
+    out = absolute(args.out) if args.out else None
+    text = write_hashes(absolute(args.directory), out, args.decision, args.label, config.matching.min_quality)
+    (sys.stdout.write(text) if out is None else print(text))
+    return EXIT_OK
+
+
 def cmd_calibrate(args) -> int:
     from ..storage.options import StorageOptions
     from ..storage.paths import absolute
@@ -221,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     calibration.add_argument("--base-rate", type=share(0, 1, low_open=True), metavar="R",
                              help="the share of nsfw uploads in production: gives the precision to expect there")
     calibration.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+
+    hashes = results_command("hashes", "the PDQ hashes of the rows in DIR with one decision, as a pdq,label,uri "
+                                       "hash list for --match-list", cmd_hashes, config=True)
+    hashes.add_argument("--decision", choices=("nsfw", "review", "safe"), default="nsfw",
+                        help="the rows whose hashes are listed (default nsfw)")
+    hashes.add_argument("--label", help="the label of every line (default: the decision)")
+    hashes.add_argument("--out", metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...; default: print it)")
 
     export_rows = results_command("export", "every row of all runs in DIR as one CSV file (spreadsheet-safe)", cmd_export)
     export_rows.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...)")

@@ -25,6 +25,9 @@ class FileResult:
     error: str | None = None
     view: str | None = None  # the view that gave the score (transforms.results.scored_row)
     yahoo_score: float | None = None
+    pdq: str | None = None  # the PDQ hash (model.pdq) and, with a hash list, its nearest match
+    match: str | None = None
+    match_distance: int | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,4 +73,5 @@ def score_paths(paths: Iterable[str], config: Config, scorer) -> Iterator[FileRe
             continue
         score = round(row[Column.SCORE], 6)
         yield FileResult(row[Column.URI], score, config.thresholds.decide(score), view=row[Column.VIEW],
-                         yahoo_score=round(row[Column.YAHOO_SCORE], 6))
+                         yahoo_score=round(row[Column.YAHOO_SCORE], 6), pdq=row[Column.PDQ], match=row[Column.MATCH],
+                         match_distance=row[Column.MATCH_DISTANCE])

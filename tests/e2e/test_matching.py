@@ -14,6 +14,7 @@ from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.hash_list import HashListError
 from nsfw_scan.pipeline.report import write_report
 from nsfw_scan.pipeline.run import run
+from support.cli import nsfw_scan
 from support.corpus import REAL
 from support.images import encoded, gif, rgb, sideways
 
@@ -157,3 +158,22 @@ def test_the_report_lists_the_matches_spreadsheet_safe(matched, uploads):
     formula = next(line for line in listed if line["uri"].endswith("hubble.jpg"))
     assert formula["match"] == "'" + LISTED["hubble_deep_field.jpg"]
     assert report["matches"].num_rows == 5
+
+
+def test_hashes_out_make_a_list_that_matches_the_next_run(matched, uploads, tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    listed = tmp_path / "confirmed.csv"
+    done = nsfw_scan("hashes", str(folder / "out"), "--decision", "safe", "--label", "confirmed", "--out", str(listed))
+    assert done.returncode == 0, done.stderr
+    assert "hashes of safe rows written" in done.stdout and "left out" in done.stdout  # flat.png's poor hash
+    with open(listed, newline="") as f:
+        lines = list(csv.DictReader(f))
+    expected = {r["pdq"] for r in rows.values() if r["decision"] == "safe" and r["pdq_quality"] >= 50}
+    assert expected and {line["pdq"] for line in lines} == expected
+    assert {line["label"] for line in lines} == {"confirmed"} and list(lines[0]) == ["pdq", "label", "uri"]
+    copy = tmp_path / "again.png"
+    copy.write_bytes(encoded(Image.open(folder / "coins.png").convert("RGB").resize((200, 158)), "JPEG", quality=70))
+    scored = nsfw_scan("score", str(copy), "--match-list", str(listed))
+    assert scored.returncode == 0, scored.stderr
+    assert '"match": "confirmed"' in scored.stdout
