@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import itertools
 from collections.abc import Iterable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .errors import UsageError
 from .pdq import HEX_DIGITS
@@ -71,13 +75,13 @@ class HashList:
         self._words = self.hashes.view(">u8").astype(np.uint64)  # [n, 4], for the distance
         pieces = self._pieces(self.hashes)  # [n, 16]
         count = len(self.hashes)
-        # per piece: the hashes ordered by that piece's value, and where each value starts
-        self._order = np.argsort(pieces, axis=0, kind="stable").T.astype(np.int32)  # [16, n]
-        ordered = np.take_along_axis(pieces.T, self._order, axis=1)
-        self._starts = np.stack([np.searchsorted(ordered[p], np.arange(1 << _PIECE_BITS + 1)) for p in range(_PIECES)])
+        # per piece: the hashes ordered by that piece's value (a radix sort of 16-bit keys), and
+        # where each value starts in that order
+        self._order = np.argsort(pieces, axis=0, kind="stable").T.astype(np.int32).ravel()  # [16 * n]
+        counts = np.stack([np.bincount(pieces[:, p], minlength=1 << _PIECE_BITS) for p in range(_PIECES)])
+        self._starts = np.zeros((_PIECES, (1 << _PIECE_BITS) + 1), dtype=np.int64)
+        np.cumsum(counts, axis=1, out=self._starts[:, 1:])
         self._starts += (np.arange(_PIECES) * count)[:, None]  # into the flattened order
-        self._order = self._order.ravel()
-        del pieces, ordered
         radius = max_distance // _PIECES
         self._flips = np.array(sorted({sum(1 << b for b in bits) for r in range(radius + 1)
                                         for bits in itertools.combinations(range(_PIECE_BITS), r)}), dtype=np.int64)
@@ -87,13 +91,14 @@ class HashList:
 
     @staticmethod
     def _pieces(hashes: np.ndarray) -> np.ndarray:
-        return (hashes[:, 0::2].astype(np.int64) << 8) | hashes[:, 1::2]
+        """``[n, 16]`` uint16: each hash's 16-bit pieces."""
+        return np.ascontiguousarray(hashes).view(">u2").astype(np.uint16)
 
     def nearest(self, pdq_hex: str) -> Match | None:
         """The listed hash nearest to ``pdq_hex`` within ``max_distance`` bits (the first listed
         of equals), or None."""
         query = np.frombuffer(bytes.fromhex(pdq_hex), dtype=np.uint8)
-        probes = self._pieces(query[None])[0][:, None] ^ self._flips[None, :]  # [16, flips]
+        probes = self._pieces(query[None])[0].astype(np.int64)[:, None] ^ self._flips[None, :]  # [16, flips]
         starts = np.take_along_axis(self._starts, probes, axis=1).ravel()
         ends = np.take_along_axis(self._starts, probes + 1, axis=1).ravel()
         lengths = ends - starts
@@ -110,10 +115,34 @@ class HashList:
         return Match(self.labels[int(candidates[distances == nearest].min())], nearest)
 
 
-def parse_hash_list(lines: Iterable[str], origin: str, max_distance: int = Matching.max_distance) -> HashList:
-    """A :class:`HashList` from a CSV file's lines; ``origin`` names the file in errors. Every
-    line is checked: a missing column, a hash that is not 64 hex digits, an empty or overlong
-    label or a line of the wrong width is a :class:`HashListError` naming the line."""
+def parse_hash_list(data: bytes, origin: str, max_distance: int = Matching.max_distance) -> HashList:
+    """A :class:`HashList` from a CSV file's bytes (UTF-8); ``origin`` names the file in errors.
+    Every line is checked: a missing column, a hash that is not 64 hex digits, an empty or
+    overlong label or a line of the wrong width is a :class:`HashListError` naming the line.
+    Read by pyarrow's CSV reader; a list it finds fault with is read again line by line, for
+    the error's line number."""
+    header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", errors="replace")]), [])
+    try:  # every column as text (a hash of digits only is no number)
+        table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}))
+    except pa.ArrowInvalid:
+        table = None
+    if table is not None:
+        names = [name.strip().lstrip("\ufeff").lower() for name in table.column_names]
+        if PDQ_COLUMN in names and LABEL_COLUMN in names and table.num_rows:
+            values = pc.utf8_lower(pc.utf8_trim_whitespace(table.column(names.index(PDQ_COLUMN))))
+            labels = pc.utf8_trim_whitespace(table.column(names.index(LABEL_COLUMN)))
+            good = pc.and_(pc.match_substring_regex(values, f"^[0-9a-f]{{{HEX_DIGITS}}}$"),
+                           pc.and_(pc.greater(pc.utf8_length(labels), 0), pc.less_equal(pc.utf8_length(labels), _MAX_LABEL)))
+            if pc.all(pc.fill_null(good, False)).as_py():
+                hashes = np.frombuffer(bytes.fromhex("".join(values.to_pylist())), dtype=np.uint8)
+                seen: dict[str, str] = {}
+                return HashList(hashes, [seen.setdefault(label, label) for label in labels.to_pylist()], max_distance)
+    return _parse_lines(io.StringIO(data.decode("utf-8", errors="replace"), newline=""), origin, max_distance)
+
+
+def _parse_lines(lines: Iterable[str], origin: str, max_distance: int) -> HashList:
+    """:func:`parse_hash_list` line by line, for the line number of the first fault."""
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:

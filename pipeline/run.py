@@ -34,7 +34,7 @@ from ..transforms.earlier import DoneKeys
 from ..transforms.load import HashFile, LoadImage
 from ..transforms.manifest_plan import ManifestPlan, plan_manifests
 from ..transforms.manifests import ReadManifests
-from ..transforms.matching import read_hash_list
+from ..transforms.matching import hash_list
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults
@@ -193,7 +193,7 @@ def run_job(job: Job, spec=None) -> dict:
     storage = StorageOptions.from_beam_args(job.beam_args).apply()  # before anything touches a file
     plan = plan_manifests(list(job.manifests), config.manifest.uri_column)
     if config.matching.list:  # a bad list fails here, naming its line, before anything runs
-        hashes = read_hash_list(config.matching)
+        hashes = hash_list(config.matching)  # kept: workers in this process use it
         log.info("hash list %s: %d hashes, matched within %d bits", shown(config.matching.list), len(hashes),
                  config.matching.max_distance)
     model = (spec or config.engine_spec()).expected_model_id()

@@ -3,12 +3,13 @@ bucket, gzip-compressed when its name ends in ``.gz``) once per process and shar
 
 from __future__ import annotations
 
+import gzip
 import threading
 
 from ..model.hash_list import HashList, HashListError, Matching, parse_hash_list
 from ..storage.paths import shown
 from ..storage.schema import Column
-from .manifest_formats import READ_ERRORS, open_text
+from .manifest_formats import READ_ERRORS, open_raw
 
 _lists: dict[Matching, HashList] = {}
 _lock = threading.Lock()
@@ -19,13 +20,14 @@ def read_hash_list(matching: Matching) -> HashList:
     a :class:`HashListError` naming it."""
     path = matching.list
     try:
-        with open_text(path, compressed=path.endswith(".gz")) as lines:
-            return parse_hash_list(lines, shown(path), matching.max_distance)
-    except HashListError:
-        raise
+        with open_raw(path) as raw:
+            data = raw.read()
+        if path.endswith(".gz"):
+            data = gzip.decompress(data)
     except READ_ERRORS as exc:
         why = "no such file" if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
         raise HashListError(f"cannot read the hash list {shown(path)} ({why})"[:500]) from None
+    return parse_hash_list(data, shown(path), matching.max_distance)
 
 
 def hash_list(matching: Matching) -> HashList:
