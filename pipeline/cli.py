@@ -142,6 +142,19 @@ def cmd_hashes(args) -> int:
     return EXIT_OK
 
 
+def cmd_match(args) -> int:
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
+    from .flags import config_from_args
+    from .match_results import format_matched, match_results
+
+    config = config_from_args(args)
+    storage = StorageOptions.from_flags(args).apply()  # before any file is read
+    directory = absolute(args.directory)
+    print(format_matched(directory, config.matching.list, match_results(directory, config.matching, storage)))
+    return EXIT_OK
+
+
 def cmd_calibrate(args) -> int:
     from ..storage.options import StorageOptions
     from ..storage.paths import absolute
@@ -237,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibration.add_argument("--base-rate", type=share(0, 1, low_open=True), metavar="R",
                              help="the share of nsfw uploads in production: gives the precision to expect there")
     calibration.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+
+    match = results_command("match", "match the rows in DIR against a hash list of known content, on the hashes "
+                                     "they have (rows a run with the list skips as already done)", cmd_match, config=True)
+    match.add_argument("--match-list", required=True, metavar="FILE",
+                       help="CSV of known content (columns pdq,label), local or in a bucket")
 
     hashes = results_command("hashes", "the PDQ hashes of the rows in DIR with one decision, as a pdq,label,uri "
                                        "hash list for --match-list", cmd_hashes, config=True)

@@ -198,8 +198,8 @@ def _match_lines(summary: dict) -> list[str]:
              f"(match_checked false)"]
     if summary.get("already_done"):
         lines.append(f"               the {summary['already_done']} URIs already in earlier runs were not matched "
-                     f"against this list: their rows keep what their own runs found (with --output a new folder, "
-                     f"and --content-dedup to reuse their scores, they are matched without being scored again)")
+                     f"against this list; to match their rows: nsfw-scan match {summary['output']} "
+                     f"--match-list {summary['match_list']}")
     return lines
 
 

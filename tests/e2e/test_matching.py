@@ -177,3 +177,22 @@ def test_hashes_out_make_a_list_that_matches_the_next_run(matched, uploads, tmp_
     scored = nsfw_scan("score", str(copy), "--match-list", str(listed))
     assert scored.returncode == 0, scored.stderr
     assert '"match": "confirmed"' in scored.stdout
+
+
+def test_match_applies_a_list_to_rows_already_written(uploads, tmp_path):
+    folder, manifest = uploads
+    out = tmp_path / "out"
+    run(["--manifest", str(manifest), "--output", str(out)])
+    again = run(["--manifest", str(manifest), "--output", str(out), "--match-list", str(folder / "known.csv")])
+    assert again["already_done"] == 9 and again["matched"] == 0
+    before = rows_of(out)
+    assert all(r["match_checked"] is None for r in before.values())
+    done = nsfw_scan("match", str(out), "--match-list", str(folder / "known.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "4 matched" in done.stdout and "1 with a hash too poor" in done.stdout
+    after = rows_of(out)
+    assert {n for n, r in after.items() if r["match"]} == {"chelsea-small.jpg", "coffee-big.webp", "hubble.jpg",
+                                                          "astronaut-sideways.png"}
+    # matched on the row's own hash: the animation's later frame is not at hand
+    assert after["astronaut-late.gif"]["match"] is None and after["astronaut-late.gif"]["match_checked"] is True
+    assert [r["score"] for r in after.values()] == [r["score"] for r in before.values()]

@@ -1,0 +1,62 @@
+"""``nsfw-scan match DIR --match-list FILE``: every earlier row of an output folder matched
+against a hash list, on the hash the row has (``pdq``, Yahoo's view's), without reading its file
+again: the rows a run with the list would skip as already done. Rows written before nsfw-scan
+made hashes have none and cannot be matched this way (``match_checked`` false): run their
+manifests into a new folder to hash them. Each result file that changes is rewritten whole,
+under the folder's lock."""
+
+from __future__ import annotations
+
+import collections
+
+import pyarrow as pa
+
+from ..model.hash_list import HashListError, Matching
+from ..storage.files import read_table, write_table
+from ..storage.lock import OutputLock
+from ..storage.options import StorageOptions
+from ..storage.paths import shown
+from ..storage.schema import RESERVED, Column, output_schema
+from ..transforms.matching import hash_list, match_row
+from ..transforms.results import with_result_columns
+from .report import finished_result_files
+
+_MATCH = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
+
+
+def match_results(directory: str, matching: Matching, storage: StorageOptions) -> dict:
+    """Match every decoded row in ``directory`` against ``matching.list``; returns counts:
+    ``matched``, ``not_matched`` (a good hash, nothing near it), ``poor_hash``, ``no_hash``
+    (rows of versions that made none), ``errors`` (never decoded) and ``files`` rewritten."""
+    if not matching.list:
+        raise HashListError("no hash list: give one with --match-list FILE (or matching.list in --config)")
+    hashes = hash_list(matching)
+    counts = collections.Counter()
+    with OutputLock(directory, storage) as lock:
+        for path in finished_result_files(directory):  # one file at a time
+            table = read_table(path)
+            schema = output_schema({f.name: f.type for f in table.schema if f.name not in RESERVED})
+            rows = [with_result_columns(row, schema.names) for row in table.to_pylist()]
+            changed = False
+            for i, row in enumerate(rows):
+                if row[Column.SCORE] is None:
+                    counts["errors"] += 1
+                    continue
+                matched = match_row(row, hashes, matching)
+                counts["matched" if matched[Column.MATCH] is not None else "not_matched" if matched[Column.MATCH_CHECKED]
+                       else "no_hash" if row[Column.PDQ] is None else "poor_hash"] += 1
+                if any(matched[name] != row[name] for name in _MATCH):
+                    rows[i], changed = matched, True
+            if changed:
+                lock.check()  # never rewrite anything unless this command still holds the folder
+                write_table(path, pa.Table.from_pylist(rows, schema=schema))
+                counts["files"] += 1
+    return {key: counts[key] for key in ("matched", "not_matched", "poor_hash", "no_hash", "errors", "files")}
+
+
+def format_matched(directory: str, list_path: str, result: dict) -> str:
+    return (f"rows of {shown(directory)} matched against {shown(list_path)}: {result['matched']} matched, "
+            f"{result['not_matched']} not, {result['poor_hash']} with a hash too poor to match"
+            + (f", {result['no_hash']} without a hash (written before rows had one: run their manifests into a "
+               f"new folder to hash them)" if result["no_hash"] else "")
+            + f"; {result['errors']} error rows; {result['files']} result files rewritten")
