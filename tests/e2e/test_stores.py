@@ -121,3 +121,26 @@ def test_one_writer_at_a_time_and_a_killed_run_resumes(store, tmp_path):
     assert set(one_row_per_uri(store, "out")) == set(images)
     assert not store.keys("out/_LOCK") and not store.keys("out/run-20260101")
     assert f"removed {unfinished.rsplit('/', 2)[0]}: a run that did not finish" in third.stderr
+
+
+def test_a_hash_list_in_the_bucket_matches_and_hashes_go_back_to_it(store, tmp_path):
+    import gzip
+
+    from nsfw_scan.model.preprocess import load_image
+    from support.images import encoded, rgb
+
+    photos = {name: encoded(rgb(name, (160, 120)), "JPEG", quality=85) for name in ("coffee.png", "chelsea.png")}
+    uris = {name: store.put(f"img/{name}.jpg", data) for name, data in photos.items()}
+    store.put("manifests/m.txt", "\n".join(uris.values()).encode())
+    listed = load_image(photos["coffee.png"]).views[0].pdq.hex
+    store.put("lists/known.csv.gz", gzip.compress(f"pdq,label\n{listed},cup\n".encode()))
+    summary = run(["--manifest", store.uri("manifests/m.txt"), "--output", store.uri("out"),
+                   "--match-list", store.uri("lists/known.csv.gz"), *store.flags])
+    assert summary["matched"] == 1
+    found = one_row_per_uri(store, "out")
+    assert found[uris["coffee.png"]]["match"] == "cup" and found[uris["coffee.png"]]["match_distance"] == 0
+    assert found[uris["chelsea.png"]]["match"] is None
+    done = nsfw_scan("hashes", store.uri("out"), "--decision", "safe", "--out", store.uri("lists/safe.csv"), *store.flags)
+    assert done.returncode == 0, done.stderr
+    lines = store.get("lists/safe.csv").decode().splitlines()
+    assert lines[0] == "pdq,label,uri" and len(lines) == 3
