@@ -19,7 +19,8 @@ ERROR_KINDS = {
     "undecodable": "not an image Pillow can read, or broken inside",
     "truncated": "the image data ends early",
     "decompression_bomb": "the header declares more than limits.max_pixels pixels",
-    "unsupported_format": "a format refused on purpose (PostScript/EPS would run Ghostscript)",
+    "unsupported_format": "a format refused on purpose (PostScript/EPS would run Ghostscript), or a video without the video extra",
+    "no_video": "a video file without a video stream (audio only)",
     "bad_manifest_line": "the manifest line itself is malformed (wrong field count, broken JSON, no URI)",
 }
 BAD_MANIFEST_LINE = "bad_manifest_line"

@@ -40,7 +40,7 @@ from PIL import Image, ImageOps
 
 from . import pdq
 from .errors import Unscorable
-from .signatures import is_image, signature_of
+from .signatures import is_image, is_video, signature_of
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 RESIZE = 256
@@ -75,6 +75,10 @@ class ViewPolicy:
     views: str = "all"
     max_frames: int = 22
     max_frame_pixels: int = 200_000_000
+    # videos (``model.video``): frames sampled at most (one per second up to this many), and
+    # pixels decoded per file
+    video_max_frames: int = 301
+    video_max_pixels: int = 2_000_000_000
 
 
 YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
@@ -482,9 +486,15 @@ EXACT_LOADER = "yahoo"  # the loader whose scores are the reference
 
 def load_image(data: bytes, loader: str = EXACT_LOADER, max_pixels: int = DEFAULT_MAX_PIXELS,
                policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
-    """``data`` preprocessed by ``loader``: Yahoo's view, then (``policy.views == "all"``) the others."""
+    """``data`` preprocessed by ``loader``: Yahoo's view, then (``policy.views == "all"``) the
+    others. A video file, whatever the loader, is its sampled frames (``model.video``)."""
     try:
         fn = LOADERS[loader]
     except KeyError:
         raise ValueError(f"unknown loader {loader!r}; choose one of {sorted(LOADERS)}") from None
+    what = signature_of(data[:64])
+    if what is not None and is_video(what):
+        from .video import video_views
+
+        return video_views(data, max_pixels, policy)
     return fn(data, max_pixels, policy)

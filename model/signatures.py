@@ -13,12 +13,18 @@ SIGNATURES = (
     (8, b"AVI ", "an AVI video"),
     (0, b"II*\x00", "a TIFF image"),
     (0, b"MM\x00*", "a TIFF image"),
-    (4, b"ftypheic", "a HEIC image"),
-    (4, b"ftypheix", "a HEIC image"),
+    # ISO media files: the image brands (stills and image sequences) before the video ones
+    *((4, b"ftyp" + brand, "a HEIC image") for brand in (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
+                                                        b"hevm", b"hevs")),
     (4, b"ftypmif1", "a HEIF image"),
+    (4, b"ftypmsf1", "a HEIF image"),
     (4, b"ftypavif", "an AVIF image"),
+    (4, b"ftypavis", "an AVIF image"),
     (4, b"ftypqt", "a QuickTime video"),
     (4, b"ftyp", "an MP4 video"),
+    (4, b"moov", "a QuickTime video"),
+    (4, b"mdat", "a QuickTime video"),
+    (4, b"wide", "a QuickTime video"),
     (0, b"\x1a\x45\xdf\xa3", "a WebM/Matroska video"),
     (0, b"BM", "a BMP image"),
     (0, b"%PDF", "a PDF document"),
@@ -32,6 +38,11 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 def is_image(what: str) -> bool:
     """Whether ``what`` (as :func:`signature_of` names it) is an image format."""
     return what.endswith(" image")
+
+
+def is_video(what: str) -> bool:
+    """Whether ``what`` (as :func:`signature_of` names it) is a video format."""
+    return what.endswith(" video")
 
 
 def signature_of(head: bytes) -> str | None:

@@ -64,6 +64,19 @@ class Frames:
 
 
 @dataclasses.dataclass(frozen=True)
+class Video:
+    """Videos (``model.video``, with the ``video`` extra): frames sampled, one per second up to
+    ``max_frames`` (evenly spread beyond), and pixels decoded per file."""
+
+    max_frames: int = ViewPolicy().video_max_frames
+    max_pixels: int = ViewPolicy().video_max_pixels
+
+    def problems(self):
+        if self.max_frames < 2 or self.max_pixels < 1:
+            yield "", "need max_frames >= 2 (the first and the last frame) and max_pixels >= 1"
+
+
+@dataclasses.dataclass(frozen=True)
 class Decoding:
     """Decoding ahead of the model, in a pool of threads per worker process (reading has its own,
     ``storage.read.ReadPolicy``)."""
@@ -171,6 +184,7 @@ class Config:
     loader: str = EXACT_LOADER
     views: str = ViewPolicy().views
     frames: Frames = Frames()
+    video: Video = Video()
     engine: str = TensorFlowSpec.name
     batch: Batch = Batch()
     limits: Limits = Limits()
@@ -216,7 +230,8 @@ class Config:
 
     def view_policy(self) -> ViewPolicy:
         """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
-        return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels)
+        return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels, self.video.max_frames,
+                          self.video.max_pixels)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""
