@@ -78,7 +78,7 @@ class ViewPolicy:
     # videos (``model.video``): frames sampled at most (one per second up to this many), and
     # pixels decoded per file
     video_max_frames: int = 301
-    video_max_pixels: int = 2_000_000_000
+    video_max_pixels: int = 20_000_000_000
 
 
 YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
