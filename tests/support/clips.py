@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
@@ -17,9 +18,10 @@ def flagged() -> Image.Image:
     return Image.open(FLAGGED).convert("RGB")
 
 
-def clip(seconds: list[Image.Image], fps: int = 5, size=(160, 120), codec: str = "libx264", fmt: str = "mp4",
+def clip(seconds: list[Image.Image], fps: int | Fraction = 5, size=(160, 120), codec: str = "libx264", fmt: str = "mp4",
          rotation: int | None = None, faststart: bool = False) -> bytes:
-    """A clip showing ``seconds[k]`` during second ``k``, ``fps`` frames a second; ``rotation``:
+    """A clip showing ``seconds[k]`` during second ``k``, ``fps`` frames a second (below one: each
+    picture is one frame, shown ``1 / fps`` seconds); ``rotation``:
     the display rotation (degrees counterclockwise) written into the stream, as phones do;
     ``faststart``: an mp4's index before its frames (as streaming sites write them)."""
 
@@ -42,7 +44,7 @@ def _write(path, seconds, fps, size, codec, fmt, rotation, options) -> None:
             stream.set_display_rotation(rotation)
         for picture in seconds:
             pixels = np.asarray(picture.convert("RGB").resize(size, Image.Resampling.BILINEAR))
-            for _ in range(fps):
+            for _ in range(max(1, int(fps))):
                 for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
                     container.mux(packet)
         for packet in stream.encode():

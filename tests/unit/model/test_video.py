@@ -73,6 +73,35 @@ def test_a_long_video_is_sampled_evenly_within_the_budget():
     assert all(35 <= b - a <= 45 for a, b in zip(times, times[1:]))  # 1199 s / 30
 
 
+def test_a_ten_hour_video_is_one_row_of_evenly_spread_frames():
+    from fractions import Fraction
+
+    data = clip([SAFE, rgb("chelsea.png")] * 300, fps=Fraction(1, 60), size=(64, 48))  # a frame a minute
+    image = load_image(data, policy=ViewPolicy())
+    times = [seconds_of(view.name) for view in image.views]
+    assert image.frames == 600 and 290 <= len(times) <= 301
+    assert times[0] == 0.0 and times[-1] == 35940.0  # the last frame, shown from 9 h 59 min
+
+
+def test_a_4k_clip_is_scored_within_the_limits():
+    data = clip([SAFE, SAFE], fps=2, size=(3840, 2160))
+    image = load_image(data, policy=ViewPolicy())
+    assert (image.width, image.height) == (3840, 2160) and len(image.views) == 3
+    from nsfw_scan.model.errors import Unscorable
+
+    with pytest.raises(Unscorable, match="decompression_bomb"):
+        load_image(data, max_pixels=3840 * 2000, policy=ViewPolicy())
+
+
+def test_a_broken_frame_keeps_the_frames_before_it():
+    pictures = [rgb(name, (320, 240)) for name in ("coffee.png", "chelsea.png", "astronaut.png", "coins.png")] * 2
+    data = bytearray(clip(pictures, codec="libvpx-vp9", fmt="webm"))
+    middle = len(data) * 2 // 3
+    data[middle:middle + 400] = bytes(400)  # a run of zeros inside a frame
+    image = load_image(bytes(data), policy=ViewPolicy())
+    assert 1 <= len(image.views) <= 9 and image.views[0].name == "frame at 0.0 s"
+
+
 def test_the_pixel_budget_stops_decoding_and_keeps_the_frames_before():
     data = clip([SAFE] * 20, fps=5, size=(160, 120))
     image = load_image(data, policy=ViewPolicy(video_max_pixels=160 * 120 * 27))
