@@ -15,14 +15,15 @@ def test_scores_good_and_bad_paths_in_order(tmp_path):
     assert result.returncode == 1, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["path"] for line in lines] == [str(p) for p in paths]
-    assert all(set(line) == {"path", "score", "decision", "error_kind", "error", "view", "yahoo_score"}
-               for line in lines)
+    assert all(set(line) == {"path", "score", "decision", "error_kind", "error", "view", "yahoo_score", "pdq", "match",
+                             "match_distance"} for line in lines)
     expected = reference("real")
     good = [lines[0], lines[5]]
     for line, name in zip(good, ["grace_hopper.jpg", "astronaut.png"]):
         assert abs(line["score"] - expected[name]) < 1e-3
         assert line["decision"] == "safe" and line["error"] is None
         assert line["view"] == "yahoo" and line["yahoo_score"] == line["score"]
+        assert len(line["pdq"]) == 64 and line["match"] is None
     kinds = [line["error_kind"] for line in lines[1:5]]
     assert all(line["error"].startswith(line["error_kind"] + ": ") for line in lines[1:5])
     assert kinds == ["not_found", "empty", "not_a_file", "truncated"]
