@@ -15,7 +15,7 @@ from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
 from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")
-KINDS = {"empty", "undecodable", "truncated", "decompression_bomb", "too_large", "unsupported_format"}
+KINDS = {"empty", "undecodable", "truncated", "decompression_bomb", "too_large", "unsupported_format", "no_video"}
 
 
 def small_files(*folders) -> list[bytes]:
@@ -75,9 +75,12 @@ def check(data: bytes):
     views = load_image(data, max_pixels=16_000_000, policy=ALL_VIEWS)
     assert 1 <= len(views.views) <= ALL_VIEWS.max_frames and views.frames >= 1
     # Yahoo's view is the same either way, where decoding is repeatable at all (libtiff leaves
-    # parts of some corrupt fax-coded strips undefined: two decodes of those bytes differ)
-    if np.array_equal(load_image(data, max_pixels=16_000_000).array, result.array):
-        np.testing.assert_array_equal(views.array, result.array)
+    # parts of some corrupt fax-coded strips undefined: decodes of those bytes may differ, even
+    # when two in a row agree): a difference must persist over three more decodes to count
+    if not np.array_equal(views.array, result.array):
+        again = [load_image(data, max_pixels=16_000_000, policy=ALL_VIEWS).array for _ in range(3)]
+        repeatable = all(np.array_equal(array, again[0]) for array in again)
+        assert not repeatable or np.array_equal(again[0], result.array), "Yahoo's view differs with views: all"
     for view in views.views:
         assert view.array.shape == (224, 224, 3) and view.array.dtype == np.float32 and np.isfinite(view.array).all()
 
