@@ -64,7 +64,7 @@ def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except Exception as exc:  # FFmpeg's errors for garbage and cut headers
         raise Unscorable("undecodable", f"starts like a video, but FFmpeg cannot read it: damaged, cut short "
-                                        f"before its index, or a format it does not know ({_describe(exc)})") from None
+                                        f"before its index, or a format it does not know ({preprocess._describe(exc)})") from None
     with container:
         if not container.streams.video:
             raise Unscorable("no_video", "the file has no video stream (audio only?)")
@@ -180,7 +180,3 @@ def _duration(container, stream) -> float | None:
         return container.duration / 1_000_000  # FFmpeg's AV_TIME_BASE
     return None
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
