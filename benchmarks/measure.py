@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-_WRAPPER = (
+WRAPPER = (
     "import resource, runpy, sys; sys.argv = ['nsfw-scan'] + sys.argv[1:]\n"
     "try:\n    runpy.run_module('nsfw_scan.pipeline.cli', run_name='__main__')\n"
     "finally:\n"
@@ -19,7 +19,7 @@ _WRAPPER = (
 def run_cli(*args: str) -> tuple[str, float, int]:
     """stdout, wall seconds, and peak RSS in MiB of the largest process (the job or a worker)."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", _WRAPPER, *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", WRAPPER, *map(str, args)], capture_output=True, text=True)
     seconds = time.monotonic() - started
     # `score` exits 1 when some inputs were errors, which benchmarks may include
     if result.returncode != 0 and not (args[0] == "score" and result.returncode == 1):
