@@ -11,8 +11,10 @@ Two sources, because TensorFlow computes on threads of its own that Python never
 
 The steady state is the first to the last scored row (the rows' ``scored_at``). CPU per image
 over it: the Python threads' CPU split by their samples' shares, the other threads' CPU, and
-the cores left idle (cores x the steady state's wall time less all of the process's CPU).
-Samples taken while importing or loading the model are left out of the shares.
+the profiler's own CPU, and the cores left idle (cores x the steady state's wall time less
+the process's and the profiler's CPU).
+Samples taken while importing or loading the model, and samples of a thread with no Python
+frame (the interpreter starting and exiting), are left out of the shares.
 
 Used by ``benchmarks/end_to_end.py``, which profiles the exact and the cascade job.
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from measure import WRAPPER
 
-RATE = 100  # samples per second per thread
+RATE = 50  # samples per second per thread
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # (stage, frame pattern): a sample belongs to the stage of its innermost frame that matches
@@ -40,7 +42,8 @@ STAGES = [
     ("PDQ hash and matching", re.compile(r"[(/](pdq|hash_list|matching)\.py:|\b_match \(transforms/load\.py")),
     ("resize + JPEG + crop", re.compile(r"\b(_resize|_finish|network_input|tf_preprocess) \(model/preprocess\.py")),
     ("decode", re.compile(r"\((model/preprocess|model/video|model/signatures)\.py:")),
-    ("read", re.compile(r"\(storage/(read|files|s3read|httpfs|deadline)\.py:|\b_read \(transforms/load\.py")),
+    ("read and sha256", re.compile(r"\(storage/(read|files|s3read|httpfs|deadline)\.py:|\b_read \(transforms/load\.py"
+                                   r"|\bRead\.of \(transforms/elements\.py")),
     ("model (calling thread)", re.compile(r"\(model/scorer\.py:|tensorflow/|onnxruntime/")),
     ("Parquet writes", re.compile(r"\((transforms/write|storage/rows)\.py:|pyarrow/parquet")),
 ]
@@ -51,10 +54,16 @@ START_UP = [  # samples left out of the steady state's shares
 OTHER = "Beam and the job's other steps"
 MODEL_THREADS = "model (TensorFlow's threads)"
 IDLE = "cores idle"
+PROFILER = -1  # ThreadClock's key for the profiler's own CPU
+
+
+NO_FRAMES = "no Python frame (interpreter start and exit)"
 
 
 def stage_of(frames: list[str]) -> str:
     """The stage a sample's frames (outermost first) belong to."""
+    if not frames:
+        return NO_FRAMES
     for name, pattern in START_UP:
         if any(pattern.search(frame) for frame in frames):
             return name
@@ -78,13 +87,19 @@ def read_samples(raw: Path) -> tuple[collections.Counter, set[int]]:
     return per_stage, threads
 
 
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
 class ThreadClock:
     """Polls the CPU time of every thread of a process until it exits: ``series`` holds
-    ``(time.time(), {tid: cpu seconds})``."""
+    ``(time.time(), {tid: cpu seconds})``, and under the key ``PROFILER`` the CPU of the
+    ``profiler`` process (py-spy's own, which takes the same cores)."""
 
-    def __init__(self, pid: int, every: float = 0.1):
+    def __init__(self, pid: int, profiler: int, every: float = 0.1):
         self.series: list[tuple[float, dict[int, float]]] = []
-        self._pid, self._every = pid, every
+        self._pid, self._profiler, self._every = pid, profiler, every
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
@@ -94,10 +109,13 @@ class ThreadClock:
             now, cpu = time.time(), {}
             for entry in list(task.glob("*")):
                 try:
-                    fields = entry.joinpath("stat").read_text().rpartition(")")[2].split()
+                    cpu[int(entry.name)] = _cpu_seconds(entry / "stat")
                 except OSError:
                     continue
-                cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+            try:
+                cpu[PROFILER] = _cpu_seconds(Path(f"/proc/{self._profiler}/stat"))
+            except OSError:
+                pass
             if cpu:
                 self.series.append((now, cpu))
             time.sleep(self._every)
@@ -149,7 +167,7 @@ def profiled_run(args: list, steady_window, work: Path, cores: int) -> Profile:
     spy = subprocess.Popen([py_spy(), "record", "--threads", "--nonblocking", "--format", "raw", "--rate", str(RATE),
                             "--output", str(raw), "--", sys.executable, "-c", WRAPPER, *map(str, args)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    clock = ThreadClock(_child_of(spy.pid))
+    clock = ThreadClock(_child_of(spy.pid), spy.pid)
     _, errors = spy.communicate()
     clock.join()
     if spy.returncode != 0 or not raw.exists():
@@ -158,18 +176,21 @@ def profiled_run(args: list, steady_window, work: Path, cores: int) -> Profile:
     first, last, images = steady_window()
     start, end = clock.at(first), clock.at(last)
     used = {tid: end.get(tid, 0.0) - start.get(tid, 0.0) for tid in end}
+    profiler_cpu = used.pop(PROFILER, 0.0)
     python_cpu = sum(cpu for tid, cpu in used.items() if tid in python_threads)
     other_cpu = sum(cpu for tid, cpu in used.items() if tid not in python_threads)
-    steady = {name: count for name, count in per_stage.items() if name not in dict(START_UP)}
+    steady = {name: count for name, count in per_stage.items() if name not in dict(START_UP) and name != NO_FRAMES}
     total = sum(steady.values()) or 1
     seconds = {name: python_cpu * count / total for name, count in steady.items()}
     seconds[MODEL_THREADS] = other_cpu
-    seconds[IDLE] = max(0.0, cores * (last - first) - python_cpu - other_cpu)
+    seconds[PROFILER_COLUMN] = profiler_cpu
+    seconds[IDLE] = max(0.0, cores * (last - first) - python_cpu - other_cpu - profiler_cpu)
     per_image = {name: value * 1000 / max(images, 1) for name, value in seconds.items()}
     return Profile(per_image, images, last - first, sum(per_stage.values()))
 
 
-COLUMNS = [name for name, _ in STAGES] + [MODEL_THREADS, OTHER, IDLE]
+PROFILER_COLUMN = "the profiler (py-spy)"
+COLUMNS = [name for name, _ in STAGES] + [MODEL_THREADS, OTHER, PROFILER_COLUMN, IDLE]
 
 
 def print_profiles(profiles: dict[str, Profile], cores: int) -> None:

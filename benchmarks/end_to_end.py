@@ -214,7 +214,7 @@ def main() -> None:
         print(f"| {label} | {load:.1f} | {start:.1f} | {steady:.1f} | {end:.1f} |")
     if not args.no_profile:
         print("\nCPU ms per image in the steady state, by stage (one profiled run each, apart from the runs "
-              "above; cores idle = cores x wall less the process's CPU):\n")
+              "above; cores idle = cores x wall less the process's and py-spy's CPU):\n")
         print_profiles({label: profile_job(work, manifest, flags, cores) for label, flags in
                         (("exact (--exact)", ["--exact"]), ("cascade (default)", []))}, cores)
 
