@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import logging
 import os
 import sys
 import traceback
@@ -281,13 +283,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_exit_status: int | None = None  # what main returned, for the exit
+
+
+def _exit_without_teardown() -> None:
+    """The last step of the command's exit: what the interpreter would still do after its exit
+    handlers (freeing every module, TensorFlow's and Beam's native teardown) takes about 1 s and
+    keeps nothing, so the process ends here, its streams and logs flushed. Registered first,
+    it runs after every exit handler registered later (Beam's, TensorFlow's, the pools' joins
+    come before them); logging's, registered before it, is run here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a closed stream
+            pass
+    os._exit(1 if _exit_status is None else _exit_status)
+
+
 def main(argv=None) -> int:
+    """The ``nsfw-scan`` command; ``argv``: its arguments (``None``: this process's command line,
+    and the process ends with it: see :func:`_exit_without_teardown`)."""
+    global _exit_status
+    if argv is None:
+        atexit.register(_exit_without_teardown)
     handlers = interrupts.catch_signals()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return _main(argv)
+        _exit_status = _main(argv)
+        return _exit_status
+    except SystemExit as exc:  # argparse's usage errors and --help, with the status Python would give
+        _exit_status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        raise
     except BrokenPipeError:  # the reader went away (nsfw-scan report DIR | head -1): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit is quiet too
+        _exit_status = EXIT_OK
         return EXIT_OK
     except BaseException as exc:
         signum = interrupts.acknowledge()
@@ -304,7 +334,8 @@ def main(argv=None) -> int:
         else:
             kept = ""
         print(f"nsfw-scan: interrupted by {interrupts.name(signum)}{kept}", file=sys.stderr)
-        return interrupts.exit_status(signum)
+        _exit_status = interrupts.exit_status(signum)
+        return _exit_status
     finally:  # after a signal its handler stays: a second one cannot break the exit (pools joining)
         if interrupts.received() is None:
             interrupts.restore(handlers)
