@@ -55,6 +55,8 @@ setup(
         # videos (mp4, mov, webm, mkv, avi): PyAV, whose wheels bundle FFmpeg with GPL parts
         # (x264, x265), so it is opt-in (README, "Videos")
         "video": ["av>=14,<19"],
+        # benchmarks/end_to_end.py's CPU profile: py-spy (MIT), a sampling profiler with wheels
+        "bench": ["py-spy>=0.4"],
         # the store and fault-injection tests run the job against real S3 and GCS servers on 127.0.0.1
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15,<0.18", "apache-beam[aws,gcp]>=2.62.0,<2.78",
                  "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8", "av>=14,<19"],

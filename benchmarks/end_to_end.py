@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from cpu_profile import print_profiles, profiled_run
+from cpu_profile import print_profiles, profiled_run, py_spy
 from measure import run_cli
 
 from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _open, _resize
@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--only", metavar="TEXT", help="run only the job modes whose label contains TEXT")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled runs")
     args = parser.parse_args()
+    if not args.no_profile and not py_spy():
+        sys.exit("the CPU profile needs py-spy: pip install -e '.[bench]' (or give --no-profile)")
     work = Path(tempfile.mkdtemp(prefix="nsfw-scan-e2e-"))
     mix = PHOTOS if args.photos_only else THUMBNAILS if args.thumbnails_only else MIX
     paths = make_corpus(work / "images", args.scale, mix)

@@ -60,9 +60,10 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
 def one_blas_thread() -> None:
     """Keeps numpy's BLAS (OpenBLAS, in the hashing's and the luma's matrix products) to the
     calling thread, once per process. Its own pool would claim every core again on top of the
-    decoding pool's threads and TensorFlow's, and its threads spin while they wait: measured
-    on 2 cores, the hashing cost 5.5 ms of CPU per image with it and 0.5 ms without, and the
-    model's threads 31 ms instead of 19 (benchmarks/cpu_profile.py)."""
+    decoding pool's threads and TensorFlow's, and its threads spin while they wait. Measured on
+    2 cores (benchmarks/cpu_profile.py), on 90 files, where the hashing's solve for each new
+    side length weighs most: the hashing cost 5.5 ms of CPU per image with OpenBLAS's pool and
+    0.5 ms without. On 1,035 files the steady state did not move measurably."""
     global _blas_limited
     with _pools_lock:
         if not _blas_limited:
