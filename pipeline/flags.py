@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import operator
-import os
 
 from ..model.preprocess import LOADERS, VIEW_MODES
 from ..model.scorer_base import PRECISIONS
 from ..model.specs import ENGINES
 from ..model.weights import READERS
+from ..storage.paths import absolute
 from .config import Batch, Config, load_config
 
 
@@ -93,11 +93,6 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _absolute(path: str) -> str:
-    """A local path (weights, hash list) made absolute (workers in other processes run in other folders); a URI as given."""
-    return path if "://" in path else os.path.abspath(path)
-
-
 def _kind_of(path: str) -> str:
     """The weights kind a file's suffix tells (``--weights-kind`` overrides it)."""
     return "caffemodel" if path.endswith(".caffemodel") else "npy" if path.endswith(".npy") else "onnx"
@@ -120,7 +115,7 @@ FLAG_SETTINGS = (
     ("exact", "cascade.enabled", operator.not_),
     ("batch_size", "batch.max_size", None),
     ("batch_size", "batch.min_size", _min_batch),
-    ("weights", "weights.path", _absolute),
+    ("weights", "weights.path", absolute),
     ("weights", "weights.kind", _kind_of),
     ("weights_kind", "weights.kind", None),
     ("trust_weights_pickle", "weights.trusted", None),
@@ -129,7 +124,7 @@ FLAG_SETTINGS = (
     ("partitions", "partitions", None),
     ("decode_threads", "decoding.threads", None),
     ("content_dedup", "content_dedup", None),
-    ("match_list", "matching.list", _absolute),
+    ("match_list", "matching.list", absolute),
 )
 
 

@@ -8,10 +8,7 @@ distinct hash, so that the next night's run matches re-uploads of them, or for s
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-
+import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -21,7 +18,7 @@ from ..storage.files import read_table
 from ..storage.paths import shown
 from ..storage.schema import Column
 from .config import ConfigError
-from .report import FORMULA_START, finished_result_files
+from .report import csv_bytes, finished_result_files
 
 COLUMNS = (PDQ_COLUMN, LABEL_COLUMN, Column.URI)
 
@@ -53,14 +50,10 @@ def hash_lines(directory: str, decision: str, label: str | None = None,
 
 
 def csv_text(lines) -> str:
-    """The list as CSV; a URI a spreadsheet would take for a formula gets a leading ``'``."""
-    formula = re.compile(FORMULA_START)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for value, label, uri in lines:
-        writer.writerow((value, label, "'" + uri if formula.match(uri) else uri))
-    return buffer.getvalue()
+    """The list as CSV, as the report writes its CSVs: a cell a spreadsheet would take for a
+    formula gets a leading ``'``."""
+    columns = list(zip(*lines)) or [()] * len(COLUMNS)
+    return csv_bytes(pa.table([pa.array(c, pa.string()) for c in columns], names=list(COLUMNS))).decode()
 
 
 def write_hashes(directory: str, out: str | None, decision: str, label: str | None, min_quality: int) -> str:

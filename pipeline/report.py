@@ -220,9 +220,9 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
     png, csv = FileSystems.join(folder, REPORT_PNG), FileSystems.join(folder, REVIEW_CSV)
     try:
         write_bytes(png, png_bytes(report))
-        write_bytes(csv, _csv_bytes(report["queue"]))
-        write_bytes(FileSystems.join(folder, ERRORS_CSV), _csv_bytes(report["failed"]))
-        write_bytes(FileSystems.join(folder, MATCHES_CSV), _csv_bytes(report["matches"]))
+        write_bytes(csv, csv_bytes(report["queue"]))
+        write_bytes(FileSystems.join(folder, ERRORS_CSV), csv_bytes(report["failed"]))
+        write_bytes(FileSystems.join(folder, MATCHES_CSV), csv_bytes(report["matches"]))
     except (OSError, BeamIOError) as exc:
         cause = exc.exception_details if isinstance(exc, BeamIOError) and exc.exception_details else {}
         why = next(iter(cause.values()), exc)
@@ -247,7 +247,8 @@ def spreadsheet_safe(table: pa.Table) -> pa.Table:
     return table
 
 
-def _csv_bytes(table: pa.Table, header: bool = True) -> bytes:
+def csv_bytes(table: pa.Table, header: bool = True) -> bytes:
+    """``table`` as CSV, spreadsheet-safe (:func:`spreadsheet_safe`), times as text."""
     if Column.SCORED_AT in table.column_names:
         table = table.set_column(table.schema.get_field_index(Column.SCORED_AT), Column.SCORED_AT,
                                  pc.cast(table[Column.SCORED_AT], pa.string()))
@@ -274,7 +275,7 @@ def export_csv(directory: str, path: str) -> int:
                 for name in names:
                     if name not in table.column_names:
                         table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-                out.write(_csv_bytes(table.select(names), header=i == 0))
+                out.write(csv_bytes(table.select(names), header=i == 0))
                 rows += table.num_rows
     except (OSError, BeamIOError) as exc:
         raise ConfigError(f"{shown(path)}: cannot write the CSV there ({exc}); choose another --csv") from exc
