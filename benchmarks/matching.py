@@ -110,7 +110,7 @@ def main() -> None:
             started = time.perf_counter()
             index = HashList(hashes, labels)
             build = time.perf_counter() - started
-            memory = sum(a.nbytes for a in (index.hashes, index._words, index._order, index._starts)) / 2**20
+            memory = index.nbytes / 2**20
             started = time.perf_counter()
             for query in queries:
                 index.nearest(query)

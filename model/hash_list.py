@@ -69,12 +69,12 @@ class HashList:
     finds the nearest one within ``max_distance`` bits."""
 
     def __init__(self, hashes: np.ndarray, labels: list[str], max_distance: int = Matching.max_distance):
-        self.hashes = np.ascontiguousarray(hashes, dtype=np.uint8).reshape(-1, HEX_DIGITS // 2)
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint8).reshape(-1, HEX_DIGITS // 2)
         self.labels = labels
         self.max_distance = max_distance
-        self._words = self.hashes.view(">u8").astype(np.uint64)  # [n, 4], for the distance
-        pieces = self._pieces(self.hashes)  # [n, 16]
-        count = len(self.hashes)
+        self._words = hashes.view(">u8").astype(np.uint64)  # [n, 4], for the distance; the only copy kept
+        pieces = self._pieces(hashes)  # [n, 16]
+        count = len(hashes)
         # per piece: the hashes ordered by that piece's value (a radix sort of 16-bit keys), and
         # where each value starts in that order
         self._order = np.argsort(pieces, axis=0, kind="stable").T.astype(np.int32).ravel()  # [16 * n]
@@ -88,6 +88,11 @@ class HashList:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def nbytes(self) -> int:
+        """The index's memory, labels aside."""
+        return sum(a.nbytes for a in (self._words, self._order, self._starts, self._flips))
 
     @staticmethod
     def _pieces(hashes: np.ndarray) -> np.ndarray:
