@@ -8,6 +8,9 @@ distinct hash, so that the next night's run matches re-uploads of them, or for s
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
@@ -18,7 +21,7 @@ from ..storage.files import read_table
 from ..storage.paths import shown
 from ..storage.schema import Column
 from .config import ConfigError
-from .report import csv_bytes, finished_result_files
+from .report import finished_result_files, spreadsheet_safe
 
 COLUMNS = (PDQ_COLUMN, LABEL_COLUMN, Column.URI)
 
@@ -50,10 +53,16 @@ def hash_lines(directory: str, decision: str, label: str | None = None,
 
 
 def csv_text(lines) -> str:
-    """The list as CSV, as the report writes its CSVs: a cell a spreadsheet would take for a
-    formula gets a leading ``'``."""
+    """The list as plain CSV (quotes only where a cell needs them, as teams edit these lists by
+    hand); a cell a spreadsheet would take for a formula gets a leading ``'``, as in the
+    report's CSVs (:func:`report.spreadsheet_safe`)."""
     columns = list(zip(*lines)) or [()] * len(COLUMNS)
-    return csv_bytes(pa.table([pa.array(c, pa.string()) for c in columns], names=list(COLUMNS))).decode()
+    table = spreadsheet_safe(pa.table([pa.array(c, pa.string()) for c in columns], names=list(COLUMNS)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(zip(*(table.column(name).to_pylist() for name in COLUMNS)))
+    return buffer.getvalue()
 
 
 def write_hashes(directory: str, out: str | None, decision: str, label: str | None, min_quality: int) -> str:
