@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -189,7 +190,12 @@ def start_flink(folder: Path) -> Cluster:
                                               folder / f"taskmanager{i}.out", env)
 
         def two_task_managers() -> bool:
-            overview = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{rest}/overview", timeout=2).read())
+            try:
+                overview = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{rest}/overview", timeout=2).read())
+            except urllib.error.HTTPError as exc:  # the REST port listens before the dispatcher serves: 503
+                if exc.code == 503:
+                    return False
+                raise
             return overview["taskmanagers"] == 2
 
         wait_until(two_task_managers, "Flink TaskManagers", list(procs.values()))
