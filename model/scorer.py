@@ -44,11 +44,15 @@ class TensorFlowScorer(Scorer):
     ``parallel_batches``: each batch is split into this many pieces, scored concurrently on
     TensorFlow's inter-op threads with one intra-op thread each (0: one piece per core). The
     pieces never wait for each other inside a layer, which measured about 5% faster than one
-    piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split."""
+    piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split.
+
+    ``warm_up``: trace both graphs (a batch of one, and one in pieces) as part of loading, so
+    that a job's first batches run at full speed. Without it each graph is traced at its first
+    use (0.3-0.45 s each): ``nsfw-scan score`` of one file then traces only the one it needs."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
                  intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = EXACT_PRECISION,
-                 parallel_batches: int = 0):
+                 parallel_batches: int = 0, warm_up: bool = True):
         import tensorflow as tf
 
         parts = parallel_batches or cpu_threads()
@@ -77,7 +81,7 @@ class TensorFlowScorer(Scorer):
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() * parts  # cores the model uses
         self._predict = nsfw_probability
         self._predict_in_pieces = nsfw_probability_in_pieces
-        for size in {1, parts}:  # warm-up: both graphs traced and optimised as part of loading
+        for size in {1, parts} if warm_up else ():
             self.score(np.zeros((size, *INPUT_SHAPE), np.float32))
 
     def score(self, batch: np.ndarray) -> np.ndarray:

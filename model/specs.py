@@ -35,12 +35,13 @@ class TensorFlowSpec:
         """The ``model_id`` the loaded scorer gives its scores, known without loading it."""
         return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
 
-    def load(self) -> Scorer:
+    def load(self, warm_up: bool = True) -> Scorer:
+        """The loaded scorer; ``warm_up``: its graphs traced now rather than at first use."""
         from .scorer import TensorFlowScorer
 
         return TensorFlowScorer(self.source, intra_op_threads=self.intra_op_threads,
                                 inter_op_threads=self.inter_op_threads, precision=self.precision,
-                                parallel_batches=self.parallel_batches)
+                                parallel_batches=self.parallel_batches, warm_up=warm_up)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,8 @@ class OnnxRuntimeSpec:
         """The ``model_id`` the loaded scorer gives its scores, known without loading it."""
         return weights_id(self.source, locate(self.source)[1])
 
-    def load(self) -> Scorer:
+    def load(self, warm_up: bool = True) -> Scorer:
+        """The loaded scorer (an onnxruntime session has nothing to warm up)."""
         from .scorer import OnnxRuntimeScorer
 
         return OnnxRuntimeScorer(self.source, self.threads)

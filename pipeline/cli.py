@@ -48,7 +48,7 @@ def cmd_score(args) -> int:
 
     config = config_from_args(args)
     StorageOptions.from_flags(args).apply()  # before any file is read
-    scorer = config.engine_spec().load()
+    scorer = config.engine_spec().load(warm_up=False)  # a handful of files: trace only the graphs they use
     any_error = False
     for result in score_paths(args.paths, config, scorer):
         any_error |= result.error is not None
@@ -307,17 +307,24 @@ def main(argv=None) -> int:
     global _exit_status
     if argv is None:
         atexit.register(_exit_without_teardown)
-    handlers = interrupts.catch_signals()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    _exit_status = 1  # an uncaught exception's, until the command gives its own
     try:
-        _exit_status = _main(argv)
-        return _exit_status
+        _exit_status = _interruptible(sys.argv[1:] if argv is None else list(argv))
     except SystemExit as exc:  # argparse's usage errors and --help, with the status Python would give
         _exit_status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         raise
+    return _exit_status
+
+
+def _interruptible(argv: list[str]) -> int:
+    """The command's status, an interrupt's included (a message says what was kept)."""
+    handlers = interrupts.catch_signals()
+    try:
+        return _main(argv)
+    except SystemExit:  # argparse's: see main
+        raise
     except BrokenPipeError:  # the reader went away (nsfw-scan report DIR | head -1): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit is quiet too
-        _exit_status = EXIT_OK
         return EXIT_OK
     except BaseException as exc:
         signum = interrupts.acknowledge()
@@ -334,8 +341,7 @@ def main(argv=None) -> int:
         else:
             kept = ""
         print(f"nsfw-scan: interrupted by {interrupts.name(signum)}{kept}", file=sys.stderr)
-        _exit_status = interrupts.exit_status(signum)
-        return _exit_status
+        return interrupts.exit_status(signum)
     finally:  # after a signal its handler stays: a second one cannot break the exit (pools joining)
         if interrupts.received() is None:
             interrupts.restore(handlers)

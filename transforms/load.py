@@ -14,6 +14,7 @@ for the heavy parts."""
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -38,7 +39,6 @@ FAILED = "failed"  # tag of the output that carries failures
 _pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _budgets: dict[int, ByteBudget] = {}
 _pools_lock = threading.Lock()
-_blas_limited = False
 
 
 def _pool(kind: str, threads: int) -> ThreadPoolExecutor:
@@ -57,6 +57,7 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
     return _pool("decode", threads or cpu_threads())
 
 
+@functools.cache
 def one_blas_thread() -> None:
     """Keeps numpy's BLAS (OpenBLAS, in the hashing's and the luma's matrix products) to the
     calling thread, once per process. Its own pool would claim every core again on top of the
@@ -64,11 +65,7 @@ def one_blas_thread() -> None:
     2 cores (benchmarks/cpu_profile.py), on 90 files, where the hashing's solve for each new
     side length weighs most: the hashing cost 5.5 ms of CPU per image with OpenBLAS's pool and
     0.5 ms without. On 1,035 files the steady state did not move measurably."""
-    global _blas_limited
-    with _pools_lock:
-        if not _blas_limited:
-            threadpool_limits(limits=1, user_api="blas")
-            _blas_limited = True
+    threadpool_limits(limits=1, user_api="blas")  # a second call (two threads at once) sets the same limit
 
 
 def read_pool(threads: int) -> ThreadPoolExecutor | None:

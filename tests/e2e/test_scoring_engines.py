@@ -56,3 +56,13 @@ def test_bfloat16_precision_is_close_and_labelled(scorer):
     # measured up to about 0.02 (benchmarks/deviation.py); not the exact path
     assert 0 < delta.max() < 0.05
     assert bf16.score(batch).dtype == np.float32
+
+
+def test_scorer_without_warm_up_traces_at_first_use_and_scores_the_same(scorer):
+    from nsfw_scan.model.specs import TensorFlowSpec
+
+    batch = real_batch()
+    cold = TensorFlowSpec().load(warm_up=False)
+    # one image (the single-batch graph) and the whole batch (the graph in pieces), each traced on demand
+    np.testing.assert_allclose(cold.score(batch[:1]), scorer.score(batch[:1]), atol=1e-6)
+    np.testing.assert_allclose(cold.score(batch), scorer.score(batch), atol=1e-6)
