@@ -25,7 +25,7 @@ if sys.argv[1] == "model":
     import numpy as np
     from nsfw_scan.model.scorer import TensorFlowScorer
     scorer = TensorFlowScorer()
-    scorer.score(np.zeros((int(sys.argv[2]), 224, 224, 3), np.float32))
+    scorer.score_pixels(np.zeros((int(sys.argv[2]), 224, 224, 3), np.uint8))  # as the job scores
 with open("/proc/self/status") as f:
     rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 print(rss // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)

@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
+from .preprocess import MEAN_BGR
 from .scorer_base import EXACT_PRECISION, Scorer, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
@@ -46,9 +47,11 @@ class TensorFlowScorer(Scorer):
     pieces never wait for each other inside a layer, which measured about 5% faster than one
     piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split.
 
-    ``warm_up``: trace both graphs (a batch of one, and one in pieces) as part of loading, so
-    that a job's first batches run at full speed. Without it each graph is traced at its first
-    use (0.3-0.45 s each): ``nsfw-scan score`` of one file then traces only the one it needs."""
+    ``score_pixels`` takes the views' uint8 pixels and makes the network input inside the graph;
+    ``score`` takes that float input made already. ``warm_up``: trace the two graphs on pixels
+    (a batch of one, and one in pieces) as part of loading, so that a job's first batches run at
+    full speed. Without it each graph is traced at its first use (0.3-0.45 s each):
+    ``nsfw-scan score`` of one file then traces only the one it needs."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
                  intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = EXACT_PRECISION,
@@ -64,32 +67,53 @@ class TensorFlowScorer(Scorer):
         self.weights_from_cache = loaded.from_cache
         model = self.model
 
-        signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
-
-        @tf.function(input_signature=signature)
-        def nsfw_probability(batch):
-            return model(batch, training=False)[:, 1]
-
-        @tf.function(input_signature=signature)
-        def nsfw_probability_in_pieces(batch):  # at least ``parts`` images
-            n = tf.shape(batch)[0]
-            sizes = n // parts + tf.cast(tf.range(parts) < n % parts, tf.int32)
-            pieces = tf.split(batch, sizes, num=parts)
-            return tf.concat([model(piece, training=False)[:, 1] for piece in pieces], axis=0)
-
         self._parts = parts
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() * parts  # cores the model uses
-        self._predict = nsfw_probability
-        self._predict_in_pieces = nsfw_probability_in_pieces
+        self._on_input = _graphs(model, tf.float32, lambda batch: batch, parts)
+        # uint8 pixels in: the float input is made inside the graph, on TensorFlow's threads
+        self._on_pixels = _graphs(model, tf.uint8, lambda pixels: tf.cast(pixels, tf.float32) - MEAN_BGR, parts)
         for size in {1, parts} if warm_up else ():
-            self.score(np.zeros((size, *INPUT_SHAPE), np.float32))
+            self.score_pixels(np.zeros((size, *INPUT_SHAPE), np.uint8))
 
     def score(self, batch: np.ndarray) -> np.ndarray:
-        """``batch``: float32 ``[N, 224, 224, 3]`` from a loader -> float32 ``[N]``."""
+        """``batch``: float32 ``[N, 224, 224, 3]``, the network input -> float32 ``[N]``."""
+        return self._run(self._on_input, np.asarray(batch, dtype=np.float32))
+
+    def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` -> float32 ``[N]``; the same scores as
+        ``score`` of their network input, without making it in numpy in the calling thread (a
+        float copy four times the pixels' size, made while the model's threads wait)."""
+        if pixels.dtype != np.uint8:
+            raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
+        return self._run(self._on_pixels, pixels)
+
+    def _run(self, graphs, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0,), np.float32)
-        predict = self._predict_in_pieces if self._parts > 1 and len(batch) >= self._parts else self._predict
-        return predict(np.asarray(batch, dtype=np.float32)).numpy()
+        whole, in_pieces = graphs
+        return (in_pieces if self._parts > 1 and len(batch) >= self._parts else whole)(batch).numpy()
+
+
+def _graphs(model, dtype, to_input, parts: int):
+    """The two compiled graphs of ``model`` on a batch of ``dtype`` (``to_input`` makes the
+    network's float input of it): the whole batch at once, and the batch in ``parts``
+    concurrent pieces (at least ``parts`` images), each piece's input made on its own thread."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, *INPUT_SHAPE), dtype)]
+
+    @tf.function(input_signature=signature)
+    def whole(batch):
+        return model(to_input(batch), training=False)[:, 1]
+
+    @tf.function(input_signature=signature)
+    def in_pieces(batch):
+        n = tf.shape(batch)[0]
+        sizes = n // parts + tf.cast(tf.range(parts) < n % parts, tf.int32)
+        pieces = tf.split(batch, sizes, num=parts)
+        return tf.concat([model(to_input(piece), training=False)[:, 1] for piece in pieces], axis=0)
+
+    return whole, in_pieces
 
 
 class OnnxRuntimeScorer(Scorer):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 # The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
 # convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
 # that checking a setting does not import TensorFlow.
@@ -31,6 +33,13 @@ class Scorer:
 
     def get_model_id(self) -> str:
         return self.model_id
+
+    def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` (``View.pixels``) -> float32 ``[N]``,
+        as ``score`` of their network input (``model.preprocess.network_input``)."""
+        from .preprocess import network_input
+
+        return self.score(network_input(pixels))
 
     def take_load_report(self) -> float | None:
         """The seconds this scorer took to load, exactly once (then ``None``), so that a caller

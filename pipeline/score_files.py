@@ -52,9 +52,9 @@ def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: 
 
     results = iter(loaded())
     for chunk in iter(lambda: list(itertools.islice(results, batch)), []):
-        decoded = [view.array for result in chunk if not result.failed for view in result.views]
+        decoded = [view.pixels for result in chunk if not result.failed for view in result.views]
         scores = iter([score for start in range(0, len(decoded), batch)
-                       for score in scorer.score(np.stack(decoded[start:start + batch])).tolist()])
+                       for score in scorer.score_pixels(np.stack(decoded[start:start + batch])).tolist()])
         for result in chunk:  # the scores come in the chunk's order
             if result.failed:
                 yield failed_row(result)

@@ -15,7 +15,6 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 
 from ..model import specs
 from ..model.decision import Thresholds
-from ..model.preprocess import network_input
 from . import metrics
 from .elements import Failure, Scored, ScoredView
 from .load import FAILED, LoadImage
@@ -52,6 +51,9 @@ class LoadedOnFirstBatch:
     def score(self, batch: np.ndarray) -> np.ndarray:
         return self._loaded().score(batch)
 
+    def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return self._loaded().score_pixels(pixels)
+
     def get_model_id(self) -> str:
         return self._loaded().get_model_id()
 
@@ -62,8 +64,8 @@ class LoadedOnFirstBatch:
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``) and become the
-    network's float input per batch. ``run_inference`` returns Beam's ``PredictionResult`` per
+    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``), stacked per batch for
+    the scorer's ``score_pixels``, which makes the network's float input. ``run_inference`` returns Beam's ``PredictionResult`` per
     image: the NSFW probability and the ``model_id`` of the scorer that computed it (weights and
     precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
     (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
@@ -95,7 +97,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         return load_timed(self._spec)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
-        scores = model.score(network_input(np.stack(batch))).tolist()
+        scores = model.score_pixels(np.stack(batch)).tolist()
         model_id = model.get_model_id()
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree

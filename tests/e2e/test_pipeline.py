@@ -139,7 +139,7 @@ def test_failed_run_leaves_no_result_files(tmp_path, monkeypatch):
     def broken(self, batch):
         raise RuntimeError("simulated worker failure")
 
-    monkeypatch.setattr(TensorFlowScorer, "score", broken)
+    monkeypatch.setattr(TensorFlowScorer, "score_pixels", broken)
     manifest = tmp_path / "m.txt"
     manifest.write_text("\n".join(str(REAL / f) for f in REAL_FILES))
     with pytest.raises(Exception, match="simulated worker failure"):

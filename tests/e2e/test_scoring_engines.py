@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.preprocess import load_image, network_input
 from nsfw_scan.model.specs import OnnxRuntimeSpec
 from support.cli import nsfw_scan
 from support.corpus import REAL, corpus_files
@@ -66,3 +67,12 @@ def test_scorer_without_warm_up_traces_at_first_use_and_scores_the_same(scorer):
     # one image (the single-batch graph) and the whole batch (the graph in pieces), each traced on demand
     np.testing.assert_allclose(cold.score(batch[:1]), scorer.score(batch[:1]), atol=1e-6)
     np.testing.assert_allclose(cold.score(batch), scorer.score(batch), atol=1e-6)
+
+
+def test_scoring_pixels_gives_the_scores_of_their_network_input(scorer):
+    pixels = np.stack([load_image((REAL / f).read_bytes()).views[0].pixels for f in corpus_files(REAL)])
+    # the float input made inside the graph is the same numbers numpy makes: the same scores
+    np.testing.assert_array_equal(scorer.score_pixels(pixels), scorer.score(network_input(pixels)))
+    np.testing.assert_array_equal(scorer.score_pixels(pixels[:1]), scorer.score(network_input(pixels[:1])))
+    with pytest.raises(TypeError, match="uint8"):
+        scorer.score_pixels(network_input(pixels[:1]))
