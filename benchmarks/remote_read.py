@@ -42,7 +42,8 @@ from nsfw_scan.pipeline.config import Limits
 from nsfw_scan.pipeline.runners import local_runner
 from nsfw_scan.storage.read import ReadPolicy
 from nsfw_scan.transforms.elements import Entry
-from nsfw_scan.transforms.load import FAILED, LoadImage, Loading
+from nsfw_scan.transforms.load import FAILED, LoadImage
+from nsfw_scan.transforms.loading import Loading
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 KEYS = ["--s3_access_key_id=testing", "--s3_secret_access_key=testing", "--s3_region_name=us-east-1"]

@@ -22,7 +22,7 @@ from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy
-from ..transforms.load import Loading
+from ..transforms.loading import Loading
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN
 
 
@@ -223,7 +223,7 @@ class Config:
         return self.loading(self.cascade.loader), self.engine_spec(TensorFlowSpec.name, self.cascade.precision)
 
     def loading(self, loader: str | None = None) -> Loading:
-        """How images are read and preprocessed (``transforms.load.Loading``), for the job's
+        """How images are read and preprocessed (``transforms.loading.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
         return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.reading, self.http,
                        self.decoding.threads, self.view_policy(), self.matching)

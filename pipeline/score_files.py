@@ -11,7 +11,7 @@ import numpy as np
 from ..model.decision import NOT_SCORED
 from ..storage.schema import Column
 from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView
-from ..transforms.load import Ahead
+from ..transforms.loading import Ahead
 from ..transforms.results import failed_row, scored_row
 from .config import Config
 
@@ -36,7 +36,7 @@ class FileResult:
 def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: int) -> Iterator[dict]:
     """A finished row per manifest ``Entry``, in order: scored (``scored_row``, the model that
     ran named) or a failure's row. Files are read and decoded by ``loading`` (a started
-    ``transforms.load.Loading``: its reading and decoding pools, retries and limits), a batch
+    ``transforms.loading.Loading``: its reading and decoding pools, retries and limits), a batch
     ahead: the next batch is read and decoded while this one is scored, ``batch`` images per
     model call. ``scorer``: a loaded one (``spec.load()``, ``model.specs``)."""
 

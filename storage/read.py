@@ -41,7 +41,7 @@ class ReadPolicy:
     """Reading images' bytes: the ``reading`` section of the job's configuration
     (``configs/default.yaml`` explains each key). How hard to try a remote read (see the
     module's docstring; local files are read once), and how many reads a worker process
-    overlaps (``threads``, ``max_bytes_in_flight``: used by ``transforms.load.Loading``)."""
+    overlaps (``threads``, ``max_bytes_in_flight``: used by ``transforms.loading.Loading``)."""
 
     threads: int = 32  # reading threads per worker process; 0: read in the decoding thread
     max_bytes_in_flight: int = 256 << 20  # read but not yet decoded, per worker process

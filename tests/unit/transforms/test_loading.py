@@ -9,7 +9,7 @@ import pytest
 PROBE = """
 import json
 from threadpoolctl import threadpool_info
-from nsfw_scan.transforms.load import Loading
+from nsfw_scan.transforms.loading import Loading
 
 blas = lambda: [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 before = blas()
