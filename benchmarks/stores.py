@@ -67,8 +67,7 @@ def main() -> None:
 
 
 def run_cli_summary(output: str, flags: list[str]) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
+    from nsfw_scan.storage.filesystems import FileSystems
     from nsfw_scan.storage.options import StorageOptions
 
     StorageOptions.from_beam_args(flags).apply()

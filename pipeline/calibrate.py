@@ -18,11 +18,11 @@ import io
 
 import numpy as np
 from apache_beam.io.filesystem import BeamIOError
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.calibration import Calibration, calibrate, precision_recall_curve
 from ..model.decision import Thresholds
 from ..storage.files import read_table
+from ..storage.filesystems import FileSystems
 from ..storage.layout import CALIBRATION_DIR
 from ..storage.paths import shown
 from ..storage.schema import Column

@@ -42,12 +42,15 @@ def version() -> str:
 
 
 def cmd_score(args) -> int:
-    from ..storage.options import StorageOptions
+    from ..storage.read import scheme_of
     from .flags import config_from_args
     from .score_files import score_paths
 
     config = config_from_args(args)
-    StorageOptions.from_flags(args).apply()  # before any file is read
+    if args.storage_flags or any(scheme_of(uri) for uri in (*args.paths, config.matching.list or "")):
+        from ..storage.options import StorageOptions  # Beam's: not for local files only
+
+        StorageOptions.from_flags(args).apply()  # before any file is read
     scorer = config.engine_spec().load(warm_up=False)  # a handful of files: trace only the graphs they use
     any_error = False
     for result in score_paths(args.paths, config, scorer):
@@ -184,9 +187,16 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ..storage.options import add_storage_flags
-    from .flags import add_config_file_flag, add_config_flags, add_verbose_flag, positive_float, share
+def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser. ``storage_flags``: with Beam's storage flags on the commands
+    that take them; without, Beam is not imported (see :func:`_parsed`)."""
+    from .flags import add_config_file_flag, add_config_flags, add_run_flags, add_verbose_flag, positive_float, share
+
+    if storage_flags:
+        from ..storage.options import add_storage_flags
+    else:
+        def add_storage_flags(parser):
+            pass
 
     # allow_abbrev=False everywhere: a shortened flag (--forc) is an error, never taken for another
     parser = argparse.ArgumentParser(prog="nsfw-scan", description="Yahoo open_nsfw scoring at batch scale.",
@@ -203,9 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("paths", nargs="+", metavar="PATH", help="local paths or URIs (gs://, s3://, ...)")
     add_config_flags(score)
     add_storage_flags(score)
-    score.set_defaults(func=cmd_score)
-
-    from .run import add_run_flags
+    score.set_defaults(func=cmd_score, storage_flags=storage_flags)
 
     job = commands.add_parser(
         "run", help="the batch job: manifests -> scores -> Parquet (Beam flags pass through); every decision is "
@@ -347,10 +355,24 @@ def _interruptible(argv: list[str]) -> int:
             interrupts.restore(handlers)
 
 
+def _parsed(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace, list[str]]:
+    """The parser, the arguments and the flags it did not know. Beam's storage flags come from
+    Beam's option classes, and importing Beam takes about 1 s of a ``score`` of a local file's
+    4-5 s: ``score`` is parsed without them first, and again with them when its command line
+    has a flag its own do not cover (or asks for help)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command == "score" and not {"-h", "--help"} & set(argv):
+        parser = build_parser(storage_flags=False)
+        args, unknown = parser.parse_known_args(argv)
+        if not unknown:
+            return parser, args, unknown
+    parser = build_parser()
+    return (parser, *parser.parse_known_args(argv))
+
+
 def _main(argv: list[str]) -> int:
     configure_logging()
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    parser, args, unknown = _parsed(argv)
     if unknown and not getattr(args, "beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose, quiet_native=True)

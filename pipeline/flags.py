@@ -93,6 +93,27 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", action="append", required=True, metavar="PATTERN",
+                        help="manifest file or glob (local, gs://, s3://); repeat for several")
+    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the Parquet results")
+    parser.add_argument("--uri-column", metavar="NAME", help="URI column of CSV/JSON/Parquet manifests")
+    parser.add_argument("--partitions", type=at_least(1), metavar="K",
+                        help="run the URIs in K parts, one after the other (bounded memory, finished parts kept)")
+    parser.add_argument("--decode-threads", type=at_least(0), metavar="N",
+                        help="threads per worker process reading and decoding ahead of the model (default: one per core; 0: none)")
+    parser.add_argument("--content-dedup", action="store_true",
+                        help="score identical files (same sha256) once, and reuse earlier runs' scores for them")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--rescore-errors", action="store_true",
+                       help="also redo URIs whose earlier row in --output is an error")
+    again.add_argument("--force", action="store_true",
+                       help="score every URI again; the new run replaces all earlier runs in --output")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="take the lock of --output even if another run seems to hold it (when that run is gone)")
+    add_config_flags(parser)
+
+
 def _kind_of(path: str) -> str:
     """The weights kind a file's suffix tells (``--weights-kind`` overrides it)."""
     return "caffemodel" if path.endswith(".caffemodel") else "npy" if path.endswith(".npy") else "onnx"

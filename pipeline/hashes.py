@@ -14,10 +14,10 @@ import io
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.hash_list import LABEL_COLUMN, PDQ_COLUMN, Matching
 from ..storage.files import read_table
+from ..storage.filesystems import FileSystems
 from ..storage.paths import shown
 from ..storage.schema import Column
 from .config import ConfigError

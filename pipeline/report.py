@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.errors import UsageError
 from ..model.preprocess import YAHOO_VIEW
+from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
 from ..storage.output_dir import result_files
 from ..storage.paths import shown

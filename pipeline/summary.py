@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
 from ..model.decision import DECISIONS
 from ..model.errors import BAD_MANIFEST_LINE, RETRYABLE
+from ..storage.filesystems import FileSystems
 from ..storage.layout import SUMMARY_FILE
 from ..transforms import metrics
 from ..transforms.metrics import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, SKIPPED

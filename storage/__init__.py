@@ -4,7 +4,8 @@ steps in ``transforms/`` and the launcher in ``pipeline/`` call it).
 - ``options``: Beam's filesystem options (``StorageOptions``), from flags to every worker
 - ``clients``: one client factory per object store (S3, GCS)
 - ``read``: one image's bytes from any store, with retries; ``httpfs`` (http(s) with its
-  address guard, a Beam filesystem) and ``s3read`` (one GET per object) under it
+  address guard) and ``s3read`` (one GET per object) under it
+- ``filesystems``: Beam's ``FileSystems``, with http(s) registered (``httpfs`` under it)
 - ``layout``, ``schema``, ``files``, ``output_dir``, ``rows``: the output folder, its result
   files' columns, its files, the rows a run makes durable while it goes; ``paths``: local paths made absolute and shown short
 - ``lock`` (the output folder's one-writer protocol) and ``lock_stores`` (the lock object in each

@@ -10,9 +10,9 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.errors import UsageError
+from .filesystems import FileSystems
 
 
 class OutputDirError(UsageError):

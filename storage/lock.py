@@ -38,8 +38,7 @@ import threading
 import time
 import uuid
 
-from apache_beam.io.filesystems import FileSystems
-
+from .filesystems import FileSystems
 from .layout import LOCK_FILE
 from .lock_stores import Store, object_store
 from .options import StorageOptions

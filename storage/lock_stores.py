@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from apache_beam.io.filesystems import FileSystems
-
 from .clients import gcs_client, s3_client
+from .filesystems import FileSystems
 from .options import StorageOptions
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ import functools
 import os
 import threading
 
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
     AzureOptions,
     GoogleCloudOptions,
@@ -35,6 +34,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from .compat import add_option_flags, record_no_google_credentials
+from .filesystems import FileSystems
 
 # The options classes whose options Beam's filesystems read
 OPTION_CLASSES = (S3Options, GoogleCloudOptions, AzureOptions, HadoopFileSystemOptions)

@@ -22,9 +22,9 @@ from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystems import FileSystems
 
 from .files import OutputDirError, match, read_table, write_table
+from .filesystems import FileSystems
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file
 from .rows import salvage
 from .schema import Column

@@ -9,23 +9,22 @@ refused connections, timeouts and bodies shorter than their Content-Length. Perm
 timeout (``timeout_s``: connecting, every socket read, and the whole answer); after the last
 try the error kind says what happened (``timeout``, ``read_error``, ...).
 
-``s3://`` images are read with one GET each (``storage/s3read.py``), ``http(s)://`` by
-``storage/httpfs.py`` (which also registers those schemes with Beam's ``FileSystems``), and
-everything else through ``FileSystems.open``.
+Local paths are opened directly, ``s3://`` images are read with one GET each
+(``storage/s3read.py``), ``http(s)://`` by ``storage/httpfs.py``, and everything else through
+Beam's ``FileSystems.open`` (``storage/filesystems.py``), imported at its first use: reading
+local files (``nsfw-scan score``) needs no Beam.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import os
 import random
 import re
 import threading
 import time
 import urllib.parse
-
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.preprocess import Unscorable
 from . import s3read
@@ -81,6 +80,15 @@ class ByteBudget:
         with self._changed:
             self.used -= n
             self._changed.notify_all()
+
+
+_SCHEME = re.compile(r"([a-zA-Z][-a-zA-Z0-9+.]*)://")  # as Beam's FileSystems.get_scheme reads a URI
+
+
+def scheme_of(uri: str) -> str | None:
+    """The URI's scheme as Beam's ``FileSystems`` takes it; ``None`` for a local path."""
+    match = _SCHEME.match(uri.strip())
+    return match.group(1) if match else None
 
 
 _URL_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a URL
@@ -143,7 +151,7 @@ def _failure(exc: Exception, uri: str) -> tuple[Unscorable, bool]:
 
 
 def _unsupported(uri: str) -> Unscorable:
-    scheme = FileSystems.get_scheme(uri) or uri
+    scheme = scheme_of(uri) or uri
     if scheme in EXTRAS:
         hint = f"install its extra: pip install 'nsfw-scan[{EXTRAS[scheme]}]'"
     else:
@@ -152,7 +160,9 @@ def _unsupported(uri: str) -> Unscorable:
 
 
 def _open(uri: str, policy: ReadPolicy, http: HttpSettings, deadline: Deadline):
-    scheme = FileSystems.get_scheme(uri)
+    scheme = scheme_of(uri)
+    if scheme is None:
+        return open(uri, "rb"), False
     if scheme in ("http", "https"):
         return open_url(uri, http, deadline=deadline), True
     if scheme == "s3":
@@ -160,12 +170,16 @@ def _open(uri: str, policy: ReadPolicy, http: HttpSettings, deadline: Deadline):
             return s3read.open_object(uri, deadline, policy.connections), True
         except ImportError:
             raise _unsupported(uri) from None
-    return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED), scheme not in (None, "file")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    from .filesystems import FileSystems
+
+    return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED), scheme != "file"
 
 
 def _read_once(uri: str, max_bytes: int, policy: ReadPolicy, http: HttpSettings, budget: ByteBudget | None) -> bytes:
     reserved = 0
-    http_url = FileSystems.get_scheme(uri) in ("http", "https")
+    http_url = scheme_of(uri) in ("http", "https")
     deadline = Deadline(http.timeout_s if http_url else policy.timeout_s, uri)  # one per try
     try:
         f, remote = _open(uri, policy, http, deadline)
@@ -223,7 +237,7 @@ def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http
             if not transient or attempt == policy.attempts or waited + delay > policy.max_wait_s:
                 if attempt > 1:
                     raise Unscorable(error.kind, f"{error.message} ({attempt} attempts)") from None
-                if error.kind == "read_error" and FileSystems.get_scheme(uri) not in ("http", "https", "s3"):
+                if error.kind == "read_error" and scheme_of(uri) not in ("http", "https", "s3"):
                     error = _exists_or(error, uri)
                 raise error from None
             time.sleep(delay)
@@ -238,7 +252,12 @@ def read_bytes(uri: str, max_bytes: int, policy: ReadPolicy = ReadPolicy(), http
 def _exists_or(error: Unscorable, uri: str) -> Unscorable:
     """Filesystems raise their own types for a missing file; ask whether it exists."""
     try:
-        exists = FileSystems.exists(uri)
+        if scheme_of(uri) is None:
+            exists = os.path.exists(uri)
+        else:
+            from .filesystems import FileSystems
+
+            exists = FileSystems.exists(uri)
     except Exception:
         exists = True
     return error if exists else Unscorable("not_found", "no such file")

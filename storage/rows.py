@@ -18,9 +18,9 @@ import uuid
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystems import FileSystems
 
 from .files import match, read_table, write_table
+from .filesystems import FileSystems
 from .layout import ROWS_DIR, ROWS_PREFIX, SALVAGED_PART
 from .schema import Column
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import io
 import threading
 
-from .clients import s3_client
 from .deadline import Deadline
 from .httpfs import HttpStatusError, IncompleteBody
-from .options import applied
 
 _clients: dict[tuple, object] = {}
 _lock = threading.Lock()
@@ -28,7 +26,11 @@ CHUNK = 64 << 10
 
 def _client(timeout_s: float, connections: int):
     """This process's client for the storage options applied in it (those Beam's S3 filesystem
-    uses too), one per distinct S3 settings, timeout and pool size."""
+    uses too), one per distinct S3 settings, timeout and pool size. (Those options are Beam's:
+    imported here, at the first s3:// read, so that reading local files needs no Beam.)"""
+    from .clients import s3_client
+    from .options import applied
+
     options = applied()
     key = (tuple(item for item in options.given if item[0].startswith("s3_")), timeout_s, connections)
     with _lock:

@@ -1,5 +1,3 @@
-"""Beam steps of nsfw-scan, thin: what they read and write is ``storage/``'s. Importing the
-package registers ``http://`` and ``https://`` with Beam's ``FileSystems`` (``storage/httpfs.py``),
-so every process that runs one of these steps has them."""
-
-from ..storage import httpfs  # noqa: F401
+"""Beam steps of nsfw-scan, thin: what they read and write is ``storage/``'s. The steps that
+open files take Beam's ``FileSystems`` from ``storage/filesystems.py``, which registers
+``http://`` and ``https://`` with it in every process that runs one of them."""

@@ -33,8 +33,6 @@ from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.errors import UsageError
 from ..storage.schema import Column
@@ -66,6 +64,13 @@ def manifest_format(path: str) -> tuple[str, bool]:
 
 
 def open_raw(path: str):
+    """The file's bytes as stored, from any store Beam's filesystems reach. Beam is imported
+    here, at the first file read, not with this module (``config`` takes its defaults from
+    here, and ``nsfw-scan score`` of local files needs no Beam)."""
+    from apache_beam.io.filesystem import CompressionTypes
+
+    from ..storage.filesystems import FileSystems
+
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
@@ -311,6 +316,8 @@ def resolve(uri: str, manifest: str) -> str:
     if "://" in uri:
         return uri
     if not os.path.isabs(uri):
+        from ..storage.filesystems import FileSystems  # see open_raw
+
         uri = FileSystems.join(FileSystems.split(manifest)[0], uri)
         if "://" in uri:  # a remote manifest's folder: its names are the store's
             return uri

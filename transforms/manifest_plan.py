@@ -15,9 +15,9 @@ import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from ..model.signatures import binary_kind
+from ..storage.filesystems import FileSystems
 from ..storage.paths import shown
 from ..storage.schema import RESERVED
 from .manifest_formats import (

@@ -3,11 +3,12 @@
 
 Manifests' physical lines (text lines, or Parquet rows), by what became of them:
 ``LINES = HEADERS + SKIPPED + CONTINUED + ENTRIES`` (``ENTRIES`` also counts Parquet rows).
+
+The names import no Beam (the manifest readers that ``nsfw-scan score`` reaches name them);
+the counters, made in the steps, do.
 """
 
 from __future__ import annotations
-
-import apache_beam as beam
 
 NAMESPACE = "nsfw_scan"
 
@@ -50,8 +51,13 @@ def error_kinds(counters: dict[str, int]) -> dict[str, int]:
 
 def counter(name: str):
     """The job's Beam counter ``name``."""
-    return beam.metrics.Metrics.counter(NAMESPACE, name)
+    from apache_beam.metrics import Metrics
+
+    return Metrics.counter(NAMESPACE, name)
 
 
 def distribution(name: str):
-    return beam.metrics.Metrics.distribution(NAMESPACE, name)
+    """The job's Beam distribution ``name``."""
+    from apache_beam.metrics import Metrics
+
+    return Metrics.distribution(NAMESPACE, name)

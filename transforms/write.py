@@ -14,9 +14,9 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filebasedsink import FileBasedSink
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from ..storage.files import ParquetRowWriter
+from ..storage.filesystems import FileSystems
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
 from ..storage.rows import write_rows

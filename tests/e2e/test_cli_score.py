@@ -1,6 +1,10 @@
 """``nsfw-scan score``: JSON lines in input order, exit codes, clear errors."""
 
 import json
+import subprocess
+import sys
+
+from PIL import Image
 
 from support.cli import nsfw_scan
 from support.corpus import HOSTILE, REAL, reference
@@ -88,3 +92,22 @@ def test_bad_job_input_is_one_line_exit_2_and_nothing_written(tmp_path):
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("nsfw-scan: error: ") and message in last, last
         assert not (tmp_path / "out").exists()
+
+
+def test_local_files_are_scored_without_importing_beam_and_storage_flags_still_work(tmp_path):
+    image = tmp_path / "a.jpg"
+    Image.new("RGB", (320, 240), (200, 120, 90)).save(image)
+    probe = ("import sys; from nsfw_scan.pipeline.cli import main; status = main(['score', sys.argv[1]]); "
+             "print('beam imported' if 'apache_beam' in sys.modules else 'no beam', status)")
+    result = subprocess.run([sys.executable, "-c", probe, str(image)], capture_output=True, text=True, timeout=600)
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["score"] is not None, result.stderr
+    assert lines[-1] == "no beam 0"
+
+    # a storage flag (Beam's) on the command line: parsed with Beam's flags, the same result
+    flagged = nsfw_scan("score", "--s3_region_name", "us-east-1", image)
+    assert flagged.returncode == 0, flagged.stderr
+    assert flagged.stdout.splitlines() == lines[:1]
+    assert "--s3_endpoint_url" in nsfw_scan("score", "--help").stdout
+    unknown = nsfw_scan("score", "--no-such-flag", image)
+    assert unknown.returncode == 2 and "unrecognized arguments: --no-such-flag" in unknown.stderr

@@ -14,13 +14,13 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 from nsfw_scan.model.preprocess import Unscorable
 from nsfw_scan.pipeline.config import ConfigError, load_config
 from nsfw_scan.storage import httpfs
-from nsfw_scan.storage.httpfs import BlockedAddress, HttpFileSystem, HttpSettings, is_blocked
+from nsfw_scan.storage.filesystems import FileSystems, HttpFileSystem
+from nsfw_scan.storage.httpfs import BlockedAddress, HttpSettings, is_blocked
 from nsfw_scan.storage.options import StorageOptions, applied
 from nsfw_scan.storage.read import ReadPolicy, read_bytes
 from nsfw_scan.transforms.manifest_formats import records, resolve
