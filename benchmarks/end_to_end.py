@@ -130,7 +130,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.no_profile and not py_spy():
         sys.exit("the CPU profile needs py-spy: pip install -e '.[bench]' (or give --no-profile)")
-    work = Path(tempfile.mkdtemp(prefix="nsfw-scan-e2e-"))
+    with tempfile.TemporaryDirectory(prefix="nsfw-scan-e2e-") as work:  # the corpus and outputs, ~600 MB at --scale 23
+        measure(args, Path(work))
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Makes the corpus in ``work``, runs every mode on it and prints the tables."""
     mix = PHOTOS if args.photos_only else THUMBNAILS if args.thumbnails_only else MIX
     paths = make_corpus(work / "images", args.scale, mix)
     n = len(paths)
