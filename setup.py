@@ -34,6 +34,10 @@ setup(
     install_requires=[
         "apache-beam>=2.62.0,<2.78",
         "tensorflow-cpu>=2.18,<2.22",
+        # TensorFlow's own dependency, held below 0.7.0: that release takes ~0.6 s to import (it
+        # adds its ufunc loops one by one, each compared with every loop before it), and every
+        # process that imports TensorFlow pays it; 0.6.0 takes 8 ms
+        "ml_dtypes>=0.5.1,<0.7",
         "numpy>=2.0",  # np.bitwise_count (hash matching)
         "pillow>=12.0,<13",
         # HEIC/HEIF decoding as a Pillow plugin: the decode-only build of pillow-heif (LGPL
