@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def main() -> None:
     paths = make_corpus(work / "uploads", args.scale)
     manifest = work / "uploads.txt"
     manifest.write_text("\n".join(paths) + "\n")
-    print(f"{len(paths)} generated uploads; cluster logs in {work}", file=sys.stderr)
+    print(f"{len(paths)} generated uploads; cluster logs in {work} (removed if the run ends well)", file=sys.stderr)
 
     # per runner: the Python whose nsfw-scan submits (a cluster's is the engines' environment,
     # with the Beam release of its job server), its flags, the process groups it runs in
@@ -135,6 +136,7 @@ def main() -> None:
     finally:
         for cluster in started_clusters:
             cluster.stop()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

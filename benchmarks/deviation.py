@@ -97,8 +97,8 @@ def main() -> None:
         corpora["shared real"] = [p.read_bytes() for p in files_in(SHARED / "real")]
         corpora["shared hostile"] = [p.read_bytes() for p in files_in(SHARED / "hostile")]
     corpora["committed"] = [p.read_bytes() for p in files_in(COMMITTED)]
-    generated = make_corpus(Path(tempfile.mkdtemp(prefix="nsfw-scan-deviation-")), args.scale)
-    corpora["generated uploads"] = [Path(p).read_bytes() for p in generated]
+    with tempfile.TemporaryDirectory(prefix="nsfw-scan-deviation-") as folder:  # read into memory, then removed
+        corpora["generated uploads"] = [Path(p).read_bytes() for p in make_corpus(Path(folder), args.scale)]
     seeds = sorted((data for blobs in corpora.values() for data in blobs if 0 < len(data) <= 16_384), key=len)
     corpora["fuzzed"] = fuzzed(seeds, args.fuzzed)
 

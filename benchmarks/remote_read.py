@@ -26,6 +26,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,6 +177,7 @@ def main() -> None:
     finally:
         for server in servers:
             server.terminate()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

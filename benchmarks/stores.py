@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def main() -> None:
     finally:
         for server in servers:
             stop(server)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_cli_summary(output: str, flags: list[str]) -> str:

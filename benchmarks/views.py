@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -81,30 +82,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each mode per corpus (best is kept)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsfw-scan-views-"))
-    mix = make_corpus(work / "mix", args.scale, MIX)
-    corpora = {}
-    for percent in (1, 5):
-        extra = max(1, round(len(mix) * percent / (100 - percent)))
-        corpora[f"upload mix + {percent}% animations"] = mix + add_animations(work / f"anim{percent}", extra)
-    corpora["animations only"] = add_animations(work / "anim-only", 4 * len(ANIMATIONS), first=100)
+    try:
+        mix = make_corpus(work / "mix", args.scale, MIX)
+        corpora = {}
+        for percent in (1, 5):
+            extra = max(1, round(len(mix) * percent / (100 - percent)))
+            corpora[f"upload mix + {percent}% animations"] = mix + add_animations(work / f"anim{percent}", extra)
+        corpora["animations only"] = add_animations(work / "anim-only", 4 * len(ANIMATIONS), first=100)
 
-    print("| corpus | files | views | images/s after load | images/s with start-up | wall s | peak RSS MiB "
-          "| views per file | rows above Yahoo's view | after load vs yahoo |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, paths in corpora.items():
-        manifest = work / f"{len(paths)}.txt"
-        manifest.write_text("\n".join(paths) + "\n")
-        best: dict[str, dict] = {}
-        for round_ in range(args.rounds):
+        print("| corpus | files | views | images/s after load | images/s with start-up | wall s | peak RSS MiB "
+              "| views per file | rows above Yahoo's view | after load vs yahoo |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, paths in corpora.items():
+            manifest = work / f"{len(paths)}.txt"
+            manifest.write_text("\n".join(paths) + "\n")
+            best: dict[str, dict] = {}
+            for round_ in range(args.rounds):
+                for views in ("yahoo", "all"):
+                    result = measure(manifest, work / f"out-{len(paths)}-{views}-{round_}", views)
+                    if views not in best or result["after_load"] > best[views]["after_load"]:
+                        best[views] = result
             for views in ("yahoo", "all"):
-                result = measure(manifest, work / f"out-{len(paths)}-{views}-{round_}", views)
-                if views not in best or result["after_load"] > best[views]["after_load"]:
-                    best[views] = result
-        for views in ("yahoo", "all"):
-            r = best[views]
-            print(f"| {name} | {len(paths)} | {views} | {r['after_load']:.1f} | {r['with_startup']:.1f} | "
-                  f"{r['wall']:.1f} | {r['peak']} | {r['views_per_file']:.2f} | {r['higher']} | "
-                  f"{r['after_load'] / best['yahoo']['after_load']:.2f} |")
+                r = best[views]
+                print(f"| {name} | {len(paths)} | {views} | {r['after_load']:.1f} | {r['with_startup']:.1f} | "
+                      f"{r['wall']:.1f} | {r['peak']} | {r['views_per_file']:.2f} | {r['higher']} | "
+                      f"{r['after_load'] / best['yahoo']['after_load']:.2f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
