@@ -13,8 +13,11 @@ The steady state is the first to the last scored row (the rows' ``scored_at``). 
 over it: the Python threads' CPU split by their samples' shares, the other threads' CPU, and
 the profiler's own CPU, and the cores left idle (cores x the steady state's wall time less
 the process's and the profiler's CPU).
-Samples taken while importing or loading the model, and samples of a thread with no Python
-frame (the interpreter starting and exiting), are left out of the shares.
+Samples taken while importing or loading the model, samples of a thread with no Python frame
+(the interpreter starting and exiting), and samples of a thread blocked on a lock or a queue
+are left out of the shares. The last are a thread pool's threads waiting for work: their
+innermost frame is the standard library's line that blocks, and py-spy, which reads the job's
+memory without pausing it, counts some of them as running.
 
 Used by ``benchmarks/end_to_end.py``, which profiles the exact and the cascade job.
 """
@@ -22,11 +25,14 @@ Used by ``benchmarks/end_to_end.py``, which profiles the exact and the cascade j
 from __future__ import annotations
 
 import collections
+import functools
+import linecache
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +57,8 @@ START_UP = [  # samples left out of the steady state's shares
     ("model load", re.compile(r"\b(load_timed|load_model) \(")),
     ("imports", re.compile(r"^_find_and_load \(|^_call_with_frames_removed \(")),
 ]
+WAITING = "waiting on a lock or a queue"
+BLOCKING = re.compile(r"\.acquire\(|\.get\(block=True\)")  # the standard library's lines that wait
 OTHER = "Beam and the job's other steps"
 MODEL_THREADS = "model (TensorFlow's threads)"
 IDLE = "cores idle"
@@ -67,11 +75,24 @@ def stage_of(frames: list[str]) -> str:
     for name, pattern in START_UP:
         if any(pattern.search(frame) for frame in frames):
             return name
+    if _blocks(frames[-1]):
+        return WAITING
     for frame in reversed(frames):
         for name, pattern in STAGES:
             if pattern.search(frame):
                 return name
     return OTHER
+
+
+@functools.cache
+def _blocks(frame: str) -> bool:
+    """Whether ``frame`` (py-spy's ``function (path:line)``) is at a standard library line that
+    waits."""
+    match = re.fullmatch(r".* \((.+):(\d+)\)", frame)
+    if not match:
+        return False
+    line = linecache.getline(os.path.join(sysconfig.get_paths()["stdlib"], match.group(1)), int(match.group(2)))
+    return bool(BLOCKING.search(line))
 
 
 def read_samples(raw: Path) -> tuple[collections.Counter, set[int]]:
@@ -177,7 +198,7 @@ def profiled_run(args: list, steady_window, work: Path, cores: int) -> Profile:
     profiler_cpu = used.pop(PROFILER, 0.0)
     python_cpu = sum(cpu for tid, cpu in used.items() if tid in python_threads)
     other_cpu = sum(cpu for tid, cpu in used.items() if tid not in python_threads)
-    steady = {name: count for name, count in per_stage.items() if name not in dict(START_UP) and name != NO_FRAMES}
+    steady = {name: count for name, count in per_stage.items() if name not in {*dict(START_UP), NO_FRAMES, WAITING}}
     total = sum(steady.values()) or 1
     seconds = {name: python_cpu * count / total for name, count in steady.items()}
     seconds[MODEL_THREADS] = other_cpu
