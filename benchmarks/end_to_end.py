@@ -180,7 +180,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     before = cpu_per_image(paths)
     print_ceilings(before, cores, "before the runs")
 
-    rows, walls, runs = [], [], []
+    rows, walls = [], []  # rows: (label, the ceiling's path, images/s after load, with start-up, wall, peak, max |Δ|)
     exact = None
     rescored = None
     no_checkpoint = work / "no-checkpoint.yaml"
@@ -209,23 +209,20 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         if path == "cascade":
             rescored = summary["rescored"] / max(summary["rows"], 1)
         rate = summary["images_per_s_after_load"]
-        rows.append((label, rate, summary["images_per_s"], wall, peak,
+        rows.append((label, path, rate, summary["images_per_s"], wall, peak,
                      max(abs(scores[p] - exact[p]) for p in paths)))
-        runs.append(path)
 
     stdout, wall, peak = run_cli("score", *paths)
     score_lines = [json.loads(line) for line in stdout.splitlines()]
-    rows.append(("score (whole process)", n / wall, n / wall, wall, peak,
+    rows.append(("score (whole process)", "exact", n / wall, n / wall, wall, peak,
                  max(abs(line["score"] - exact[line["path"]]) for line in score_lines)))
-    runs.append("exact")
 
     started = time.monotonic()
     peer = subprocess.run([sys.executable, "-c", PEER, *paths], capture_output=True, text=True, check=True)
     peer_wall = time.monotonic() - started
     peer_out = json.loads(peer.stdout.splitlines()[-1])
-    rows.append(("peer classify_batch", n / peer_out["seconds"], n / peer_wall, peer_wall, None,
+    rows.append(("peer classify_batch", "exact", n / peer_out["seconds"], n / peer_wall, peer_wall, None,
                  max(abs(s - exact[p]) for p, s in zip(paths, peer_out["scores"]))))
-    runs.append("exact")
 
     # the machine's speed drifts over the runs' minutes: the ceilings again, and their mean
     after = cpu_per_image(paths)
@@ -236,14 +233,14 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     if rescored is not None:
         ceilings["cascade"] = cores / (cpu["first pass"] + rescored * cpu["exact"])
 
-    peer_rate, exact_rate = rows[-1][1], rows[0][1]
+    peer_rate, exact_rate = rows[-1][2], rows[0][2]
     if rescored is not None:
         print(f"cascade: {rescored:.1%} of rows scored again by the exact steps; its ceiling {ceilings['cascade']:.1f} "
               f"images/s = cores / (first pass + {rescored:.3f} x exact CPU per image)\n")
     print("| what | images/s after model load | images/s with start-up | wall s | peak RSS MiB | "
           "max abs Δ vs exact | of its ceiling | vs exact job | vs peer |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for (label, rate, with_startup, wall, peak, delta), path in zip(rows, runs):
+    for label, path, rate, with_startup, wall, peak, delta in rows:
         print(f"| {label} | {rate:.1f} | {with_startup:.1f} | {wall:.1f} | {peak if peak is not None else '-'} | "
               f"{delta:.2e} | {rate / ceilings[path]:.2f} | {rate / exact_rate:.2f} | {rate / peer_rate:.2f} |")
     print("\nWhere each run's wall time went (rows' scored_at against the process's start and exit; the "

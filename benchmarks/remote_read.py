@@ -95,8 +95,8 @@ def load_rate(uris: list[str], beam_args: list[str], read_threads: int, servers:
     entries = [Entry(u, {}, "bench", i + 1) for i, u in enumerate(uris)]
     started, cpu, server_cpu = time.monotonic(), time.process_time(), cpu_seconds(servers)
     with beam.Pipeline(runner=local_runner(options), options=options) as p:
-        entries = p | beam.Create(entries)
-        loaded = entries | beam.ParDo(load.using(storage_of(entries))).with_outputs(FAILED, main="images")
+        created = p | beam.Create(entries)
+        loaded = created | beam.ParDo(load.using(storage_of(created))).with_outputs(FAILED, main="images")
         loaded[FAILED] | "NoFailures" >> beam.Map(lambda failure: sys.exit(f"read failed: {failure}"))
     per_image = 1000 / len(uris)
     return (len(uris) / (time.monotonic() - started), (time.process_time() - cpu) * per_image,
