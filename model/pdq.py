@@ -30,7 +30,8 @@ BITS = 256
 HEX_DIGITS = BITS // 4
 _SIDE = 64
 _KEPT = 16
-_PASSES = 2
+# the longest axis whose estimator is computed as it is (about 64 MiB and 0.1 s at most)
+_LONGEST_ESTIMATED = 8192
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # D: 16 x 64, row i is the DCT-II basis of frequency i + 1 (the constant one is dropped)
 _DCT = (np.sqrt(2.0 / _SIDE) * np.cos(
@@ -110,9 +111,11 @@ def _downsampling(length: int) -> np.ndarray:
     first_valid = (first >= 0) & (first < length)
     share = np.where(first_valid, 1.0 / (count(centres)[:, None] * count(first)), 0.0)  # 1 / (count(c) count(o))
     inputs = centres[:, None] + np.arange(-2 * before, 2 * after + 1)  # [64, 2 window - 1]
-    # input i lies in the window of output o when o - before <= i <= o + after
-    held = ((inputs[:, :, None] >= first[:, None, :] - before) & (inputs[:, :, None] <= first[:, None, :] + after))
-    values = (held * share[:, None, :]).sum(axis=2)
+    # input k of the row (c - 2 before + k) lies in the windows of first-pass outputs j (c - before + j)
+    # for j from k - window + 1 to k: a running sum of the shares, linear in the window's width
+    summed = np.concatenate([np.zeros((_SIDE, 1)), np.cumsum(share, axis=1)], axis=1)
+    k = np.arange(2 * window - 1)
+    values = summed[:, np.minimum(k, window - 1) + 1] - summed[:, np.maximum(k - window + 1, 0)]
     inside = (inputs >= 0) & (inputs < length)
     weights[np.nonzero(inside)[0], inputs[inside]] = values[inside]
     return weights
@@ -126,7 +129,14 @@ def _estimator(full: int, decoded: int, resized: int) -> np.ndarray:
     the identity when nothing was scaled), ``K`` Pillow's bilinear resize to ``resized``
     (:func:`_bilinear`). ``E = W Aᵀ (A Aᵀ + λI)⁻¹`` with ``A = K D``, the least-squares estimate,
     its ridge ``λ`` 10⁻⁴ of ``A Aᵀ``'s largest eigenvalue (bounded by its largest row sum).
-    1 to 6 ms per new axis length (up to 8000 samples); 64 KiB kept for each of the last 256."""
+    1 to 6 ms per new axis length; 64 KiB kept for each of the last 256.
+
+    An axis longer than ``_LONGEST_ESTIMATED`` samples is estimated as one of that length:
+    Meta's filter and the bilinear resize both scale with the axis, so the estimate hardly
+    changes (``tests/unit/model/test_pdq.py``), while its matrices would grow with the length
+    (a 1,000,000 x 1 picture of 3 KB asked for gigabytes)."""
+    if full > _LONGEST_ESTIMATED:
+        return _estimator(_LONGEST_ESTIMATED, _LONGEST_ESTIMATED, resized)
     weights = _downsampling(full)
     band = _bilinear(decoded, resized)
     resize = _dense(*band, decoded)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -31,6 +32,7 @@ from .elements import Entry, Failure, Image, Loaded, Read
 from .matching import hash_list
 from .results import bad_line_error
 
+_log = logging.getLogger(__name__)
 _pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _budgets: dict[int, ByteBudget] = {}
 _pools_lock = threading.Lock()
@@ -158,8 +160,8 @@ class Loading:
         """Reads and decodes in this thread."""
         try:
             data = self._read(entry)
-        except Unscorable as exc:
-            return Failure.of(entry, exc)
+        except Exception as exc:
+            return Failure.of(entry, _unscorable(exc, entry, "reading"))
         return self._decode(Read.of(entry, data), data)
 
     def _read_then_decode(self, entry: Entry) -> Failure | Future:
@@ -167,8 +169,8 @@ class Loading:
         read's failure, or the future of its decoding."""
         try:
             data = self._read(entry, self._budget)
-        except Unscorable as exc:
-            return Failure.of(entry, exc)
+        except Exception as exc:
+            return Failure.of(entry, _unscorable(exc, entry, "reading"))
         return self._pool.submit(self._decode_counted, Read.of(entry, data), data)
 
     def _decode_counted(self, read: Read, data: bytes) -> Loaded | Failure:
@@ -178,12 +180,14 @@ class Loading:
             self._budget.release(len(data))
 
     def _decode(self, read: Read, data: bytes) -> Loaded | Failure:
+        """The file's views and facts; a failure on the way (decoding, hashing, matching) is the
+        file's ``Failure``: never decoded, no loader ran to its end."""
         try:
             image = load_image(data, self._loader, self._max_pixels, self._views)
-        except Unscorable as exc:  # never decoded: no loader ran to its end
-            return Failure.of(read.entry, exc, read)
-        facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq,
-                      *self._match(image.views))
+            facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq,
+                          *self._match(image.views))
+        except Exception as exc:
+            return Failure.of(read.entry, _unscorable(exc, read.entry, "decoding"), read)
         return Loaded(facts, tuple(image.views))
 
     def _match(self, views: tuple[View, ...]) -> tuple[Match | None, bool | None]:
@@ -204,11 +208,24 @@ class Loading:
         """The file's size and sha256; the bytes themselves are dropped here."""
         try:
             return Read.of(entry, self._read(entry))
-        except Unscorable as exc:
-            return Failure.of(entry, exc)
+        except Exception as exc:
+            return Failure.of(entry, _unscorable(exc, entry, "reading"))
 
     def _read(self, entry: Entry, budget: ByteBudget | None = None) -> bytes:
         """The entry's bytes; a malformed line or a failed read raises :class:`Unscorable`."""
         if entry.error:
             raise bad_line_error(entry)
         return read_bytes(entry.uri, self._max_bytes, self._reading, self._http, budget)
+
+def _unscorable(exc: Exception, entry: Entry, doing: str) -> Unscorable:
+    """What a failure while ``doing`` (reading, decoding) one file makes of that file: its own
+    :class:`Unscorable` as it is; running out of memory ``too_large``; anything else, which no
+    step expected, an error of its stage (``read_error``, ``undecodable``) whose message names
+    the exception, logged with its traceback. One file's row, never its batch's or the job's."""
+    if isinstance(exc, Unscorable):
+        return exc
+    if isinstance(exc, MemoryError):
+        return Unscorable("too_large", f"not enough memory for {doing} the file")
+    _log.warning("unexpected failure while %s %r", doing, entry.uri, exc_info=exc)
+    kind = "read_error" if doing == "reading" else "undecodable"
+    return Unscorable(kind, f"{doing} failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}")

@@ -94,3 +94,23 @@ def test_empty_and_undecodable_rows_carry_what_is_known(tmp_path, uploads):
     assert (rows["empty"]["bytes"], rows["empty"]["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
     assert rows["undecodable"]["bytes"] > 0 and rows["truncated"]["sha256"]
     assert [r["loader"] for r in rows.values()] == [None] * len(rows)  # none was decoded
+
+
+def test_a_picture_of_one_row_of_a_million_pixels_is_one_row(tmp_path, uploads):
+    """A 3 KB PNG of 1,000,000 x 1 pixels (and its transpose) stopped the whole job: its hash's
+    filter asked for 7.3 GiB. Now each is a scored row among the others'."""
+    from PIL import Image
+
+    good, _ = uploads
+    lines = []
+    for size in ((1_000_000, 1), (1, 200_000)):
+        path = tmp_path / f"line-{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, (220, 40, 40)).save(path)
+        lines.append(str(path))
+    manifest, out = tmp_path / "m.txt", tmp_path / "out"
+    manifest.write_text("\n".join(good + lines) + "\n")
+    run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
+    rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(rows) == sorted(good + lines)
+    assert all(rows[uri]["error_kind"] is None and rows[uri]["pdq"] for uri in lines), [rows[u] for u in lines]
+    assert (rows[lines[0]]["width"], rows[lines[0]]["height"]) == (1_000_000, 1)
