@@ -307,14 +307,16 @@ class LoadedWeights:
 
 
 def locate(source: WeightsSource) -> tuple[Path, str]:
-    """The weights file and its sha256 (for ONNX, verified against the pinned digest)."""
+    """The weights file and its sha256: the packaged ONNX file verified against the pinned
+    digest; a file of the user's own (a fine-tuned model, any kind) as it is, named by its own
+    digest on the rows, its layers checked against the network when read."""
     if source.kind == "onnx" and source.path is None:
         path = packaged_onnx_path()
         return path, verify_onnx(path)
     path = Path(source.path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
-    return path, verify_onnx(path) if source.kind == "onnx" else file_sha256(path)
+    return path, file_sha256(path)
 
 
 def weights_id(source: WeightsSource, digest: str) -> str:

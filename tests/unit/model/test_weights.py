@@ -45,7 +45,7 @@ def test_packaged_weights_verified_converted_and_cached(weights_cache):
     assert_same_weights(second.weights, first.weights)
 
 
-def test_checksum_mismatch_names_the_file(tmp_path):
+def test_checksum_mismatch_names_the_file(tmp_path, monkeypatch):
     damaged = tmp_path / "open-nsfw.onnx"
     shutil.copy(w.packaged_onnx_path(), damaged)
     with open(damaged, "r+b") as f:
@@ -53,8 +53,31 @@ def test_checksum_mismatch_names_the_file(tmp_path):
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(WeightsError, match=r"open-nsfw\.onnx has sha256 .* expected 864bb37b"):
-        load_weights(WeightsSource("onnx", str(damaged)), use_cache=False)
+    monkeypatch.setattr(w, "packaged_onnx_path", lambda: damaged)  # the installed package's file, altered
+    with pytest.raises(WeightsError, match=r"open-nsfw\.onnx has sha256 .* expected 864bb37b.*force-reinstall"):
+        load_weights(use_cache=False)
+
+
+def test_an_onnx_file_of_the_users_own_is_read_as_it_is(tmp_path, onnx_weights):
+    """A fine-tuned ONNX model given with --weights is the user's, not a damaged copy of the
+    packaged one: it is read, checked against the network and named by its own digest; a file
+    that is no ONNX model is refused naming it, with no advice to reinstall a package."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(w.packaged_onnx_path()))
+    classifier = next(t for t in model.graph.initializer if numpy_helper.to_array(t).shape == (1024, 2))
+    classifier.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(classifier) * 2, classifier.name))
+    tuned = tmp_path / "tuned.onnx"
+    onnx.save(model, str(tuned))
+    loaded = load_weights(WeightsSource("onnx", str(tuned)), use_cache=False)
+    assert loaded.model_id == f"open_nsfw:onnx:{w.file_sha256(tuned)[:12]}" != "open_nsfw:onnx:864bb37bf886"
+    np.testing.assert_allclose(loaded.weights["fc_nsfw"][0], onnx_weights["fc_nsfw"][0] * 2)
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(tuned.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match=r"cut\.onnx is not a readable ONNX model") as refused:
+        load_weights(WeightsSource("onnx", str(cut)), use_cache=False)
+    assert "reinstall" not in str(refused.value)
 
 
 def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
