@@ -140,6 +140,7 @@ class Job:
     rescore_errors: bool = False
     force: bool = False
     break_lock: bool = False
+    config_file: str | None = None  # the --config it was given (a file or a preset's name), if any
 
 
 def job_from_flags(argv=None) -> Job:
@@ -152,7 +153,7 @@ def job_from_flags(argv=None) -> Job:
     beam_args = config.beam_args() + beam_args
     check_beam_args(beam_args, flag_names(parser))
     return Job(tuple(absolute(p) for p in args.manifest), absolute(args.output), config, tuple(beam_args),
-               args.rescore_errors, args.force, args.break_lock)
+               args.rescore_errors, args.force, args.break_lock, args.config)
 
 
 def run(argv=None, spec=None) -> dict:
@@ -224,6 +225,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
                                            "thresholds": dataclasses.asdict(job.config.thresholds),
+                                           "config": job.config_file,
                                            "cascade": job.config.cascades and spec is None,
                                            "match_list": job.config.matching.list and shown(job.config.matching.list),
                                            "manifests": len(plan.files),

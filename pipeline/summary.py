@@ -171,7 +171,8 @@ def _threshold_lines(summary: dict) -> list[str]:
     rows = sum(other["rows"] for other in others)
     found = ", ".join(f"{thresholds_text(o['safe_below'], o['nsfw_from'])}: {o['rows']}" for o in others)
     return [line + f"; {rows} earlier rows in the folder were decided at others ({found})",
-            f"               to decide them at these: nsfw-scan redecide {summary['output']} with this run's --config"]
+            f"               to decide them at these: nsfw-scan redecide {summary['output']}"
+            + (f" --config {summary['config']}" if summary.get("config") else " (the default thresholds)")]
 
 
 def _retry_lines(summary: dict) -> list[str]:

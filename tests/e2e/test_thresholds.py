@@ -52,7 +52,7 @@ def test_run_new_thresholds_redecide_report(tmp_path):
     scored_before = sum(r["score"] is not None for r in rows.values())
     assert (f"{scored_before} earlier rows in the folder were decided at others (0.2/0.8: {scored_before})"
             in grown.stdout), grown.stdout
-    assert f"nsfw-scan redecide {out} with this run's --config" in grown.stdout
+    assert f"to decide them at these: nsfw-scan redecide {out} --config {policy}\n" in grown.stdout
     mixed = nsfw_scan("report", out, "--config", policy)
     assert mixed.returncode == 0 and "rows decided at different thresholds: " in mixed.stdout, mixed.stdout
     assert "0.2/0.8: " in mixed.stdout and f"{safe_below:g}/0.9: " in mixed.stdout

@@ -114,3 +114,22 @@ def test_a_picture_of_one_row_of_a_million_pixels_is_one_row(tmp_path, uploads):
     assert sorted(rows) == sorted(good + lines)
     assert all(rows[uri]["error_kind"] is None and rows[uri]["pdq"] for uri in lines), [rows[u] for u in lines]
     assert (rows[lines[0]]["width"], rows[lines[0]]["height"]) == (1_000_000, 1)
+
+
+def test_the_hint_to_redecide_names_the_config_the_run_had(tmp_path, uploads):
+    """Earlier rows decided at other thresholds: the hint names this run's --config, and none
+    where the run had none (it named a --config the run did not have)."""
+    from nsfw_scan.pipeline.summary import format_summary
+
+    good, _ = uploads
+    manifest, out, policy = tmp_path / "m.txt", tmp_path / "out", tmp_path / "policy.yaml"
+    policy.write_text("thresholds: {safe_below: 0.3, nsfw_from: 0.7}\n")
+    manifest.write_text("\n".join(good[:2]) + "\n")
+    run(["--manifest", str(manifest), "--output", str(out), "--config", str(policy)], spec=FAKE_SPEC)
+    manifest.write_text("\n".join(good[:3]) + "\n")
+    hint = [line for line in format_summary(run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC))
+            .splitlines() if "nsfw-scan redecide" in line]
+    assert hint == [f"               to decide them at these: nsfw-scan redecide {out} (the default thresholds)"]
+    manifest.write_text("\n".join(good[:4]) + "\n")
+    summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(policy)], spec=FAKE_SPEC)
+    assert f"nsfw-scan redecide {out} --config {policy}\n" in format_summary(summary)
