@@ -76,9 +76,13 @@ def cmd_export_savedmodel(args) -> int:
 
 def cmd_run(args, argv) -> int:
     from .run import print_run, run
+    from .summary import nothing_scored
 
     summary = run(argv)
     print_run(summary)
+    if warning := nothing_scored(summary):
+        print(f"nsfw-scan: warning: {warning}", file=sys.stderr)
+        return EXIT_ERRORS
     return EXIT_OK
 
 

@@ -211,6 +211,17 @@ def _nothing_new(summary: dict) -> str:
         f"{summary['output'].rstrip('/')}/{SUMMARY_FILE})" if latest else "")
 
 
+def nothing_scored(summary: dict) -> str | None:
+    """A warning when every row the run wrote is an error (a manifest of wrong paths, a network
+    that refuses every read, ...): the run's rows are kept, but a scheduler should hear of it."""
+    if not summary.get("rows") or summary.get("scored"):
+        return None
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(summary["errors_by_kind"].items(), key=lambda kv: -kv[1]))
+    return (f"every one of the {summary['rows']} rows this run wrote is an error ({kinds}): nothing was scored; "
+            f"the errors are listed by nsfw-scan report {summary['output']} (errors.csv); once the inputs are "
+            f"fixed, the same command with --rescore-errors reads them again")
+
+
 def format_summary(summary: dict) -> str:
     d, e = summary["decisions"], summary["errors_by_kind"]
     lines = [

@@ -448,3 +448,22 @@ def test_a_damaged_jpeg_is_named_as_one(tmp_path):
     (row,) = pq.read_table(tmp_path / "out").to_pylist()
     assert row["error_kind"] == "undecodable"
     assert "starts like a JPEG image but Pillow cannot read it" in row["error"], row["error"]
+
+
+def test_a_run_that_scored_nothing_says_so_and_exits_1(tmp_path):
+    """Every row an error (a manifest of wrong paths): the rows are kept, one warning names the
+    kinds and what to do, and the exit status tells a scheduler (it was 0, with no warning)."""
+    manifest, out = tmp_path / "wrong-paths.txt", tmp_path / "out"
+    manifest.write_text("".join(f"{tmp_path}/uploads/missing-{i}.jpg\n" for i in range(3)) + f"{tmp_path}\n")
+    result = nsfw_scan("run", "--manifest", manifest, "--output", out)
+    assert result.returncode == 1, result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.startswith("nsfw-scan: warning: ")]
+    assert warning == [f"nsfw-scan: warning: every one of the 4 rows this run wrote is an error (not_found 3, "
+                       f"not_a_file 1): nothing was scored; the errors are listed by nsfw-scan report {out} "
+                       f"(errors.csv); once the inputs are fixed, the same command with --rescore-errors reads "
+                       f"them again"], result.stderr
+    assert len(pq.read_table(out)) == 4
+    (tmp_path / "uploads").mkdir()
+    shutil.copy(REAL / "coffee.png", tmp_path / "uploads" / "missing-0.jpg")
+    fixed = nsfw_scan("run", "--manifest", manifest, "--output", out, "--rescore-errors")
+    assert fixed.returncode == 0 and "warning" not in fixed.stderr, fixed.stderr
