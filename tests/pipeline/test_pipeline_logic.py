@@ -133,3 +133,26 @@ def test_the_hint_to_redecide_names_the_config_the_run_had(tmp_path, uploads):
     manifest.write_text("\n".join(good[:4]) + "\n")
     summary = run(["--manifest", str(manifest), "--output", str(out), "--config", str(policy)], spec=FAKE_SPEC)
     assert f"nsfw-scan redecide {out} --config {policy}\n" in format_summary(summary)
+
+
+def test_the_readmes_way_to_read_every_run_keeps_every_column(tmp_path, uploads):
+    """Two runs over manifests with different columns: the README's recipe reads every row with
+    both runs' columns (``pq.read_table(DIR)`` alone keeps one file's)."""
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    good, _ = uploads
+    out = tmp_path / "results"
+    for i, column in enumerate(("ticket", "uploader")):
+        manifest = tmp_path / f"m{i}.csv"
+        manifest.write_text(f"uri,{column}\n{good[i]},{column}-{i}\n")
+        run(["--manifest", str(manifest), "--output", str(out)], spec=FAKE_SPEC)
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    recipe = re.search(r"```python\n(import glob.*?)```", readme, re.S).group(1)
+    shown = "import json; print(json.dumps(sorted(table.select(['uri', 'ticket', 'uploader']).to_pylist(), key=str)))"
+    printed = subprocess.run([sys.executable, "-c", recipe + shown], cwd=tmp_path, capture_output=True, text=True,
+                             check=True).stdout
+    assert json.loads(printed) == [{"uri": good[0], "ticket": "ticket-0", "uploader": None},
+                                   {"uri": good[1], "ticket": None, "uploader": "uploader-1"}]
