@@ -44,6 +44,7 @@ REPORT_PNG = "report.png"
 REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
 MATCHES_CSV = "matches.csv"
+LEGEND_PAIRS = 6  # pairs of thresholds the chart's legend names one by one; the others in one entry
 MATCH_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION)
 RANK = {"safe": 0, "review": 1, "nsfw": 2}
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", NOT_SCORED: "#7878c8"}
@@ -169,9 +170,14 @@ def figure(report: dict):
         for value, style, name in ((thresholds.safe_below, "--", "safe below"), (thresholds.nsfw_from, ":", "nsfw from")):
             handles.append(scores_axis.axvline(value, color="black", linestyle=style, linewidth=1.4,
                                                label=f"{name} {value:g}"))
-    else:  # one pair of lines would be wrong for some rows
-        handles += scores_axis.plot([], [], " ", label="rows decided at different thresholds: "
-                                    + ", ".join(f"{pair} ({n:,})" for pair, n in report["decided_at"].items()))
+    else:  # one pair of lines would be wrong for some rows: an entry per pair, the most used first
+        pairs = sorted(report["decided_at"].items(), key=lambda pair: -pair[1])
+        shown_pairs = pairs if len(pairs) <= LEGEND_PAIRS else pairs[:LEGEND_PAIRS - 1]
+        labels = [f"decided at {pair}: {n:,}" for pair, n in shown_pairs]
+        if len(shown_pairs) < len(pairs):
+            rest = pairs[len(shown_pairs):]
+            labels.append(f"at {len(rest)} other pairs: {sum(n for _, n in rest):,}")
+        handles += [scores_axis.plot([], [], " ", label=label)[0] for label in labels]
     if tallest > 0:
         scores_axis.set_yscale("log")
         scores_axis.set_ylim(0.7, tallest * 3)

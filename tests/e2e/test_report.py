@@ -123,7 +123,11 @@ def test_report_into_a_folder_it_cannot_write_is_one_error_line(tmp_path):
         "--report-dir" in line and "Traceback" not in result.stderr, line
 
 
-def test_the_chart_legend_covers_no_bar(tmp_path):
+PAIRS = {f"0.{i:02d}/0.{99 - i}": 100 * i + 7 for i in range(1, 10)}  # rows decided at nine pairs of thresholds
+
+
+@pytest.mark.parametrize("decided_at", [{"0.2/0.8": 6820}, PAIRS], ids=["one pair", "nine pairs"])
+def test_the_chart_legend_covers_no_bar(tmp_path, decided_at):
     import datetime
 
     from nsfw_scan.model.decision import Thresholds
@@ -134,7 +138,8 @@ def test_the_chart_legend_covers_no_bar(tmp_path):
     report = {"decisions": {"safe": 1340, "review": 240, "nsfw": 5240, "error": 7}, "errors": {"not_found": 7},
               "histograms": histograms, "histogram": [sum(n) for n in zip(*histograms.values())], "rows": 6827,
               "directory": str(tmp_path), "time_range": (datetime.datetime(2026, 12, 1, 20), datetime.datetime(2026, 12, 1, 21))}
-    chart = figure({**report, "thresholds": [Thresholds(0.2, 0.8)], "decided_at": {"0.2/0.8": 6820}})
+    pairs = [Thresholds(*map(float, pair.split("/"))) for pair in decided_at]
+    chart = figure({**report, "thresholds": pairs, "decided_at": decided_at})
     chart.draw_without_rendering()  # lays the figure out
     renderer = chart.canvas.get_renderer()
     scores_axis = chart.axes[0]
