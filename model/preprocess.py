@@ -76,7 +76,7 @@ class ViewPolicy:
     max_frames: int = 22
     max_frame_pixels: int = 200_000_000
     # videos (``model.video``): frames sampled at most (one per second up to this many), and
-    # pixels decoded per file
+    # pixels decoded per file (each frame counting at least 128x128)
     video_max_frames: int = 301
     video_max_pixels: int = 20_000_000_000
 

@@ -1,11 +1,14 @@
 """Videos in the job: one row per file, scored on the frames a viewer sees, batched with the
 stills; broken, empty and fake videos are rows with an error kind. Clips are made here."""
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
+from nsfw_scan.model import pdq
 from nsfw_scan.pipeline.run import run
-from support.clips import audio_only, clip, flagged
+from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import encoded, rgb
 
 pytest.importorskip("av", reason="videos need the video extra (PyAV)")
@@ -52,6 +55,16 @@ def test_a_second_of_flagged_content_decides_the_clip(rows):
         assert row["pdq"] and row["width"] == 160
 
 
+def test_a_clip_s_hash_is_its_flagged_second_s(rows):
+    """``pdq`` is the hash of the frame that gave the score, ``yahoo_pdq`` the first frame's."""
+    shown = {name: pdq.hash_of(np.asarray(picture.resize((160, 120), Image.Resampling.BILINEAR))).hex
+             for name, picture in (("flagged", flagged()), ("safe", rgb("coffee.png", (320, 240))))}
+    for name in ("flagged-at-6s.mp4", "flagged-last.webm"):
+        row = rows[name]
+        assert pdq.distance(row["pdq"], shown["flagged"]) <= 31 < pdq.distance(row["pdq"], shown["safe"]), name
+        assert pdq.distance(row["yahoo_pdq"], shown["safe"]) <= 31 < pdq.distance(row["yahoo_pdq"], shown["flagged"])
+
+
 def test_a_safe_clip_is_safe_and_stills_score_beside_clips(rows):
     assert rows["safe.mov"]["decision"] == "safe" and rows["safe.mov"]["views"] >= 5
     assert rows["still.jpg"]["decision"] == "safe" and rows["still.jpg"]["view"] == "yahoo"
@@ -63,3 +76,29 @@ def test_broken_empty_and_fake_videos_are_error_rows(rows):
     assert rows["empty.mp4"]["error_kind"] == "empty"
     assert rows["notes.mp4"]["error_kind"] == "undecodable"
     assert rows["audio.m4a"]["error_kind"] == "no_video"
+
+
+def test_clips_that_lie_about_themselves_are_one_row_each(tmp_path):
+    safe, tiny = rgb("coffee.png", (96, 72)), rgb("coffee.png", (32, 24))
+    webm = dict(fps=2, size=(96, 72), codec="libvpx-vp9", fmt="webm")
+    files = {
+        "claims-3s.webm": declaring(clip([flagged() if k == 12 else safe for k in range(20)], **webm), 3),
+        "claims-1e15ms.webm": declaring(clip([safe] * 20, **webm), 1e12),
+        "no-duration.webm": declaring(clip([safe] * 20, **webm), None),
+        "6000x6000-in-64x64.avi": mjpeg([Image.new("RGB", (64, 64), "gray"), Image.new("RGB", (6000, 6000), "gray")]),
+        "one-keyframe.mp4": clip([tiny, rgb("chelsea.png", (32, 24))] * 200, fps=5, size=(32, 24), keyframe_every=100_000),
+        "second-stream-shown.mp4": two_streams(safe, flagged(), size=(160, 120)),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    manifest, config = tmp_path / "manifest.txt", tmp_path / "limits.yaml"
+    manifest.write_text("".join(f"{tmp_path / name}\n" for name in files))
+    config.write_text("limits:\n  max_pixels: 16000000\n")
+    summary = run(["--manifest", str(manifest), "--output", str(tmp_path / "out"), "--config", str(config)])
+    rows = {r["uri"].rsplit("/", 1)[-1]: r for r in pq.read_table(tmp_path / "out").to_pylist()}
+    assert len(rows) == summary["rows"] == len(files)
+    assert rows["claims-3s.webm"]["decision"] == "nsfw" and 12 <= seconds_of(rows["claims-3s.webm"]["view"]) < 13
+    assert rows["claims-1e15ms.webm"]["frames"] == 40 and rows["no-duration.webm"]["views"] == 21
+    assert rows["6000x6000-in-64x64.avi"]["error_kind"] == "decompression_bomb"
+    assert rows["one-keyframe.mp4"]["views"] >= 290 and rows["one-keyframe.mp4"]["frames"] == 2000
+    assert rows["second-stream-shown.mp4"]["decision"] == "nsfw"

@@ -3,10 +3,11 @@ safe photo and a picture the model flags (``support.clips``), through the loader
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from nsfw_scan.model.preprocess import ViewPolicy, load_image
 from nsfw_scan.model.video import sample_times
-from support.clips import audio_only, clip, flagged
+from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import rgb
 
 pytest.importorskip("av", reason="videos need the video extra (PyAV)")
@@ -116,6 +117,7 @@ def test_the_pixel_budget_stops_decoding_and_keeps_the_frames_before():
     ("cut in its header", {"undecodable", "truncated"}),
     ("no video stream", {"no_video"}),
     ("text named .mp4", {"undecodable"}),
+    ("a codec FFmpeg does not know", {"undecodable"}),
 ])
 def test_broken_files_give_frames_or_an_error_kind(case, kinds):
     from nsfw_scan.model.errors import Unscorable
@@ -125,7 +127,8 @@ def test_broken_files_give_frames_or_an_error_kind(case, kinds):
     streamable, webm = clip(pictures, faststart=True), clip(pictures, codec="libvpx-vp9", fmt="webm")
     data = {"mp4 cut in half": whole[:len(whole) // 2], "cut in its header": whole[:200],
             "streamable mp4 cut in half": streamable[:len(streamable) // 2], "webm cut in half": webm[:len(webm) // 2],
-            "no video stream": audio_only(), "text named .mp4": b"just some text\n" * 20}[case]
+            "no video stream": audio_only(), "text named .mp4": b"just some text\n" * 20,
+            "a codec FFmpeg does not know": clip(pictures, codec="mpeg4", fmt="avi").replace(b"FMP4", b"QQQQ")}[case]
     try:
         image = load_image(data, policy=ViewPolicy())
     except Unscorable as exc:
@@ -148,3 +151,62 @@ def test_sampling_a_second_apart_up_to_the_cap_then_evenly():
     assert sample_times(9.5, 301) == ([float(k) for k in range(10)], True)
     times, grid = sample_times(600.0, 301)
     assert not grid and len(times) == 301 and times[0] == 0 and times[-1] == 600.0
+
+
+@pytest.mark.parametrize("claim, policy", [(3, ViewPolicy()), (1e5, ViewPolicy()), (None, ViewPolicy(video_max_frames=11))])
+def test_a_clip_is_sampled_over_its_frames_whatever_duration_it_claims(scorer, claim, policy):
+    # 20 s, flagged from 12 s to 13 s; the header says 3 s, 100000 s, or nothing
+    pictures = [flagged() if k == 12 else SAFE for k in range(20)]
+    data = declaring(clip(pictures, fps=2, size=(96, 72), codec="libvpx-vp9", fmt="webm"), claim)
+    image, views = scored(data, policy=policy, scorer=scorer)
+    name, best = max(views, key=lambda view: view[1])
+    assert best >= 0.8 and 12 <= seconds_of(name) < 13, views
+    assert len(views) == (21 if claim else 11) and views[-1][0] == "frame at 19.5 s"  # the last frame
+    assert image.frames == 40
+
+
+def test_a_clip_claiming_1e15_ms_counts_its_own_frames():
+    data = declaring(clip([SAFE] * 4, fps=2, size=(64, 48), codec="libvpx-vp9", fmt="webm"), 1e12)
+    image = load_image(data, policy=ViewPolicy())
+    assert image.frames == 8 and [view.name for view in image.views][-1] == "frame at 3.5 s"
+
+
+def test_a_frame_larger_than_its_header_says_is_a_bomb():
+    from nsfw_scan.model.errors import Unscorable
+
+    data = mjpeg([Image.new("RGB", (64, 64), "gray"), Image.new("RGB", (6000, 6000), "gray")], header=(64, 64))
+    with pytest.raises(Unscorable, match=r"decompression_bomb: the frame at 1.0 s is 6000x6000"):
+        load_image(data, max_pixels=4000 * 4000, policy=ViewPolicy())
+    assert len(load_image(data, policy=ViewPolicy()).views) == 2  # within the limit: both frames
+
+
+def test_a_long_clip_with_one_keyframe_decodes_each_frame_once():
+    # 400 s, 5 frames a second, a single keyframe: each sample reached by decoding on, not by
+    # seeking back to the one keyframe
+    data = clip([SAFE, rgb("chelsea.png")] * 200, fps=5, size=(32, 24), keyframe_every=100_000)
+    decodes = 2000 * 5 // 4  # a quarter more than the clip's 2000 frames
+    image = load_image(data, policy=ViewPolicy(video_max_pixels=decodes * 128 * 128))
+    times = [seconds_of(view.name) for view in image.views]
+    assert image.frames == 2000 and len(times) >= 290 and times[-1] == 399.8
+
+
+def test_tiny_frames_cost_the_budget_as_much_as_128x128_ones():
+    data = clip([SAFE] * 60, fps=5, size=(32, 24))
+    image = load_image(data, policy=ViewPolicy(video_max_pixels=100 * 128 * 128))  # 100 frames (20 s)
+    assert [view.name for view in image.views] == [f"frame at {k}.0 s" for k in range(20)] + ["frame at 19.8 s"]
+
+
+def test_the_stream_players_show_is_the_one_scored():
+    data = two_streams(Image.new("RGB", (64, 48), "black"), Image.new("RGB", (64, 48), "white"))  # the 2nd: default
+    image = load_image(data, policy=ViewPolicy())
+    assert len(image.views) == 2 and all(view.pixels.mean() > 200 for view in image.views)
+
+
+def test_a_frame_stamped_far_past_the_others_does_not_hide_them(scorer):
+    # 20 s of frames, flagged from 12 s to 13 s, and the last frame stamped at 100000 s
+    pictures = [flagged() if k == 12 else SAFE for k in range(20)]
+    data = clip(pictures, fps=2, size=(96, 72), codec="libvpx-vp9", fmt="webm", last_at=1e5)
+    image, views = scored(data, scorer=scorer)
+    name, best = max(views, key=lambda view: view[1])
+    assert best >= 0.8 and 12 <= seconds_of(name) < 13, views
+    assert views[-1][0] == "frame at 100000.0 s" and len(views) == 21
