@@ -13,13 +13,15 @@ Given the scores of labelled rows (``positive``: labelled nsfw):
 
 Precision and recall come with 95 % Wilson score intervals; ``expected_precision`` gives the
 precision at another prevalence (``base_rate``) from the sample's recall and false-positive rate.
-Pure numpy, no Beam.
+The targets are compared exactly, as the decimals they were written as (``fractions``): 55 of
+100 flagged rows reach a precision of 0.55. Pure numpy, no Beam.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -70,6 +72,12 @@ class Calibration:
         return expected_precision(self.recall, self.false_positive_rate, base_rate)
 
 
+def exact_share(share: float) -> Fraction:
+    """A share as the decimal it was written as (``0.55`` is 55/100, not the binary float just
+    above it), so that counts compare with it exactly."""
+    return Fraction(repr(float(share)))
+
+
 def calibrate(scores, positive, precision: float = 0.95, missed: float = 0.01) -> Calibration:
     """``scores`` (floats in [0, 1]) and ``positive`` (bools: labelled nsfw), one per labelled row."""
     if not 0 < precision <= 1 or not 0 <= missed < 1:
@@ -79,13 +87,14 @@ def calibrate(scores, positive, precision: float = 0.95, missed: float = 0.01) -
     n, positives = len(scores), int(positive.sum())
     negatives = n - positives
     warnings = []
-    needed = math.ceil(1 / (1 - precision)) if precision < 1 else 1
+    target, allowed = exact_share(precision), exact_share(missed)  # compared in integers: 55 of 100 reach 0.55
+    needed = math.ceil(1 / (1 - target)) if target < 1 else 1
     if positives < needed:
         warnings.append(f"{positives} nsfw-labelled rows: too few to tell a precision of {precision:g} "
                         f"(at least {needed} needed)")
-    if missed > 0 and positives < math.ceil(1 / missed):
+    if allowed > 0 and positives < math.ceil(1 / allowed):
         warnings.append(f"{positives} nsfw-labelled rows: too few to tell a miss rate of {missed:g} "
-                        f"(at least {math.ceil(1 / missed)} needed)")
+                        f"(at least {math.ceil(1 / allowed)} needed)")
     if negatives == 0:
         warnings.append("no safe-labelled rows: precision and false positives are not measured")
 
@@ -95,7 +104,8 @@ def calibrate(scores, positive, precision: float = 0.95, missed: float = 0.01) -
     flagged_positive = np.cumsum(hits[::-1])[::-1]  # nsfw-labelled rows at or after each position
     flagged = np.arange(n, 0, -1)
     firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if n else np.array([], int)
-    reaching = [i for i in firsts if flagged_positive[i] >= precision * flagged[i] and flagged_positive[i] > 0]
+    reaching = [i for i in firsts if flagged_positive[i] > 0
+                and int(flagged_positive[i]) * target.denominator >= target.numerator * int(flagged[i])]
     nsfw_threshold = float(ordered[reaching[0]]) if reaching else None
     if nsfw_threshold is None:
         tp = fp = 0
@@ -106,7 +116,7 @@ def calibrate(scores, positive, precision: float = 0.95, missed: float = 0.01) -
 
     # safe threshold: the (k+1)-th lowest nsfw-labelled score, k the misses allowed
     if positives:
-        k = math.floor(missed * positives + 1e-9)
+        k = math.floor(allowed * positives)
         positive_scores = np.sort(scores[positive])
         safe_threshold = float(positive_scores[k]) if k < positives else 1.0
         missed_share = float((positive_scores < safe_threshold).sum() / positives)

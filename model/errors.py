@@ -50,3 +50,16 @@ class UsageError(Exception):
     """A failure that is the user's to fix (a flag, a configuration, a manifest, an output folder,
     the weights' install): the message names the thing and says what to do. The command line
     prints it on one line, without a traceback."""
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` from an input (a label, a URI), safe to print on a console, in a one-line message
+    or a CSV cell: every character that is not printable (control characters such as ESC, NUL
+    and line breaks, Unicode's format characters that reorder text) as its Python escape
+    (``\\x1b``, ``\\n``, ``\\u202e``); with ``limit``, only its first ``limit`` characters, and
+    ``...``."""
+    cut = limit is not None and len(text) > limit
+    text = text[:limit] if cut else text
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text + "..." if cut else text

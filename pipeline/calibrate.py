@@ -21,43 +21,55 @@ from apache_beam.io.filesystem import BeamIOError
 
 from ..model.calibration import Calibration, calibrate, precision_recall_curve
 from ..model.decision import Thresholds
+from ..model.errors import printable
 from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.layout import CALIBRATION_DIR
 from ..storage.paths import shown
 from ..storage.schema import Column
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN, ManifestError, read_entries
-from ..transforms.manifest_plan import plan_manifests
+from ..transforms.manifest_plan import ManifestHelp, plan_manifests
 from .config import ConfigError
 from .report import COLOURS, finished_result_files, write_bytes
 
 LABEL_COLUMN = "label"
 LABELS = {"nsfw": True, "1": True, "true": True, "safe": False, "0": False, "false": False}
+SHOWN_CHARS = 200  # of a URI or a value in an error line (escaped: the file is untrusted)
+# a labels file's faults told in calibrate's own flags (never run's --manifest or --uri-column)
+LABELS_USAGE = ManifestHelp(
+    no_uri_column=f"a labels file has a {DEFAULT_URI_COLUMN!r} and a {LABEL_COLUMN!r} column",
+    not_text=f"not a labels file: give --labels a CSV, TSV, JSON Lines or Parquet file with a {DEFAULT_URI_COLUMN!r} "
+             f"and a {LABEL_COLUMN!r} column")
 THRESHOLDS_YAML = "thresholds.yaml"
 CHART_PNG = "calibration.png"
 
 
 def read_labels(path: str) -> dict[str, bool]:
-    """URI -> labelled nsfw, from a labels file (a manifest with a ``label`` column)."""
+    """URI -> labelled nsfw, from a labels file (a manifest with a ``label`` column, read as
+    ``transforms.manifest_formats`` reads any: a byte-order mark dropped, lines ending in LF,
+    CRLF or CR, an unusable line named). Any fault is one :class:`ConfigError` line naming the
+    file and line, the file's text in it escaped and cut (:func:`model.errors.printable`)."""
     try:
-        plan = plan_manifests([path], DEFAULT_URI_COLUMN)
+        plan = plan_manifests([path], DEFAULT_URI_COLUMN, LABELS_USAGE)
     except ManifestError as exc:
-        raise ConfigError(f"labels: {exc}") from None
+        raise ConfigError(f"labels: {printable(str(exc))}") from None
     if LABEL_COLUMN not in plan.columns:
-        raise ConfigError(f"labels {shown(path)}: no {LABEL_COLUMN!r} column (found {sorted(plan.columns)[:20]}); "
+        raise ConfigError(f"labels {shown(path)}: no {LABEL_COLUMN!r} column (found "
+                          f"{printable(str(sorted(plan.columns)[:20]), SHOWN_CHARS)}); "
                           f"a labels file has a {DEFAULT_URI_COLUMN!r} and a {LABEL_COLUMN!r} column")
     labels: dict[str, bool] = {}
     for file in plan.files:
         for entry in read_entries(file, plan.columns, plan.uri_column):
             where = f"labels {shown(file)} line {entry.line}"
             if entry.error:
-                raise ConfigError(f"{where}: {entry.error}")
+                raise ConfigError(f"{where}: {printable(entry.error, SHOWN_CHARS)}")
             value = entry.columns.get(LABEL_COLUMN)
             label = LABELS.get(str(value).strip().lower()) if value is not None else None
             if label is None:
-                raise ConfigError(f"{where}: label {value!r} is none of nsfw/safe, 1/0, true/false")
+                raise ConfigError(f"{where}: label {printable(repr(value), SHOWN_CHARS)} is none of nsfw/safe, 1/0, "
+                                  f"true/false")
             if labels.setdefault(entry.uri, label) != label:
-                raise ConfigError(f"{where}: {entry.uri} is labelled both nsfw and safe")
+                raise ConfigError(f"{where}: {printable(entry.uri, SHOWN_CHARS)} is labelled both nsfw and safe")
     if not labels:
         raise ConfigError(f"labels {shown(path)}: no labelled URIs")
     return labels
@@ -76,22 +88,25 @@ class Joined:
 
 
 def join(directory: str, labels: dict[str, bool]) -> Joined:
-    files = finished_result_files(directory)
-    scored: dict[str, tuple[float, bool]] = {}
-    errors = set()
-    for path in files:
-        table = read_table(path, [Column.URI, Column.SCORE, Column.EXACT], present_only=True)
-        exact = table[Column.EXACT].to_pylist() if Column.EXACT in table.column_names else [None] * table.num_rows
-        for uri, score, is_exact in zip(table[Column.URI].to_pylist(), table[Column.SCORE].to_pylist(), exact):
+    """The labels joined to the rows of every run in ``directory``. A URI with rows in several
+    runs (an error first, then scored again with ``--rescore-errors``) counts once, by its current
+    row: a scored row before an error row, then the newest (``scored_at``)."""
+    current: dict[str, tuple[tuple, float | None, bool]] = {}  # uri -> (rank, score, first pass)
+    for path in finished_result_files(directory):
+        table = read_table(path, [Column.URI, Column.SCORE, Column.EXACT, Column.SCORED_AT], present_only=True)
+        exact, scored_at = ([None] * table.num_rows if name not in table.column_names else table[name].to_pylist()
+                            for name in (Column.EXACT, Column.SCORED_AT))
+        for uri, score, is_exact, at in zip(table[Column.URI].to_pylist(), table[Column.SCORE].to_pylist(), exact,
+                                            scored_at):
             if uri in labels:
-                if score is None:
-                    errors.add(uri)
-                else:
-                    scored[uri] = (score, is_exact is False)
+                rank = (score is not None, at is not None, at)
+                if uri not in current or rank > current[uri][0]:
+                    current[uri] = (rank, score, is_exact is False)
+    scored = {uri: (score, first) for uri, (_, score, first) in current.items() if score is not None}
+    errors = len(current) - len(scored)
     uris = sorted(scored)
     return Joined(np.array([scored[u][0] for u in uris], dtype=np.float64), np.array([labels[u] for u in uris], bool),
-                  len(labels), len(errors), len(labels) - len(scored) - len(errors),
-                  sum(scored[u][1] for u in uris))
+                  len(labels), errors, len(labels) - len(current), sum(scored[u][1] for u in uris))
 
 
 def thresholds_of(result: Calibration) -> Thresholds | None:

@@ -146,7 +146,8 @@ def cmd_hashes(args) -> int:
     config = config_from_args(args)
     StorageOptions.from_flags(args).apply()  # before any file is read
     out = absolute(args.out) if args.out else None
-    text = write_hashes(absolute(args.directory), out, args.decision, args.label, config.matching.min_quality)
+    text = write_hashes(absolute(args.directory), out, args.decision, args.label, config.matching.min_quality,
+                        absolute(args.labels) if args.labels else None)
     (sys.stdout.write(text) if out is None else print(text))
     return EXIT_OK
 
@@ -270,10 +271,14 @@ def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
     match.add_argument("--match-list", required=True, metavar="FILE",
                        help="CSV of known content (columns pdq,label), local or in a bucket")
 
-    hashes = results_command("hashes", "the PDQ hashes of the rows in DIR with one decision, as a pdq,label,uri "
-                                       "hash list for --match-list", cmd_hashes, config=True)
-    hashes.add_argument("--decision", choices=("nsfw", "review", "safe"), default="nsfw",
+    hashes = results_command("hashes", "the PDQ hashes of the rows in DIR with one decision (or labelled nsfw), as a "
+                                       "pdq,label,uri hash list for --match-list", cmd_hashes, config=True)
+    chosen = hashes.add_mutually_exclusive_group()
+    chosen.add_argument("--decision", choices=("nsfw", "review", "safe"), default="nsfw",
                         help="the rows whose hashes are listed (default nsfw)")
+    chosen.add_argument("--labels", metavar="FILE",
+                        help="list the rows a reviewer labelled nsfw in this labels file (uri,label; as calibrate "
+                             "reads it) instead, whatever their decision")
     hashes.add_argument("--label", help="the label of every line (default: the decision)")
     hashes.add_argument("--out", metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...; default: print it)")
 

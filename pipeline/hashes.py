@@ -1,9 +1,12 @@
 """``nsfw-scan hashes DIR``: the PDQ hashes of the rows a team confirmed, as a hash list.
 
 Writes ``pdq,label,uri`` CSV, the format ``--match-list`` reads (``model.hash_list``): the rows
-of every run in ``DIR`` with the chosen decision and a hash of quality ``matching.min_quality``
-or more (poorer hashes match unrelated pictures; Meta's tools drop them too), one line per
-distinct hash, so that the next night's run matches re-uploads of them, or for sharing.
+of every run in ``DIR`` with the chosen decision, or those a reviewer labelled nsfw in a labels
+file (``--labels``, the format ``nsfw-scan calibrate`` reads), whose hash has quality
+``matching.min_quality`` or more (poorer hashes match unrelated pictures; Meta's tools drop them
+too), one line per distinct hash, so that the next night's run matches re-uploads of them, or
+for sharing. The hash is the row's ``pdq``: that of the view that gave the score (an
+animation's or a clip's flagged frame), not Yahoo's first frame.
 """
 
 from __future__ import annotations
@@ -20,26 +23,32 @@ from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.paths import shown
 from ..storage.schema import Column
+from ..transforms.results import with_result_columns
+from .calibrate import read_labels
 from .config import ConfigError
 from .report import finished_result_files, spreadsheet_safe
 
 COLUMNS = (PDQ_COLUMN, LABEL_COLUMN, Column.URI)
+NSFW = "nsfw"  # the decision listed by default, and the label reviewers give
+# what is read of each row (``view`` and ``yahoo_pdq`` tell an older file's Yahoo's-view hash apart)
+_READ = [Column.URI, Column.DECISION, Column.VIEW, Column.PDQ, Column.PDQ_QUALITY, Column.YAHOO_PDQ]
 
 
-def hash_lines(directory: str, decision: str, label: str | None = None,
-               min_quality: int = Matching.min_quality) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
-    """``(pdq, label, uri)`` of every row in ``directory`` decided ``decision`` whose hash has
-    ``min_quality`` or more, one per distinct hash (its first row's URI), ``label`` (default: the
-    decision) on each; and how many rows were left out and why."""
-    lines, seen = [], set()
-    left_out = {"no_hash": 0, "poor_hash": 0, "same_hash": 0}
+def hash_lines(directory: str, decision: str, label: str | None = None, min_quality: int = Matching.min_quality,
+               labelled: set[str] | None = None) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """``(pdq, label, uri)`` of every row in ``directory`` decided ``decision`` (with
+    ``labelled``, URIs a reviewer labelled nsfw: of their rows instead, whatever the decision)
+    whose hash has ``min_quality`` or more, one per distinct hash (its first row's URI),
+    ``label`` (default: the decision) on each; and how many rows were left out and why."""
+    lines, seen, found = [], set(), set()
+    left_out = {"no_hash": 0, "poor_hash": 0, "same_hash": 0, "no_row": 0}
+    chosen = (pc.field(Column.DECISION) == decision if labelled is None
+              else pc.field(Column.URI).isin(pa.array(sorted(labelled), pa.string())))
     for path in finished_result_files(directory):
-        table = read_table(path, [Column.URI, Column.DECISION, Column.PDQ, Column.PDQ_QUALITY], present_only=True)
-        table = table.filter(pc.field(Column.DECISION) == decision)
-        if Column.PDQ not in table.column_names:  # written before rows had hashes
-            left_out["no_hash"] += table.num_rows
-            continue
-        for uri, value, quality in zip(*(table.column(c).to_pylist() for c in (Column.URI, Column.PDQ, Column.PDQ_QUALITY))):
+        for row in read_table(path, _READ, present_only=True).filter(chosen).to_pylist():
+            row = with_result_columns(row, _READ)  # an older file's pdq was Yahoo's view's
+            value, quality = row[Column.PDQ], row[Column.PDQ_QUALITY]
+            found.add(row[Column.URI])
             if value is None:
                 left_out["no_hash"] += 1
             elif quality is None or quality < min_quality:
@@ -48,7 +57,8 @@ def hash_lines(directory: str, decision: str, label: str | None = None,
                 left_out["same_hash"] += 1
             else:
                 seen.add(value)
-                lines.append((value, label or decision, uri))
+                lines.append((value, label or decision, row[Column.URI]))
+    left_out["no_row"] = len(labelled - found) if labelled is not None else 0
     return lines, left_out
 
 
@@ -65,10 +75,14 @@ def csv_text(lines) -> str:
     return buffer.getvalue()
 
 
-def write_hashes(directory: str, out: str | None, decision: str, label: str | None, min_quality: int) -> str:
+def write_hashes(directory: str, out: str | None, decision: str, label: str | None, min_quality: int,
+                 labels: str | None = None) -> str:
     """Writes the list to ``out`` (local or any Beam filesystem), or returns it when ``out`` is
-    None; the returned text is then the list, else a one-line account of it."""
-    lines, left_out = hash_lines(directory, decision, label, min_quality)
+    None; the returned text is then the list (its header alone when no row has a usable hash),
+    else a one-line account of it. ``labels``: a labels file, whose nsfw-labelled rows are
+    listed instead of the rows decided ``decision``."""
+    labelled = None if labels is None else {uri for uri, nsfw in read_labels(labels).items() if nsfw}
+    lines, left_out = hash_lines(directory, NSFW if labelled is not None else decision, label, min_quality, labelled)
     text = csv_text(lines)
     if out is None:
         return text
@@ -78,5 +92,6 @@ def write_hashes(directory: str, out: str | None, decision: str, label: str | No
     except (OSError, BeamIOError) as exc:
         raise ConfigError(f"{shown(out)}: cannot write the hash list there ({exc}); choose another --out") from exc
     skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in left_out.items() if n)
-    return (f"{len(lines)} hashes of {decision} rows written to {shown(out)}"
+    rows = f"{decision} rows" if labels is None else f"rows labelled nsfw in {shown(labels)}"
+    return (f"{len(lines)} hashes of {rows} written to {shown(out)}"
             + (f" (left out: {skipped})" if skipped else "") + f"; match them with --match-list {shown(out)}")

@@ -1,9 +1,11 @@
 """``nsfw-scan match DIR --match-list FILE``: every earlier row of an output folder matched
-against a hash list, on the hash the row has (``pdq``, Yahoo's view's), without reading its file
-again: the rows a run with the list would skip as already done. Rows written before nsfw-scan
-made hashes have none and cannot be matched this way (``match_checked`` false): run their
-manifests into a new folder to hash them. Each result file that changes is rewritten whole,
-under the folder's lock."""
+against a hash list, on the hashes the row has (``pdq``, the flagged view's, and ``yahoo_pdq``),
+without reading its file again: the rows a run with the list would skip as already done. What
+the rows had is kept (``transforms.matching.match_row``): a match a run found on another view,
+or with another list, stays unless the new one is nearer. Rows written before nsfw-scan made
+hashes have none and cannot be matched this way: run their manifests into a new folder to hash
+them. A result file is rewritten whole, under the folder's lock, only when a row in it changes:
+it gets a match or a nearer one, or is checked against a list for the first time."""
 
 from __future__ import annotations
 
@@ -16,12 +18,10 @@ from ..storage.files import read_table, write_table
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import shown
-from ..storage.schema import RESERVED, Column, output_schema
+from ..storage.schema import HASH_COLUMNS, RESERVED, Column, output_schema
 from ..transforms.matching import hash_list, match_row
 from ..transforms.results import with_result_columns
 from .report import finished_result_files
-
-_MATCH = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
 
 
 def match_results(directory: str, matching: Matching, storage: StorageOptions) -> dict:
@@ -42,16 +42,30 @@ def match_results(directory: str, matching: Matching, storage: StorageOptions) -
                 if row[Column.SCORE] is None:
                     counts["errors"] += 1
                     continue
-                matched = match_row(row, hashes, matching)
-                counts["matched" if matched[Column.MATCH] is not None else "not_matched" if matched[Column.MATCH_CHECKED]
-                       else "no_hash" if row[Column.PDQ] is None else "poor_hash"] += 1
-                if any(matched[name] != row[name] for name in _MATCH):
-                    rows[i], changed = matched, True
+                rows[i] = match_row(row, hashes, matching)
+                counts[_outcome(rows[i])] += 1
+                changed = changed or _changed(row, rows[i])
             if changed:
                 lock.check()  # never rewrite anything unless this command still holds the folder
                 write_table(path, pa.Table.from_pylist(rows, schema=schema))
                 counts["files"] += 1
     return {key: counts[key] for key in ("matched", "not_matched", "poor_hash", "no_hash", "errors", "files")}
+
+
+def _outcome(row: dict) -> str:
+    if row[Column.MATCH] is not None:
+        return "matched"
+    if row[Column.MATCH_CHECKED]:
+        return "not_matched"
+    return "no_hash" if all(row[value] is None for value, _ in HASH_COLUMNS) else "poor_hash"
+
+
+def _changed(row: dict, matched: dict) -> bool:
+    """Whether matching changed what ``row`` says: a match or a nearer one, or a first check
+    (``match_checked`` true). A row that could not be checked, null before, says nothing new
+    when false: files are not rewritten for that."""
+    return (any(matched[name] != row[name] for name in (Column.MATCH, Column.MATCH_DISTANCE))
+            or (matched[Column.MATCH_CHECKED] is True and row[Column.MATCH_CHECKED] is not True))
 
 
 def format_matched(directory: str, list_path: str, result: dict) -> str:

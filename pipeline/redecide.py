@@ -6,19 +6,33 @@ it: every exact row, and a row of the cascade's first pass (``exact`` false) far
 ``cascade.margin`` from both new thresholds, as the cascade itself keeps them. The other
 first-pass rows are scored again here by Yahoo's exact steps (read again, Yahoo's loader, the
 float32 model), as the cascade would have scored them in a run at these thresholds, so every
-decision stays the exact one. A file that cannot be read again keeps its row as it was: the
-row's ``safe_below``/``nsfw_from`` say at which thresholds it was decided. Error rows have no
-score and stay. Each result file that changes is rewritten whole (a local file by rename, an
-object created whole), under the folder's lock.
+decision stays the exact one.
+
+Only the thresholds come from the configuration given (with ``cascade.margin`` and how files are
+read: retries, timeouts, the address guard, pools, batch size): a row is scored again with its
+own run's views, frames, videos, limits, weights and hash list, as the run recorded them in its
+result files (``run.SCORING_KEY``), so a ``thresholds.yaml`` of ``nsfw-scan calibrate`` changes
+nothing else. A row keeps its row as it was, decided at its own thresholds (the row's
+``safe_below``/``nsfw_from`` say which), when it cannot be scored again as its run scored it: its
+file cannot be read, its file has changed since (another ``sha256``: the row stays true of the
+content it describes), or its run's weights are gone or are no longer the ones its ``model``
+names. Rows of versions that recorded no settings are scored again with the configuration given,
+as those versions did. Error rows have no score and stay. Each result
+file that changes is rewritten whole (a local file by rename, an object created whole), under the
+folder's lock.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import logging
 
 import pyarrow as pa
 
+from ..model.errors import UsageError
+from ..model.hash_list import Matching
 from ..model.preprocess import EXACT_LOADER
 from ..model.scorer_base import EXACT_PRECISION
 from ..model.specs import TensorFlowSpec
@@ -30,8 +44,9 @@ from ..storage.schema import RESERVED, Column, output_schema
 from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
 from ..transforms.results import with_result_columns
-from .config import Config
+from .config import Config, ConfigError, Frames, Limits, Video, Weights
 from .report import finished_result_files
+from .run import SCORING_KEY
 from .score_files import score_entries
 
 log = logging.getLogger(__name__)
@@ -41,20 +56,67 @@ SCORED_COLUMNS = [name for name in RESERVED if name not in (Column.URI, Column.S
                                                             Column.DUPLICATES)]
 
 
+SECTIONS = {"frames": Frames, "video": Video, "limits": Limits, "matching": Matching}
+
+
+def run_config(config: Config, schema: pa.Schema) -> Config | None:
+    """The configuration a result file's rows were scored with: ``config`` (its thresholds, margin
+    and reading) with the views, frames, videos, limits, weights and hash list the file's run
+    recorded; ``None`` when it recorded none (or none that can be used)."""
+    recorded = (schema.metadata or {}).get(SCORING_KEY)
+    if recorded is None:
+        return None
+    try:
+        record = json.loads(recorded)
+        weights = {**record["weights"], "trusted": config.weights.trusted}  # trust is the operator's, never a file's
+        return dataclasses.replace(config, views=record["views"], weights=Weights(**weights),
+                                   **{name: kind(**record[name]) for name, kind in SECTIONS.items()}).validate("run")
+    except (ValueError, TypeError, KeyError, ConfigError):
+        return None
+
+
+class ExactSteps:
+    """Yahoo's exact steps (its loader, the float32 TensorFlow model) for each run's settings,
+    loaded when a first row needs them; the weights are those its rows name, or none."""
+
+    def __init__(self):
+        self._loaded: dict[str, tuple | str] = {}
+
+    def of(self, config: Config) -> tuple | str:
+        """(loading, scorer) for ``config``, or why they cannot be had."""
+        key = repr((config.view_policy(), config.limits, config.weights, config.matching))
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = (config.loading(EXACT_LOADER).start(),
+                                     config.engine_spec(TensorFlowSpec.name, EXACT_PRECISION).load())
+            except UsageError as exc:  # its weights gone, its hash list unreadable
+                self._loaded[key] = str(exc)
+        return self._loaded[key]
+
+
+def same_weights(model: str | None, scorer_id: str) -> bool:
+    """Whether a row's ``model`` names the weights of ``scorer_id`` (at any precision)."""
+    weights = scorer_id.split(":")[:3]  # open_nsfw:<kind>:<digest>
+    return model is not None and model.split(":")[:3] == weights
+
+
 def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
     """Decide every scored row in ``directory`` again at ``config.thresholds``; returns counts:
     ``redecided`` (from the stored score), ``rescored`` (by the exact steps), ``kept`` (could not be
-    read again: decided at their own thresholds still), ``unchanged`` (already at these
-    thresholds), ``errors`` (rows without a score) and ``files`` rewritten."""
+    read again), ``changed`` (the file has changed since its run), ``unscorable`` (its run's
+    weights no longer at hand): these three decided at their own thresholds still;
+    ``unchanged`` (already at these thresholds), ``errors`` (rows without a score) and ``files``
+    rewritten."""
     thresholds, margin = config.thresholds, config.cascade.margin
     target = (thresholds.safe_below, thresholds.nsfw_from)
     files = finished_result_files(directory)
     counts = collections.Counter()
-    scoring = None  # the exact steps (loading, scorer), loaded when a first row needs them
+    steps = ExactSteps()
     with OutputLock(directory, storage) as lock:
         for path in files:  # one file at a time: memory holds one result file's rows
             table = read_table(path)
             schema = output_schema({f.name: f.type for f in table.schema if f.name not in RESERVED})
+            schema = schema.with_metadata(table.schema.metadata)  # the run's record stays with its rows
             rows = [with_result_columns(row, schema.names) for row in table.to_pylist()]
             before = counts["redecided"] + counts["rescored"]
             again = []  # first-pass rows near the new thresholds, by index
@@ -71,26 +133,50 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
             if again:
                 log.info("%s: %d rows of the first pass lie within %g of the new thresholds; scoring them again by "
                          "the exact steps", shown(path), len(again), margin)
-                if scoring is None:
-                    scoring = (config.loading(EXACT_LOADER).start(),
-                               config.engine_spec(TensorFlowSpec.name, EXACT_PRECISION).load())
-                loading, scorer = scoring
-                entries = [Entry(rows[i][Column.URI], {}, rows[i][Column.SOURCE_MANIFEST], rows[i][Column.SOURCE_LINE])
-                           for i in again]
-                for i, row in zip(again, score_entries(entries, loading, scorer, thresholds, config.batch.max_size)):
-                    if row[Column.SCORE] is None:
-                        log.info("kept the row of %s as it was (decided at its own thresholds): %s",
-                                 row[Column.URI], row[Column.ERROR])
-                        counts["kept"] += 1
-                    else:  # the exact steps' facts and score: exact true, decided at the new thresholds
-                        rows[i] = {**rows[i], **{name: row[name] for name in SCORED_COLUMNS}}
-                        counts["rescored"] += 1
+                recorded = run_config(config, table.schema)
+                if recorded is None:
+                    log.info("%s: its run recorded no settings (written by an older nsfw-scan): its rows are scored "
+                             "again with this command's views, limits, weights and hash list", shown(path))
+                rescore(rows, again, recorded or config, steps, path, counts)
             if counts["redecided"] + counts["rescored"] > before:
                 lock.check()  # never rewrite anything unless this command still holds the folder
                 write_table(path, pa.Table.from_pylist(rows, schema=schema))
                 counts["files"] += 1
     return {"thresholds": {"safe_below": thresholds.safe_below, "nsfw_from": thresholds.nsfw_from},
-            **{key: counts[key] for key in ("redecided", "rescored", "kept", "unchanged", "errors", "files")}}
+            **{key: counts[key] for key in ("redecided", "rescored", "kept", "changed", "unscorable", "unchanged",
+                                            "errors", "files")}}
+
+
+def rescore(rows: list[dict], again: list[int], config: Config, steps: ExactSteps, path: str,
+            counts: collections.Counter) -> None:
+    """The rows ``again`` of one result file scored again by the exact steps with their run's
+    settings (``config``), in place; a row that cannot be scored again as its run scored it stays."""
+    loaded = steps.of(config)
+    if isinstance(loaded, str):
+        log.info("%s: kept %d rows as they were (decided at their own thresholds): %s", shown(path), len(again), loaded)
+        counts["unscorable"] += len(again)
+        return
+    loading, scorer = loaded
+    ours = [i for i in again if same_weights(rows[i][Column.MODEL], scorer.model_id)]
+    if len(ours) < len(again):
+        log.info("%s: kept %d rows as they were (decided at their own thresholds): their model is not %s, the "
+                 "weights their run names now", shown(path), len(again) - len(ours), scorer.model_id)
+        counts["unscorable"] += len(again) - len(ours)
+    entries = [Entry(rows[i][Column.URI], {}, rows[i][Column.SOURCE_MANIFEST], rows[i][Column.SOURCE_LINE])
+               for i in ours]
+    for i, row in zip(ours, score_entries(entries, loading, scorer, config.thresholds, config.batch.max_size)):
+        if row[Column.SCORE] is None:
+            log.info("kept the row of %s as it was (decided at its own thresholds): %s", row[Column.URI],
+                     row[Column.ERROR])
+            counts["kept"] += 1
+        elif row[Column.SHA256] != rows[i][Column.SHA256]:
+            log.info("kept the row of %s as it was (decided at its own thresholds): the file has changed since its "
+                     "run (sha256 %s, was %s); the row describes the content it was scored on", row[Column.URI],
+                     row[Column.SHA256], rows[i][Column.SHA256])
+            counts["changed"] += 1
+        else:  # the exact steps' facts and score: exact true, decided at the new thresholds
+            rows[i] = {**rows[i], **{name: row[name] for name in SCORED_COLUMNS}}
+            counts["rescored"] += 1
 
 
 def format_redecided(directory: str, result: dict) -> str:
@@ -100,4 +186,8 @@ def format_redecided(directory: str, result: dict) -> str:
             f"(first-pass rows near the new thresholds), {result['unchanged']} already at them"
             + (f"; {result['kept']} could not be read again and keep their decision at their own thresholds"
                if result["kept"] else "")
+            + (f"; {result['changed']} files have changed since their run (another sha256): their rows keep the "
+               f"decision of the content they describe, at their own thresholds" if result["changed"] else "")
+            + (f"; {result['unscorable']} could not be scored again as their run scored them (its settings or "
+               f"weights; see the log) and keep their decision at their own thresholds" if result["unscorable"] else "")
             + f"; {result['errors']} error rows have no score; {result['files']} result files rewritten")

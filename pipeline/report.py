@@ -8,8 +8,8 @@ axis, the thresholds marked, totals per decision in the legend, errors by kind, 
 the time range of the rows in the title), ``DIR/_report/review_queue.csv`` (every ``review``
 and ``nsfw`` row, highest score first, with the manifests' own columns so rows join back to
 uploads), ``DIR/_report/errors.csv`` (every error row, by kind) and ``DIR/_report/matches.csv``
-(every row a hash list of known content matched: uri, label, distance, score, decision, nearest
-first), or into ``--report-dir``.
+(every row a hash list of known content matched: uri, label, distance, score, decision, and the
+view that gave the score with its hash, ``pdq``; nearest first), or into ``--report-dir``.
 The leading underscore keeps the folder out of ``pyarrow.parquet.read_table(DIR)``. ``DIR``
 may be local or any Beam filesystem (gs://, s3://, ...): results are read, and the report
 written, through Beam's FileSystems, one result file at a time.
@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
-from ..model.errors import UsageError
+from ..model.errors import UsageError, printable
+from ..model.hash_list import LABEL_COLUMN
 from ..model.preprocess import YAHOO_VIEW
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
@@ -45,7 +46,8 @@ REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
 MATCHES_CSV = "matches.csv"
 LEGEND_PAIRS = 6  # pairs of thresholds the chart's legend names one by one; the others in one entry
-MATCH_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION)
+MATCH_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION, Column.VIEW,
+                 Column.PDQ)
 RANK = {"safe": 0, "review": 1, "nsfw": 2}
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", NOT_SCORED: "#7878c8"}
 
@@ -241,13 +243,24 @@ def write_report(directory: str, thresholds: Thresholds, report_dir: str | None 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (CSV injection); OWASP's advice is a leading single quote, which they show as text.
 FORMULA_START = r"^[=+\-@\t\r]"
+# Columns of labels from a hash list (a row's match, a list's label): text of one line, whose
+# control characters (escape sequences, line breaks, NULs) are written escaped (``\x1b``).
+LABEL_COLUMNS = (Column.MATCH, LABEL_COLUMN)
+
+
+def _printable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each cell with its control characters escaped (``model.errors.printable``)."""
+    if pc.all(pc.fill_null(pc.utf8_is_printable(column), True)).as_py():
+        return column
+    return pa.chunked_array([pa.array([v if v is None else printable(v) for v in column.to_pylist()], column.type)])
 
 
 def spreadsheet_safe(table: pa.Table) -> pa.Table:
-    """Every text cell that a spreadsheet would take for a formula, with a ``'`` in front."""
+    """Every text cell that a spreadsheet would take for a formula, with a ``'`` in front; the
+    label columns' control characters escaped (:data:`LABEL_COLUMNS`)."""
     for i, field in enumerate(table.schema):
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            column = table.column(i)
+            column = _printable(table.column(i)) if field.name in LABEL_COLUMNS else table.column(i)
             live = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
             table = table.set_column(i, field, pc.if_else(live, pc.binary_join_element_wise("'", column, ""), column))
     return table
@@ -307,7 +320,7 @@ def format_report(report: dict, png: str, csv: str) -> str:
     if report["matches"].num_rows:
         labels = collections.Counter(report["matches"].column(Column.MATCH).to_pylist())
         lines.append(f"known content: {report['matches'].num_rows} rows matched a hash list ("
-                     + ", ".join(f"{label} {n}" for label, n in labels.most_common(10))
+                     + ", ".join(f"{printable(label, 60)} {n}" for label, n in labels.most_common(10))
                      + (", ..." if len(labels) > 10 else "") + ")")
     lines.append("scores  count")
     for i, n in enumerate(report["histogram"]):

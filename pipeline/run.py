@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -13,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from ..model.errors import RETRYABLE
 from ..storage.compat import flag_names
-from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp
+from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp, template_folder_name
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.output_dir import (
@@ -24,6 +25,7 @@ from ..storage.output_dir import (
     result_files,
     run_folders,
     run_result_files,
+    unfinished_templates,
 )
 from ..storage.paths import absolute, shown
 from ..storage.rows import remove_rows
@@ -37,11 +39,11 @@ from ..transforms.manifests import ReadManifests
 from ..transforms.matching import hash_list
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
-from ..transforms.write import FinishRows, KeepRows, WriteResults
+from ..transforms.write import FinishRows, KeepRows, WriteResults, flush_kept_rows, forget_kept_rows
 from . import interrupts
 from .config import Config, ConfigError
 from .flags import add_run_flags, config_from_args
-from .runners import check_beam_args, make_pipeline, submit, template_location
+from .runners import check_beam_args, is_local, make_pipeline, stop_local_workers, submit, template_location
 from .summary import (
     AccountingError,
     check_accounting,
@@ -54,6 +56,20 @@ from .summary import (
 )
 
 log = logging.getLogger(__name__)
+
+# What a run's scores depend on beyond the model's steps, recorded in every result file it writes
+# (the Parquet schema's metadata, under SCORING_KEY), so that ``nsfw-scan redecide`` scores a row
+# again as its own run did: views, frames, videos, limits, weights (``model`` names their digest)
+# and the hash list.
+SCORING_KEY = b"nsfw_scan.scoring"
+SCORING_SECTIONS = ("views", "frames", "video", "limits", "weights", "matching")
+
+
+def scoring_record(config: Config) -> dict[bytes, bytes]:
+    """The schema metadata recording ``config``'s ``SCORING_SECTIONS``."""
+    record = {name: getattr(config, name) for name in SCORING_SECTIONS}
+    record = {name: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for name, v in record.items()}
+    return {SCORING_KEY: json.dumps(record, sort_keys=True).encode()}
 
 
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str,
@@ -95,8 +111,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     total = beam.pvalue.AsSingleton(entries | "CountNew" >> beam.combiners.Count.Globally())
     entries = entries | "Spread" >> beam.Reshuffle()
     part = f"part {partition[0] + 1} of {partition[1]}" if partition[1] > 1 else ""
-    schema = output_schema(plan.columns)
-    keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds)
+    schema = output_schema(plan.columns).with_metadata(scoring_record(config))
+    keep = (KeepRows(results_dir, schema, config.checkpoint.rows, config.checkpoint.seconds, is_local(pipeline))
             if config.checkpoint.enabled else None)
     finish = FinishRows(CountOutcomes(config.progress_every, results_dir, total, part), keep)
     score = ScoreImages(load, handler, config.thresholds, finish, first_pass)
@@ -195,7 +211,11 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
         log.info("kept %d rows of %s, a run that did not finish; the rest is scored now", rows, shown(folder))
     for folder in removed:
         log.info("removed %s: a run that did not finish, with no rows kept", shown(folder))
-    replaced = list(run_folders(job.output)) if job.force else []
+    launches = unfinished_templates(job.output)
+    for folder in launches:
+        log.info("left %s as it is: the folder of a Dataflow template's launches, without results yet (a launch may "
+                 "be writing it; remove it once none runs)", shown(folder))
+    replaced = [f for f in run_folders(job.output) if f not in launches] if job.force else []
     earlier = [] if job.force else result_files(job.output)
     stamp = run_stamp()
     parts = job.config.partitions
@@ -209,15 +229,20 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
             build(pipeline, plan, job.config, model, results_dir, earlier, job.rescore_errors, (i, parts), spec)
             result = submit(pipeline)
             result.wait_until_finish()
-            remove_rows(results_dir)  # its result files hold every row now
+            forget_kept_rows()  # its result files hold every row now
+            remove_rows(results_dir)
             results.append(result)
             if parts > 1:
                 log.info("part %d of %d finished", i + 1, parts)
             if interrupts.received():  # a stop that the pipeline's code caught and went past
                 raise KeyboardInterrupt
     except BaseException:
+        stopped = interrupts.acknowledge()  # from here on no signal cuts the clean-up short
+        flush_kept_rows()  # the rows finished in this process, and in the local runner's worker processes
+        if runner == "DirectRunner":
+            stop_local_workers()
         durable = keep_unfinished(job.output, folders)
-        if interrupts.acknowledge():
+        if stopped:
             raise interrupts.Interrupted(_kept(job.output, stamp, folders, results, durable)) from None
         raise
     seconds = time.monotonic() - started
@@ -275,18 +300,22 @@ def write_template(job: Job, plan: ManifestPlan, model: str, template: str, spec
     """Build the job for Dataflow and write it as a classic template to ``template`` (with its
     files staged under ``--staging_location``/``--temp_location``) without submitting it; returns
     what was written. The template holds this moment's plan: the manifests' files and the URIs
-    that earlier runs in ``--output`` had scored. The steps after a run (its summary, replacing
-    earlier runs for ``--force``, dropping superseded errors) belong to a submitted run, so
-    those flags are refused here."""
+    that earlier runs in ``--output`` had scored. A launch runs the pipeline only: nothing of
+    this command runs then, so a launch takes no lock on ``--output``, writes into the one folder
+    named here (``run-<build time>-template``, which a later ``run`` never takes for a killed
+    run's), writes no summary, and keeps no rows until it finishes (no durable rows: nothing
+    could salvage them). The steps after a run (replacing earlier runs for ``--force``,
+    dropping superseded errors, parts) belong to a submitted run, so those flags are refused."""
     runner = PipelineOptions(list(job.beam_args)).view_as(StandardOptions).runner
     if runner != "DataflowRunner":
         raise ConfigError(f"--template_location is Dataflow's: use it with --config dataflow (the runner is {runner})")
     if job.force or job.rescore_errors or job.config.partitions > 1:
         raise ConfigError("--template_location writes one pipeline, without the steps after a run: "
                           "drop --force, --rescore-errors and --partitions")
-    results_dir = beam.io.filesystems.FileSystems.join(job.output, run_folder_name(run_stamp()))
+    results_dir = beam.io.filesystems.FileSystems.join(job.output, template_folder_name(run_stamp()))
+    config = dataclasses.replace(job.config, checkpoint=dataclasses.replace(job.config.checkpoint, enabled=False))
     pipeline = make_pipeline(list(job.beam_args))
-    build(pipeline, plan, job.config, model, results_dir, result_files(job.output), False, (0, 1), spec)
+    build(pipeline, plan, config, model, results_dir, result_files(job.output), False, (0, 1), spec)
     submit(pipeline)
     return {"template": template, "output": shown(job.output), "results": shown(results_dir), "model": model,
             "runner": runner, "manifests": len(plan.files)}
@@ -322,6 +351,11 @@ def _kept(output: str, stamp: str, folders: list[str], results: list, durable: i
 def print_run(summary: dict) -> None:
     if "template" in summary:
         print(f"Dataflow template written to {summary['template']}: the job was built and its files staged, "
-              f"not submitted; launched, it writes its rows to {summary['results']}")
+              f"not submitted; launched, it writes its rows to {summary['results']}\n"
+              f"A launch runs the pipeline only: it takes no lock on {summary['output']} (run nothing else on it "
+              f"meanwhile), every launch writes into that same folder (launch it once; build a template per launch), "
+              f"it keeps no rows until it finishes (no durable rows: a stopped launch keeps none) and writes no "
+              f"summary. A later nsfw-scan run counts its rows once it has finished, and leaves the folder alone "
+              f"before that.")
         return
     print(format_summary(summary))

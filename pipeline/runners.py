@@ -13,6 +13,9 @@ Beam's own.
 from __future__ import annotations
 
 import difflib
+import os
+import signal
+import time
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -41,6 +44,59 @@ def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
         standard.runner = "DirectRunner"
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)
+
+
+def is_local(pipeline: beam.Pipeline) -> bool:
+    """Whether ``pipeline`` runs on the local runner (:func:`make_pipeline`'s)."""
+    return pipeline.options.view_as(StandardOptions).runner == "DirectRunner"
+
+
+WORKERS_STOP_S = 60.0  # how long a stopped local run waits for its worker processes to end
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, started by any of its threads (Linux's /proc; none
+    elsewhere)."""
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(child) for child in f.read().split()]
+    except OSError:
+        pass
+    return children
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        found.append(todo.pop())
+        todo += _children(found[-1])
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def stop_local_workers(timeout: float = WORKERS_STOP_S) -> None:
+    """After a local run stopped early: its worker processes (``--direct_running_mode
+    multi_processing``: this process's children) are stopped as Ctrl-C in a terminal stops them,
+    by SIGINT (each then writes the rows it had finished, ``transforms/write.py``), and waited
+    for, at most ``timeout`` seconds, so that their rows are there before the run's are kept."""
+    workers = _descendants(os.getpid())
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def template_location(beam_args: list[str]) -> str | None:

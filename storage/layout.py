@@ -3,7 +3,8 @@
     DIR/_LOCK                      the lock of the run in progress
     DIR/_SUMMARY.json              the latest run's summary
     DIR/_report/                   what ``nsfw-scan report`` writes by default
-    DIR/run-<UTC time>[-partKofN]/ one folder per run (or part of a partitioned run):
+    DIR/run-<UTC time>[-partKofN]/ one folder per run (or part of a partitioned run; a Dataflow
+                                   template's launches: run-<build time>-template/):
         part-*.parquet             its results, once it finished (Beam renames them into place)
         _rows/rows-*.parquet       rows made durable while it ran; kept only if it was killed,
                                    and then salvaged into part files by the next run
@@ -25,6 +26,7 @@ RESULT_GLOB = PART_PREFIX + "-*.parquet"
 ROWS_DIR = "_rows"  # durable row files of a run that has not finished
 ROWS_PREFIX = "rows-"
 SALVAGED_PART = PART_PREFIX + "-salvaged.parquet"
+TEMPLATE_SUFFIX = "-template"  # the run folder of a Dataflow template's launches: never taken for a killed run's
 
 
 def run_stamp() -> str:
@@ -36,6 +38,15 @@ def run_folder_name(stamp: str, part: int = 0, parts: int = 1) -> str:
     """``run-<stamp>`` or, for part ``part`` (from 0) of ``parts``, ``run-<stamp>-partKKKofNNN``."""
     name = RUN_PREFIX + stamp
     return name if parts == 1 else f"{name}-part{part:03d}of{parts:03d}"
+
+
+def template_folder_name(stamp: str) -> str:
+    """The run folder a Dataflow template built at ``stamp`` writes into, at every launch."""
+    return run_folder_name(stamp) + TEMPLATE_SUFFIX
+
+
+def is_template_folder(path: str) -> bool:
+    return path.rstrip("/").endswith(TEMPLATE_SUFFIX)
 
 
 def is_result_file(name: str) -> bool:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from .files import OutputDirError, match, read_table, write_table
 from .filesystems import FileSystems
-from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file
+from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file, is_template_folder
 from .rows import salvage
 from .schema import Column
 
@@ -87,9 +87,12 @@ def finish_killed_runs(output: str, among: list[str] | None = None) -> tuple[dic
     """Folders of runs that did not finish (of ``among``, or all): the rows each had made durable
     become its result file (one row per URI), the rest of it (Beam's temporary files) goes; a
     folder with no such rows goes whole. Returns ({folder: rows salvaged}, [folders removed]).
-    Only called while holding the output folder's lock, so no live run's folder is among them."""
+    Only called while holding the output folder's lock, so no live run's folder is among them; a
+    Dataflow template's folder (:func:`unfinished_templates`), which its launches write without
+    the lock, is never touched."""
     salvaged, removed = {}, []
-    unfinished = [f for f, finished in run_folders(output).items() if not finished and (among is None or f in among)]
+    unfinished = [f for f, finished in run_folders(output).items()
+                  if not finished and not is_template_folder(f) and (among is None or f in among)]
     for folder in sorted(unfinished):
         kept = salvage(folder)
         if kept:
@@ -99,6 +102,12 @@ def finish_killed_runs(output: str, among: list[str] | None = None) -> tuple[dic
             remove_folders([folder])
             removed.append(folder)
     return salvaged, removed
+
+
+def unfinished_templates(output: str) -> list[str]:
+    """Folders of Dataflow templates' launches without results yet: a launch may be writing one
+    (it takes no lock), or may have died; nothing here can tell, so they are left as they are."""
+    return sorted(f for f, finished in run_folders(output).items() if not finished and is_template_folder(f))
 
 
 def _clear_except(folder: str, name: str) -> None:

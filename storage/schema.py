@@ -5,7 +5,8 @@ learn) and every reader of result files (earlier runs, salvage, the report) name
 through :class:`Column`; the schema is built from the same names.
 
 Columns, in order: ``uri``, the manifests' pass-through columns, then ``score``, ``decision``,
-``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``pdq``, ``pdq_quality``, ``match``, ``match_distance``, ``match_checked``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
+``safe_below``, ``nsfw_from``, ``error_kind``, ``error``, ``sha256``, ``pdq``, ``pdq_quality``, ``yahoo_pdq``,
+``yahoo_pdq_quality``, ``match``, ``match_distance``, ``match_checked``, ``bytes``, ``width``, ``height``, ``frames``, ``views``,
 ``view``, ``yahoo_score``, ``exact``, ``loader``, ``model``, ``source_manifest``, ``source_line``,
 ``duplicates``, ``scored_at``.
 """
@@ -26,10 +27,13 @@ class Column:
     ERROR_KIND = "error_kind"
     ERROR = "error"
     SHA256 = "sha256"
-    # PDQ hash (64 hex digits, Meta's bit order) and quality (0-100) of Yahoo's view as displayed:
-    # the first frame, EXIF orientation applied (``model/pdq.py``)
+    # PDQ hash (64 hex digits, Meta's bit order) and quality (0-100) of the view named in ``view``,
+    # the one that gave the score, as displayed (``model/pdq.py``): what was flagged
     PDQ = "pdq"
     PDQ_QUALITY = "pdq_quality"
+    # the same of Yahoo's view as displayed: the first frame, EXIF orientation applied
+    YAHOO_PDQ = "yahoo_pdq"
+    YAHOO_PDQ_QUALITY = "yahoo_pdq_quality"
     # the label of the nearest hash of the run's hash list (``matching.list``) within
     # ``matching.max_distance`` bits of any view's hash, and that distance; null without one
     MATCH = "match"
@@ -63,6 +67,8 @@ RESULT_FIELDS = [
     pa.field(Column.SHA256, pa.string()),
     pa.field(Column.PDQ, pa.string()),
     pa.field(Column.PDQ_QUALITY, pa.int32()),
+    pa.field(Column.YAHOO_PDQ, pa.string()),
+    pa.field(Column.YAHOO_PDQ_QUALITY, pa.int32()),
     pa.field(Column.MATCH, pa.string()),
     pa.field(Column.MATCH_DISTANCE, pa.int32()),
     pa.field(Column.MATCH_CHECKED, pa.bool_()),
@@ -81,6 +87,8 @@ RESULT_FIELDS = [
     pa.field(Column.DUPLICATES, pa.int32()),
     pa.field(Column.SCORED_AT, pa.timestamp("us", tz="UTC")),
 ]
+# each hash a row has and its quality: the flagged view's, then Yahoo's view's
+HASH_COLUMNS = ((Column.PDQ, Column.PDQ_QUALITY), (Column.YAHOO_PDQ, Column.YAHOO_PDQ_QUALITY))
 RESERVED = {Column.URI, *(f.name for f in RESULT_FIELDS)}  # names a manifest's own column cannot have
 
 

@@ -19,7 +19,7 @@ import apache_beam as beam
 from ..model.decision import Thresholds
 from ..model.hash_list import Matching
 from ..model.preprocess import YAHOO_VIEW
-from ..storage.schema import Column
+from ..storage.schema import HASH_COLUMNS, Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
@@ -29,7 +29,8 @@ from .storage_step import WithStorage, storage_of
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT, Column.PDQ, Column.PDQ_QUALITY)
+_HASH_FACTS = tuple(name for pair in HASH_COLUMNS for name in pair)
+_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT, *_HASH_FACTS)
 _MATCH_FACTS = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
 # what a row scored for its content gives the other rows with the same bytes
 _COPIED = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
@@ -60,7 +61,8 @@ def _reusable(row: dict, model: str, loader: str, views: str, first_pass: FirstP
     if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
         yahoo = row[Column.YAHOO_SCORE]
         row = {**row, Column.SCORE: score if yahoo is None else yahoo, Column.VIEWS: 1, Column.VIEW: YAHOO_VIEW,
-               Column.YAHOO_SCORE: None}
+               Column.YAHOO_SCORE: None, Column.PDQ: row[Column.YAHOO_PDQ],
+               Column.PDQ_QUALITY: row[Column.YAHOO_PDQ_QUALITY]}
     elif row[Column.VIEWS] is None:  # rows of a version before views scored Yahoo's view only
         return
     if cheap and first_pass.thresholds.near(row[Column.SCORE], first_pass.margin):
@@ -93,8 +95,8 @@ class EarlierScores(beam.PTransform):
 
 class _SplitByContent(WithStorage):
     """Per sha256 (its ``Read`` uploads and earlier rows): reuse an earlier score (matched on
-    its row's hash against this run's hash list, ``matching``), or pass one ``Entry`` on to be
-    scored and the other uploads' rows aside."""
+    its row's hashes, the flagged view's and Yahoo's, against this run's hash list,
+    ``matching``), or pass one ``Entry`` on to be scored and the other uploads' rows aside."""
 
     def __init__(self, thresholds: Thresholds, matching: Matching = Matching()):
         self._thresholds = thresholds
@@ -113,8 +115,7 @@ class _SplitByContent(WithStorage):
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
             metrics.counter(metrics.CONTENT_REUSED).inc(len(rows))
-            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS, Column.PDQ,
-                     Column.PDQ_QUALITY)
+            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS, *_HASH_FACTS)
             for row in rows:
                 row = {**row, **{name: earlier[name] for name in facts}}
                 if self._hashes is not None:
@@ -144,7 +145,7 @@ class ContentDedup(beam.PTransform):
     per entry: each distinct content is scored once by ``score`` (a ``ScoreImages``), the other
     entries with the same bytes share its row's result, and contents an earlier run scored with
     the same model and loader reuse that score, matched against ``matching``'s hash list on
-    the hash their row has."""
+    the hashes their row has (the flagged view's and Yahoo's view's)."""
 
     def __init__(self, hash_file: HashFile, score: beam.PTransform, finish: beam.PTransform, thresholds: Thresholds,
                  matching: Matching = Matching()):

@@ -67,8 +67,7 @@ class Image:
     width: int
     height: int
     frames: int  # frames in the file
-    views: int  # views of it to score
-    pdq: Pdq | None = None  # Yahoo's view's, as displayed
+    views: int  # views of it to score (each view's hash travels with it, ``ViewOf.pdq``)
     match: Match | None = None  # the nearest listed hash to any view's, within the distance
     match_checked: bool | None = None  # whether a view's hash was matched (None: no list)
 
@@ -86,9 +85,9 @@ class Loaded:
     failed: ClassVar[bool] = False
 
     def keys(self) -> tuple["ViewOf", ...]:
-        """Each view's key, in view order; the ``image`` rides with the first only."""
+        """Each view's key, in view order, with the view's hash; the ``image`` rides with the first only."""
         count = len(self.views)
-        return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None)
+        return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None, view.pdq)
                      for index, view in enumerate(self.views))
 
 
@@ -118,14 +117,16 @@ class Failure:
 
 @dataclasses.dataclass(frozen=True)
 class ViewOf:
-    """``RunInference``'s key of one view's pixels: which view of which file; the file's
-    ``image`` rides with its first view only (the others are matched to it by ``uri``)."""
+    """``RunInference``'s key of one view's pixels: which view of which file, and the view's
+    PDQ hash; the file's ``image`` rides with its first view only (the others are matched to
+    it by ``uri``)."""
 
     uri: str
     index: int
     name: str
     count: int  # views of the file
     image: Image | None
+    pdq: Pdq | None = None  # the view's, as displayed (``model.preprocess.View.pdq``)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from .elements import Entry, Failure, Image, Loaded, Read
-from .matching import hash_list
+from .matching import hash_list, nearest
 from .results import bad_line_error
 
 _log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class Loading:
         file's ``Failure``: never decoded, no loader ran to its end."""
         try:
             image = load_image(data, self._loader, self._max_pixels, self._views)
-            facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views), image.views[0].pdq,
+            facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views),
                           *self._match(image.views))
         except Exception as exc:
             return Failure.of(read.entry, _unscorable(exc, read.entry, "decoding"), read)
@@ -196,8 +196,7 @@ class Loading:
         if self._hashes is None:
             return None, None
         trusted = [view.pdq.hex for view in views if view.pdq and view.pdq.quality >= self._matching.min_quality]
-        found = [match for match in map(self._hashes.nearest, dict.fromkeys(trusted)) if match]
-        return min(found, key=lambda match: match.distance, default=None), bool(trusted)
+        return nearest(self._hashes, trusted), bool(trusted)
 
     # reading only (content de-duplication hashes first)
     def submit_hash(self, entry: Entry) -> Future | None:
@@ -216,6 +215,7 @@ class Loading:
         if entry.error:
             raise bad_line_error(entry)
         return read_bytes(entry.uri, self._max_bytes, self._reading, self._http, budget)
+
 
 def _unscorable(exc: Exception, entry: Entry, doing: str) -> Unscorable:
     """What a failure while ``doing`` (reading, decoding) one file makes of that file: its own

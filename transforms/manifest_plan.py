@@ -36,6 +36,17 @@ SNIFF_BYTES = 1024  # a text manifest's first bytes, read to tell an image or ot
 
 
 @dataclasses.dataclass(frozen=True)
+class ManifestHelp:
+    """How the user of a command fixes a file it reads as a manifest, in its own flags: ``run``'s
+    by default (``nsfw-scan calibrate`` reads its labels file as a manifest, with its own)."""
+
+    no_uri_column: str = "name the URI column with --uri-column, or use a plain-text manifest with one URI per line"
+    not_text: str = ("not a manifest. A manifest lists the URIs to score, one per line (or CSV, JSON Lines, Parquet): "
+                     "make one, e.g. find DIR -type f > uploads.txt, and give --manifest uploads.txt; or score a few "
+                     "files directly with nsfw-scan score FILE ...")
+
+
+@dataclasses.dataclass(frozen=True)
 class ManifestPlan:
     """What the pipeline needs to know of its manifests before it starts."""
 
@@ -44,14 +55,14 @@ class ManifestPlan:
     uri_column: str = DEFAULT_URI_COLUMN
 
 
-def _header_columns(path: str, uri_column: str) -> dict[str, pa.DataType]:
+def _header_columns(path: str, uri_column: str, usage: ManifestHelp) -> dict[str, pa.DataType]:
     try:
-        return _read_header(path, uri_column)
+        return _read_header(path, uri_column, usage)
     except READ_ERRORS as exc:
         raise unreadable(path, exc) from None
 
 
-def _read_header(path: str, uri_column: str) -> dict[str, pa.DataType]:
+def _read_header(path: str, uri_column: str, usage: ManifestHelp) -> dict[str, pa.DataType]:
     fmt, compressed = manifest_format(path)
     if fmt == "text":
         return {}
@@ -74,10 +85,7 @@ def _read_header(path: str, uri_column: str) -> dict[str, pa.DataType]:
                 names = header.values if header is not None and header.error is None else []
         types = {name: pa.string() for name in names}
     if uri_column not in names:
-        raise ManifestError(
-            f"{path}: no {uri_column!r} column (found {names[:20]}); name the URI column with "
-            f"--uri-column, or use a plain-text manifest with one URI per line"
-        )
+        raise ManifestError(f"{path}: no {uri_column!r} column (found {names[:20]}); {usage.no_uri_column}")
     columns = {name: dtype for name, dtype in types.items() if name != uri_column}
     clashes = sorted(set(columns) & RESERVED)
     if clashes:
@@ -100,17 +108,14 @@ def _not_text(path: str) -> str | None:
     return binary_kind(head)
 
 
-def _not_a_manifest(pattern: str, matched: list[str], path: str, what: str) -> ManifestError:
+def _not_a_manifest(pattern: str, matched: list[str], path: str, what: str, usage: ManifestHelp) -> ManifestError:
     """The error for a manifest pattern that matches a file that is not text: what it is, and
     how to make a manifest or score images directly."""
     where = (f"manifest {shown(path)}" if len(matched) == 1 else
              f"manifest pattern {shown(pattern)!r} matches {len(matched)} files, and {shown(path)}")
     if what == "UTF-16 text":
         return ManifestError(f"{where}: is UTF-16 text; save it as UTF-8 (manifests are UTF-8 text)")
-    return ManifestError(
-        f"{where}: is {what}, not a manifest. A manifest lists the URIs to score, one per line (or CSV, "
-        f"JSON Lines, Parquet): make one, e.g. find DIR -type f > uploads.txt, and give --manifest uploads.txt; "
-        f"or score a few files directly with nsfw-scan score FILE ...")
+    return ManifestError(f"{where}: is {what}, {usage.not_text}")
 
 
 def _is_folder(path: str) -> bool:
@@ -118,7 +123,7 @@ def _is_folder(path: str) -> bool:
     return path.endswith("/") or ("://" not in path and os.path.isdir(path))
 
 
-def _matched(pattern: str) -> list[str]:
+def _matched(pattern: str, usage: ManifestHelp) -> list[str]:
     """The manifest files a pattern names, sorted; a folder, or nothing, is an error."""
     if _is_folder(pattern):
         raise ManifestError(f"manifest {pattern}: is a folder, not a manifest file; give the files "
@@ -139,17 +144,18 @@ def _matched(pattern: str) -> list[str]:
     paths = sorted(m.path for m in matched)
     for path in paths:
         if (what := _not_text(path)) is not None:
-            raise _not_a_manifest(pattern, paths, path, what)
+            raise _not_a_manifest(pattern, paths, path, what, usage)
     return paths
 
 
-def plan_manifests(patterns: list[str], uri_column: str = DEFAULT_URI_COLUMN) -> ManifestPlan:
+def plan_manifests(patterns: list[str], uri_column: str = DEFAULT_URI_COLUMN,
+                   usage: ManifestHelp = ManifestHelp()) -> ManifestPlan:
     """Expand the patterns, check that every manifest opens, and read their headers. Fails
-    early, naming the pattern or the file."""
-    files = list(dict.fromkeys(path for pattern in patterns for path in _matched(pattern)))
+    early, naming the pattern or the file, and the fix in the flags ``usage`` names."""
+    files = list(dict.fromkeys(path for pattern in patterns for path in _matched(pattern, usage)))
     columns: dict[str, pa.DataType] = {}
     for path in files:
-        for name, dtype in _header_columns(path, uri_column).items():
+        for name, dtype in _header_columns(path, uri_column, usage).items():
             if name in columns and columns[name] != dtype:
                 dtype = pa.string()  # the same column typed differently in two manifests
             columns[name] = dtype

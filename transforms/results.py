@@ -2,8 +2,9 @@
 
 The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
-A file is scored on one or more views (``model.preprocess.View``): ``score`` and ``decision``
-are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` is Yahoo's own view's.
+A file is scored on one or more views (``model.preprocess.View``): ``score``, ``decision`` and
+the hash ``pdq`` are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` and
+``yahoo_pdq`` are Yahoo's own view's.
 ``exact`` says whether the row's scores are Yahoo's exact ones (Yahoo's loader and the float32
 model): false for rows the cascade's first pass scored far from any threshold, and for opt-in
 faster settings; ``loader`` and ``model`` name the steps that ran.
@@ -21,7 +22,7 @@ import re
 from ..model.decision import NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
 from ..model.preprocess import YAHOO_VIEW
-from ..storage.schema import RESULT_FIELDS, Column
+from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
 from .elements import Entry, Failure, Image, Scored
 
 
@@ -40,8 +41,6 @@ def image_row(image: Image) -> dict:
     row.update({Column.BYTES: image.read.size, Column.SHA256: image.read.sha256, Column.LOADER: image.loader,
                 Column.WIDTH: image.width, Column.HEIGHT: image.height, Column.FRAMES: image.frames,
                 Column.VIEWS: image.views})
-    if image.pdq is not None:
-        row[Column.PDQ], row[Column.PDQ_QUALITY] = image.pdq.hex, image.pdq.quality
     row[Column.MATCH_CHECKED] = image.match_checked
     if image.match is not None:
         row[Column.MATCH], row[Column.MATCH_DISTANCE] = image.match.label, image.match.distance
@@ -74,11 +73,16 @@ def redecide(row: dict, thresholds: Thresholds) -> dict:
 
 
 def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> dict:
-    """The row of a scored file: its score is its best view's (``Scored.best``), ``yahoo_score``
-    Yahoo's own view's; ``exact``: whether the loader and the model that ran are Yahoo's exact ones."""
-    best = scored.best
-    return finish(image_row(scored.image), score=best.score, model=best.model, thresholds=thresholds,
-                  view=best.view.name, yahoo_score=scored.views[0].score, exact=exact)
+    """The row of a scored file: its score and its hash (``pdq``) are its best view's
+    (``Scored.best``), ``yahoo_score`` and ``yahoo_pdq`` Yahoo's own view's; ``exact``: whether
+    the loader and the model that ran are Yahoo's exact ones."""
+    best, yahoo = scored.best, scored.views[0]
+    row = image_row(scored.image)
+    for (value, quality), hashed in zip(HASH_COLUMNS, (best.view.pdq, yahoo.view.pdq)):
+        if hashed is not None:
+            row[value], row[quality] = hashed.hex, hashed.quality
+    return finish(row, score=best.score, model=best.model, thresholds=thresholds,
+                  view=best.view.name, yahoo_score=yahoo.score, exact=exact)
 
 
 def fail(row: dict, kind: str, message: str) -> dict:
@@ -107,8 +111,9 @@ _BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_
 def with_result_columns(row: dict, columns) -> dict:
     """A row read from a result file, with those of ``columns`` it lacks because an older
     nsfw-scan wrote the file: ``error_kind`` from the start of ``error`` (``fail`` has always
-    begun it so), the source of a malformed manifest line from its message, the
-    rest empty. Rows that have every column come back as they are."""
+    begun it so), the source of a malformed manifest line from its message, ``yahoo_pdq`` from
+    ``pdq`` (which was Yahoo's view's hash then; ``pdq`` stays only where Yahoo's view gave the
+    score), the rest empty. Rows that have every column come back as they are."""
     missing = [name for name in columns if name not in row]
     if not missing:
         return row
@@ -119,4 +124,8 @@ def with_result_columns(row: dict, columns) -> dict:
         row[Column.ERROR_KIND] = kind if kind in ERROR_KINDS else None
     if Column.SOURCE_MANIFEST in missing and (match := _BAD_LINE.match(message)):
         row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE] = match[1], int(match[2])
+    if Column.YAHOO_PDQ in missing and row.get(Column.PDQ) is not None:
+        row[Column.YAHOO_PDQ], row[Column.YAHOO_PDQ_QUALITY] = row[Column.PDQ], row.get(Column.PDQ_QUALITY)
+        if row.get(Column.VIEW) not in (None, YAHOO_VIEW):  # the flagged view's hash was not kept
+            row[Column.PDQ] = row[Column.PDQ_QUALITY] = None
     return row

@@ -3,12 +3,18 @@
 Beam's file sinks write into a temporary folder and rename into place only when the whole
 run succeeded, so ``part-*.parquet`` files never appear half-written, and a row of a bundle the
 runner retried is written once. Meanwhile ``KeepRows`` makes the rows durable as they come
-(``storage/rows.py``), so that a killed run keeps what it had scored."""
+(``storage/rows.py``), so that a killed run keeps what it had scored, and a run that stops on a
+signal or a failure makes durable every row it had finished (:func:`flush_kept_rows` in the
+launching process; its local runner's worker processes flush theirs as they end)."""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
 import threading
 import time
+import weakref
 
 import apache_beam as beam
 import pyarrow as pa
@@ -19,6 +25,7 @@ from ..storage.files import ParquetRowWriter
 from ..storage.filesystems import FileSystems
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
+from ..storage.output_dir import run_result_files
 from ..storage.rows import write_rows
 from .storage_step import WithStorage, storage_of
 
@@ -82,27 +89,53 @@ class WriteResults(beam.PTransform):
         return rows | "WriteParquet" >> beam.io.Write(_ParquetSink(self._prefix, self._schema, storage_of(rows)))
 
 
+_KEEPERS: weakref.WeakSet = weakref.WeakSet()  # this process's _KeepRows that have been set up
+_AT_EXIT: list[bool] = []  # whether this process flushes its keepers as it ends
+
+
 class _KeepRows(WithStorage):
     """Buffers finished rows and writes them as a durable row file every ``rows`` rows or
     ``seconds`` seconds (checked as rows come and at the end of each bundle). The
     buffer outlives bundles: on runners with small bundles (Flink, Spark) a file per bundle
-    would make many tiny files."""
+    would make many tiny files.
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float):
+    What is left in the buffer when the run stops: the launching process flushes its own
+    (:func:`flush_kept_rows`) or forgets them once the run's results are whole
+    (:func:`forget_kept_rows`). With ``flush_on_stop`` (the local runner, which ends its worker
+    processes before it returns), a worker process of its own flushes them as it ends, at
+    teardown or, when a signal ended it first, at exit, unless the run has finished (its result
+    files hold those rows then, and the launcher may have removed its row files already)."""
+
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, flush_on_stop: bool = False):
         super().__init__()
         self._run_folder, self._schema, self._rows, self._seconds = run_folder, schema, rows, seconds
+        self._launcher = os.getpid() if flush_on_stop else None  # the process that built the pipeline
 
     def setup(self):
         super().setup()
-        self._buffer, self._since, self._lock = [], time.monotonic(), threading.Lock()
+        self._buffer, self._since, self._lock, self._closed = [], time.monotonic(), threading.Lock(), False
+        _KEEPERS.add(self)
+        if self._launcher is not None and os.getpid() != self._launcher and not _AT_EXIT:
+            _AT_EXIT.append(True)
+            atexit.register(_flush_unfinished)
 
-    def _flush(self) -> None:
+    def _flush(self, force: bool = False) -> int:
         with self._lock:
-            due = self._buffer and (len(self._buffer) >= self._rows or time.monotonic() - self._since >= self._seconds)
+            due = self._buffer and not self._closed and (
+                force or len(self._buffer) >= self._rows or time.monotonic() - self._since >= self._seconds)
             if due:
                 rows, self._buffer = self._buffer, []
         if due:
             write_rows(self._run_folder, rows, self._schema)
+        return len(rows) if due else 0
+
+    def close(self, flush: bool) -> int:
+        """Stop keeping rows: the buffer written first (``flush``) or dropped; returns the rows
+        written. Rows that come later are not kept."""
+        written = self._flush(force=True) if flush else 0
+        with self._lock:
+            self._closed, self._buffer = True, []
+        return written
 
     def process(self, row):
         with self._lock:
@@ -110,38 +143,62 @@ class _KeepRows(WithStorage):
                 self._since = time.monotonic()
             self._buffer.append(row)
         self._flush()
-        return ()  # the rows go on from the counting step; nothing comes out of this one
+        yield row  # held before it is counted: a row counted as done is one a stop keeps
 
     def finish_bundle(self):
         self._flush()
 
-    # No flush at teardown: it may come after the run finished and removed its row files (the
-    # rows of every finished bundle are in its result files by then).
+    def teardown(self):
+        if self._launcher is not None and os.getpid() != self._launcher:
+            self.close(flush=not run_result_files(self._run_folder))
+
+
+def _flush_unfinished() -> None:
+    """In a worker process that is ending: its keepers' rows, written unless their run finished."""
+    for keeper in list(_KEEPERS):
+        try:
+            keeper.close(flush=not run_result_files(keeper._run_folder))
+        except Exception as exc:  # a process that ends: these rows are scored again by the next run
+            logging.getLogger(__name__).warning("%s: rows not made durable as the worker ended: %s: %s",
+                                                keeper._run_folder, type(exc).__name__, exc)
+
+
+def flush_kept_rows() -> int:
+    """After a run in this process failed or was stopped: every row its keepers hold is written
+    now, and later rows are not kept; returns the rows written."""
+    return sum(keeper.close(flush=True) for keeper in list(_KEEPERS))
+
+
+def forget_kept_rows() -> None:
+    """After a run in this process finished (its result files hold every row): its keepers stop
+    and drop what they hold."""
+    for keeper in list(_KEEPERS):
+        keeper.close(flush=False)
 
 
 class KeepRows(beam.PTransform):
-    """Finished rows -> nothing: they are written to durable row files of ``run_folder`` while the
-    run goes (removed when it finishes, salvaged by the next run if it was killed)."""
+    """Finished rows -> the same rows, written to durable row files of ``run_folder`` while the
+    run goes (removed when it finishes, salvaged by the next run if it was killed).
+    ``flush_on_stop``: the local runner's; see ``_KeepRows``."""
 
-    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float):
+    def __init__(self, run_folder: str, schema: pa.Schema, rows: int, seconds: float, flush_on_stop: bool = False):
         super().__init__()
-        self._fn = _KeepRows(run_folder, schema, rows, seconds)
+        self._fn = _KeepRows(run_folder, schema, rows, seconds, flush_on_stop)
 
     def expand(self, rows):
         return rows | beam.ParDo(self._fn.using(storage_of(rows)))
 
 
 class FinishRows(beam.PTransform):
-    """A branch of finished rows -> the same rows, counted (``count``, a ``CountOutcomes``) and,
-    with ``keep``, made durable (a ``KeepRows``); applied to each branch before the branches
-    are flattened (``CountOutcomes`` says why)."""
+    """A branch of finished rows -> the same rows, with ``keep`` held to be made durable (a
+    ``KeepRows``), then counted (``count``, a ``CountOutcomes``); applied to each branch before
+    the branches are flattened (``CountOutcomes`` says why)."""
 
     def __init__(self, count: beam.PTransform, keep: KeepRows | None = None):
         super().__init__()
         self._count, self._keep = count, keep
 
     def expand(self, rows):
-        counted = rows | "Count" >> self._count
         if self._keep is not None:
-            counted | "Keep" >> self._keep
-        return counted
+            rows = rows | "Keep" >> self._keep
+        return rows | "Count" >> self._count

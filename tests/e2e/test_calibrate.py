@@ -3,11 +3,16 @@ chart and ``thresholds.yaml``, and a second run that decides with those threshol
 
 import csv
 import json
+import re
+import shutil
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from PIL import Image
 
+from nsfw_scan.pipeline.calibrate import read_labels
+from nsfw_scan.pipeline.config import ConfigError
 from support.cli import nsfw_scan
 from support.corpus import HOSTILE, REAL, corpus_files
 
@@ -94,3 +99,68 @@ def test_labels_that_are_not_labels_are_named(tmp_path):
     assert missing.returncode == 2 and "no 'label' column" in missing.stderr
     out_of_range = nsfw_scan("calibrate", out, "--labels", bad, "--precision", "1.5")
     assert out_of_range.returncode == 2 and "--precision: must be in (0, 1]" in out_of_range.stderr
+
+    # every fix named in calibrate's own flags: it takes no --uri-column and no --manifest
+    (tmp_path / "path.csv").write_text(f"path,label\n{REAL / corpus_files(REAL)[0]},nsfw\n")
+    (tmp_path / "photo.csv").write_bytes((REAL / corpus_files(REAL)[0]).read_bytes())
+    for labels, fix in (("path.csv", "a labels file has a 'uri' and a 'label' column"),
+                        ("photo.csv", "not a labels file: give --labels a CSV, TSV, JSON Lines or Parquet file")):
+        refused = nsfw_scan("calibrate", out, "--labels", tmp_path / labels)
+        assert refused.returncode == 2 and fix in refused.stderr, refused.stderr
+        flags = set(re.findall(r"--[a-z][a-z-]*", refused.stderr))
+        assert flags <= {"--labels", "--precision", "--missed", "--base-rate", "--json"}, refused.stderr
+
+
+def test_a_uri_with_an_error_row_and_a_scored_row_counts_once_by_its_scored_row(tmp_path):
+    """An error row from a first run and a scored row from a later one (as an interrupted
+    ``--rescore-errors`` run leaves them, its salvaged rows beside the error rows it did not get
+    to drop): the label counts once, as scored."""
+    late = tmp_path / "late.png"
+    photos = [str(REAL / f) for f in corpus_files(REAL)][:3]
+    manifest, out, other = tmp_path / "m.txt", tmp_path / "out", tmp_path / "other"
+    manifest.write_text("\n".join(photos + [str(late)]) + "\n")
+    assert nsfw_scan("run", "--manifest", manifest, "--output", out, "--exact").returncode == 0
+    late.write_bytes((REAL / "coffee.png").read_bytes())  # the upload arrives later
+    (tmp_path / "late.txt").write_text(f"{late}\n")
+    assert nsfw_scan("run", "--manifest", tmp_path / "late.txt", "--output", other, "--exact").returncode == 0
+    (later,) = other.glob("run-*")
+    shutil.move(later, out / later.name)
+    assert [r["score"] is None for r in pq.read_table(out).to_pylist() if r["uri"] == str(late)] in ([True, False],
+                                                                                                  [False, True])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("uri,label\n" + "".join(f"{p},safe\n" for p in photos) + f"{late},nsfw\n")
+    result = nsfw_scan("calibrate", out, "--labels", labels, "--precision", "0.5", "--missed", "0.5", "--json")
+    summary = json.loads(result.stdout)
+    assert (summary["labels"], summary["labelled"], summary["nsfw_labelled"]) == (4, 4, 1), summary
+    assert (summary["error_rows"], summary["without_row"]) == (0, 0), summary
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("bom.csv", b"\xef\xbb\xbfuri,label\r\n/u/a.jpg,nsfw\r\n/u/b.jpg,SAFE\r\n", {"/u/a.jpg": True, "/u/b.jpg": False}),
+    ("mac.csv", b"uri,label\r/u/a.jpg,1\r/u/b.jpg,0\r", {"/u/a.jpg": True, "/u/b.jpg": False}),
+    ("bom.tsv", b"\xef\xbb\xbfuri\tlabel\r/u/a.jpg\ttrue\r", {"/u/a.jpg": True}),
+    ("inner-quote.csv", b'uri,label\n/u/a".jpg,nsfw\n', {'/u/a".jpg': True}),
+    ("open-quote.csv", b'uri,label\n/u/a.jpg,"nsfw\n/u/b.jpg,safe\n', "line 2: a quote opens a field that does not close"),
+    ("huge-label.csv", b"uri,label\n/u/a.jpg,nsfw\n/u/b.jpg," + b"s" * (200 << 10) + b"\n", "line 3: label 'sss"),
+    ("huge-line.csv", b"uri,label\n/u/a.jpg,nsfw\n/u/b.jpg," + b"s" * (2 << 20) + b"\n",
+     "line 3: the line is longer than 1048576 characters"),
+    ("huge-quoted.csv", b'uri,label\n/u/a.jpg,"' + b"n" * (200 << 10) + b'"\n', "line 2: not readable as CSV"),
+    ("control-uri.jsonl", b'{"uri": "/u/a\\u001b[2J\\n.jpg", "label": "nsfw"}\n'
+                          b'{"uri": "/u/a\\u001b[2J\\n.jpg", "label": "safe"}\n',
+     r"line 2: /u/a\x1b[2J\n.jpg is labelled both nsfw and safe"),
+    ("control-label.csv", b"uri,label\n/u/a.jpg,nsfw\x1b[2J\x00\n", r"line 2: label 'nsfw\x1b[2J\x00' is none of nsfw/safe"),
+    ("unknown.jsonl", b'{"uri": "/u/a.jpg", "label": {"nested": ["\\u001b[2J"]}}\n', "line 1: label "),
+])
+def test_a_labels_file_is_untrusted_input(tmp_path, name, data, expected):
+    """Byte-order marks and CR-only line ends are read; a stray quote, a huge field, control
+    characters or a value that is no label cost one printable error line naming the line."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    if isinstance(expected, dict):
+        assert read_labels(str(path)) == expected
+        return
+    with pytest.raises(ConfigError) as caught:
+        read_labels(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"labels {path} line ") and expected in message, message
+    assert message.isprintable() and len(message) < 500, message[:1000]

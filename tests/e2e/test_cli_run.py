@@ -102,7 +102,7 @@ def test_malformed_lines_of_same_named_manifests_stay_apart(tmp_path):
         (tmp_path / folder / "uploads.csv").write_text(f"uri,id\n{tmp_path / folder / 'gone.jpg'}\n")
     out = tmp_path / "out"
     result = nsfw_scan("run", "--manifest", tmp_path / "*" / "uploads.csv", "--output", out)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and "nothing was scored" in result.stderr, result.stderr  # every row an error
     errors = sorted(r["error"] for r in pq.read_table(out).to_pylist())
     assert errors == [f"bad_manifest_line: {tmp_path / d / 'uploads.csv'} line 2: expected 2 fields, got 1"
                       for d in ("monday", "tuesday")]
@@ -444,7 +444,7 @@ def test_a_damaged_jpeg_is_named_as_one(tmp_path):
     Image.new("RGB", (64, 48), (200, 30, 30)).save(whole, quality=90)
     (tmp_path / "damaged.jpg").write_bytes(whole.read_bytes()[:3] + b"\x00" * 40)
     (tmp_path / "m.txt").write_text(f"{tmp_path / 'damaged.jpg'}\n")
-    assert nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", tmp_path / "out").returncode == 0
+    assert nsfw_scan("run", "--manifest", tmp_path / "m.txt", "--output", tmp_path / "out").returncode == 1  # no row scored
     (row,) = pq.read_table(tmp_path / "out").to_pylist()
     assert row["error_kind"] == "undecodable"
     assert "starts like a JPEG image but Pillow cannot read it" in row["error"], row["error"]

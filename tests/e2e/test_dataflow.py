@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import tarfile
 
@@ -86,3 +87,28 @@ def test_the_pipeline_has_the_jobs_steps(template):
         assert any(step in name for name in names), (step, sorted(names)[:40])
     (environment,) = [e for e in pipeline.components.environments.values() if e.urn]
     assert environment.payload and IMAGE.encode() in environment.payload
+
+
+def test_a_launch_is_told_plainly_and_its_folder_is_left_to_it(template):
+    """A launch runs the pipeline only (no lock, no summary, one folder for every launch, no
+    durable rows): the command says so. A later run on the same --output leaves the folder of a
+    launch that has no results yet alone (it may be writing it), and counts no rows of it."""
+    store, done, job = template
+    results = re.search(r"launched, it writes its rows to (\S+)\n", done.stdout)[1]
+    assert results.startswith(store.uri("nsfw/run-")) and results.endswith("-template"), done.stdout
+    for promise in ("takes no lock", "every launch writes into that same folder", "keeps no rows until it finishes",
+                    "writes no summary"):
+        assert promise in done.stdout, (promise, done.stdout)
+    pipeline = beam_runner_api_pb2.Pipeline.FromString(
+        store.get(key_of(store, job["environment"]["sdkPipelineOptions"]["options"]["pipelineUrl"])))
+    assert not any("Keep" in t.unique_name.split("/")[-1] for t in pipeline.components.transforms.values())
+
+    # a launch under way: Beam's temporary files in the folder, no results yet
+    live = key_of(store, results) + "/beam-temp-part-0123456789/abc"
+    store.put(live, b"a launch's rows being written")
+    manifest = store.uri("manifests/m.txt")
+    later = nsfw_scan("run", "--manifest", manifest, "--output", store.uri("nsfw"), timeout=600)
+    assert later.returncode == 0, later.stderr
+    assert store.get(live) == b"a launch's rows being written"
+    assert f"left {results} as it is: the folder of a Dataflow template's launches" in later.stderr, later.stderr
+    assert json.loads(store.get("nsfw/_SUMMARY.json"))["rows"] == 2

@@ -3,16 +3,21 @@ re-uploaded copies of listed pictures (resized, recompressed, rotated, inside an
 matched with their label while other pictures are not. Files are made here from corpus photos."""
 
 import csv
+import gzip
+import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from nsfw_scan.model import pdq
 from nsfw_scan.model.decision import Thresholds
+from nsfw_scan.model.errors import printable
 from nsfw_scan.model.hash_list import HashListError
-from nsfw_scan.pipeline.report import write_report
+from nsfw_scan.pipeline.hashes import hash_lines
+from nsfw_scan.pipeline.report import csv_bytes, write_report
 from nsfw_scan.pipeline.run import run
 from support.cli import nsfw_scan
 from support.corpus import REAL
@@ -154,7 +159,9 @@ def test_the_report_lists_the_matches_spreadsheet_safe(matched, uploads):
     assert [line["uri"].rsplit("/", 1)[-1] for line in listed] == [
         row["uri"].rsplit("/", 1)[-1] for row in sorted((r for r in rows.values() if r["match"]),
                                                         key=lambda r: (r["match_distance"], r["uri"]))]
-    assert list(listed[0]) == ["uri", "match", "match_distance", "score", "decision"]
+    assert list(listed[0]) == ["uri", "match", "match_distance", "score", "decision", "view", "pdq"]
+    gif = next(line for line in listed if line["uri"].endswith("astronaut-late.gif"))
+    assert (gif["view"], gif["pdq"]) == (rows["astronaut-late.gif"]["view"], rows["astronaut-late.gif"]["pdq"])
     formula = next(line for line in listed if line["uri"].endswith("hubble.jpg"))
     assert formula["match"] == "'" + LISTED["hubble_deep_field.jpg"]
     assert report["matches"].num_rows == 5
@@ -189,10 +196,185 @@ def test_match_applies_a_list_to_rows_already_written(uploads, tmp_path):
     assert all(r["match_checked"] is None for r in before.values())
     done = nsfw_scan("match", str(out), "--match-list", str(folder / "known.csv"))
     assert done.returncode == 0, done.stderr
-    assert "4 matched" in done.stdout and "1 with a hash too poor" in done.stdout
+    assert "5 matched" in done.stdout and "1 with a hash too poor" in done.stdout
     after = rows_of(out)
     assert {n for n, r in after.items() if r["match"]} == {"chelsea-small.jpg", "coffee-big.webp", "hubble.jpg",
-                                                          "astronaut-sideways.png"}
-    # matched on the row's own hash: the animation's later frame is not at hand
-    assert after["astronaut-late.gif"]["match"] is None and after["astronaut-late.gif"]["match_checked"] is True
+                                                          "astronaut-sideways.png", "astronaut-late.gif"}
+    # matched on the row's hashes: the animation's is its flagged frame's, the astronaut
+    assert after["astronaut-late.gif"]["match"] == "ncii-0042" and after["astronaut-late.gif"]["match_checked"] is True
     assert [r["score"] for r in after.values()] == [r["score"] for r in before.values()]
+
+
+def picture_hash(image: Image.Image) -> str:
+    return pdq.hash_of(np.asarray(image)).hex
+
+
+def test_a_row_s_hash_is_its_flagged_frame_s_and_hashes_lists_it(matched, uploads):
+    _, rows = matched
+    folder, _ = uploads
+    row = rows["astronaut-late.gif"]  # Yahoo's view is Grace Hopper's frame, the astronaut frame scores highest
+    shown, first = picture_hash(original("astronaut.png").resize((200, 200))), picture_hash(rgb("grace_hopper.jpg", (200, 200)))
+    assert row["view"] == "frame 2" and row["score"] > row["yahoo_score"]
+    assert pdq.distance(row["pdq"], shown) <= 31 < pdq.distance(row["pdq"], first)
+    assert pdq.distance(row["yahoo_pdq"], first) <= 31 < pdq.distance(row["yahoo_pdq"], shown)
+    for name, other in rows.items():  # a still scored on Yahoo's view: the two hashes are one
+        if other["view"] == "yahoo":
+            assert (other["pdq"], other["pdq_quality"]) == (other["yahoo_pdq"], other["yahoo_pdq_quality"]), name
+    lines, _ = hash_lines(str(folder / "out"), row["decision"])
+    assert (row["pdq"], row["decision"], row["uri"]) in lines and row["yahoo_pdq"] not in {line[0] for line in lines}
+
+
+def copied(folder, tmp_path):
+    """A copy of an output folder, and its one result file."""
+    shutil.copytree(folder / "out", tmp_path / "out")
+    (part,) = (tmp_path / "out").glob("run-*/part-*.parquet")
+    return tmp_path / "out", part
+
+
+def test_match_keeps_what_the_run_found_on_other_views(matched, uploads, tmp_path):
+    _, before = matched
+    folder, _ = uploads
+    out, _ = copied(folder, tmp_path)
+    coins = tmp_path / "coins.csv"
+    coins.write_text(f"pdq,label\n{picture_hash(original('coins.png'))},coins-report\n")
+    done = nsfw_scan("match", str(out), "--match-list", str(coins))
+    assert done.returncode == 0, done.stderr
+    after = rows_of(out)
+    assert after["coins.png"]["match"] == "coins-report"
+    assert {n: (r["match"], r["match_distance"]) for n, r in after.items() if n != "coins.png"} == {
+        n: (r["match"], r["match_distance"]) for n, r in before.items() if n != "coins.png"}
+    assert after["astronaut-late.gif"]["match"] == "ncii-0042"  # found on its last frame by the run
+
+
+def test_match_rewrites_no_file_when_no_row_changes(matched, uploads, tmp_path):
+    folder, _ = uploads
+    out, part = copied(folder, tmp_path)
+    written = part.stat()
+    done = nsfw_scan("match", str(out), "--match-list", str(folder / "known.csv"))  # the run's own list
+    assert done.returncode == 0, done.stderr
+    assert "0 result files rewritten" in done.stdout and "5 matched" in done.stdout
+    assert (part.stat().st_ino, part.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
+def test_match_rewrites_no_file_of_a_version_that_made_no_hashes(matched, uploads, tmp_path):
+    folder, _ = uploads
+    out, part = copied(folder, tmp_path)  # nothing in it can be matched, so nothing changes
+    table = pq.read_table(part)
+    pq.write_table(table.drop_columns([name for name in table.column_names if "pdq" in name or "match" in name]), part)
+    written = part.stat()
+    done = nsfw_scan("match", str(out), "--match-list", str(folder / "known.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "8 without a hash" in done.stdout and "0 result files rewritten" in done.stdout
+    assert (part.stat().st_ino, part.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
+def test_hashes_of_an_older_file_leave_out_rows_whose_flagged_view_s_hash_was_not_kept(matched, uploads, tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    out, part = copied(folder, tmp_path)
+    table = pq.read_table(part)  # as an older version wrote it: pdq was Yahoo's view's, no yahoo_pdq
+    older = table.drop_columns(["pdq", "pdq_quality", "yahoo_pdq", "yahoo_pdq_quality"])
+    older = older.append_column("pdq", table["yahoo_pdq"]).append_column("pdq_quality", table["yahoo_pdq_quality"])
+    pq.write_table(older, part)
+    lines, left_out = hash_lines(str(out), "safe")
+    expected = {r["pdq"] for r in rows.values() if r["decision"] == "safe" and r["view"] == "yahoo" and r["pdq_quality"] >= 50}
+    assert expected and {line[0] for line in lines} == expected
+    late = rows["astronaut-late.gif"]
+    assert late["decision"] == "safe" and late["yahoo_pdq"] not in {line[0] for line in lines}
+    assert left_out["no_hash"] == sum(r["decision"] == "safe" and r["view"] != "yahoo" for r in rows.values())
+
+
+def test_hashes_of_the_rows_labelled_nsfw(matched, uploads, tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    labels = tmp_path / "labels.csv"
+    labelled = {"chelsea-small.jpg": "nsfw", "astronaut-late.gif": "1", "flat.png": "NSFW", "coins.png": "safe",
+                "grace_hopper.jpg": "0"}
+    labels.write_text("uri,label\n" + "".join(f"{rows[n]['uri']},{label}\n" for n, label in labelled.items())
+                      + f"{folder / 'never-scanned.jpg'},nsfw\n")
+    listed = tmp_path / "labelled.csv"
+    done = nsfw_scan("hashes", str(folder / "out"), "--labels", str(labels), "--out", str(listed))
+    assert done.returncode == 0, done.stderr
+    assert "2 hashes of rows labelled nsfw" in done.stdout and "1 poor hash" in done.stdout and "1 no row" in done.stdout
+    with open(listed, newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert sorted((line["pdq"], line["label"], line["uri"]) for line in lines) == sorted(
+        (rows[n]["pdq"], "nsfw", rows[n]["uri"]) for n in ("chelsea-small.jpg", "astronaut-late.gif"))
+    assert {rows[n]["decision"] for n in ("chelsea-small.jpg", "astronaut-late.gif")} != {"nsfw"}  # labels, not decisions
+    labels.write_text("uri,label\n" + "".join(f"{rows[n]['uri']},safe\n" for n in labelled))
+    done = nsfw_scan("hashes", str(folder / "out"), "--labels", str(labels))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "pdq,label,uri\n"  # none labelled nsfw: the list's header alone
+
+
+def test_a_night_without_nsfw_rows_lists_a_header_that_the_next_run_takes_as_matching_nothing(matched, uploads,
+                                                                                               tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    assert "nsfw" not in {r["decision"] for r in rows.values()}  # a night with no nsfw rows
+    listed = tmp_path / "tonight.csv"
+    done = nsfw_scan("hashes", folder / "out", "--decision", "nsfw", "--out", listed)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("0 hashes of nsfw rows written") and listed.read_text() == "pdq,label,uri\n"
+    manifest = tmp_path / "next-night.txt"
+    manifest.write_text(f"{folder / 'chelsea-small.jpg'}\n{folder / 'coins.png'}\n")
+    night = nsfw_scan("run", "--manifest", manifest, "--output", tmp_path / "out", "--match-list", listed)
+    assert night.returncode == 0, night.stderr
+    said = [line for line in night.stderr.splitlines() if "no hashes" in line]
+    assert len(said) == 1 and f"hash list {listed} has no hashes (a header only): nothing will match it" in said[0]
+    after = rows_of(tmp_path / "out")
+    assert len(after) == 2 and all(r["match"] is None and r["match_checked"] is True for r in after.values())
+
+
+EVIL = "takedown\x1b[2J\x1b]0;owned\x07\x00\u202eevil"  # clears the screen, retitles the terminal, reverses text
+
+
+def test_labels_with_control_characters_are_escaped_where_printed_and_written(matched, uploads, tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    out = tmp_path / "out"
+    shutil.copytree(folder / "out", out)
+    hostile = tmp_path / "hostile.csv"
+    hostile.write_bytes(f"pdq,label\n{rows['coins.png']['pdq']},{EVIL}\n".encode())
+    assert nsfw_scan("match", out, "--match-list", hostile).returncode == 0
+    assert rows_of(out)["coins.png"]["match"] == EVIL  # the row keeps the label as listed
+    shown = printable(EVIL)
+    assert shown == "takedown\\x1b[2J\\x1b]0;owned\\x07\\x00\\u202eevil"
+    report = nsfw_scan("report", out)
+    assert report.returncode == 0, report.stderr
+    assert f"{shown} 1" in report.stdout
+    exported = nsfw_scan("export", out, "--csv", tmp_path / "all.csv")
+    assert exported.returncode == 0, exported.stderr
+    listed = nsfw_scan("hashes", out, "--decision", rows["coins.png"]["decision"], "--label", "re\x1b[31mport")
+    assert listed.returncode == 0 and "re\\x1b[31mport" in listed.stdout
+    texts = [report.stdout, listed.stdout, (out / "_report" / "matches.csv").read_text(), (tmp_path / "all.csv").read_text()]
+    for text in texts:
+        assert not any(c in text for c in "\x1b\x07\x00\u202e"), text[:300]
+    assert shown in texts[2] and shown in texts[3]
+    # a label with line breaks (as rows of older versions may hold) stays one line of CSV
+    assert csv_bytes(pa.table({"match": ["a\nb\r\x00", None]})) == b'"match"\n"a\\nb\\r\\x00"\n\n'
+
+
+def test_a_hostile_list_at_the_command_costs_one_line(matched, uploads, tmp_path):
+    _, rows = matched
+    folder, _ = uploads
+    out = tmp_path / "out"
+    shutil.copytree(folder / "out", out)
+    small = tmp_path / "small.yaml"
+    small.write_text("matching:\n  max_list_bytes: 1000000\n")
+    bomb = tmp_path / "known.csv.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"pdq,label\n" + b"\n" * (16 << 20))  # 16 MiB of blank lines in 16 KiB
+    refused = nsfw_scan("match", out, "--config", small, "--match-list", bomb)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert (f"{bomb}: the hash list holds more than matching.max_list_bytes (1,000,000 bytes decompressed); "
+            f"split it, or raise matching.max_list_bytes") in refused.stderr
+    twice = tmp_path / "twice.csv"
+    coins = rows["coins.png"]["pdq"]
+    twice.write_text(f"pdq,label\n{coins},coins-first\n{coins.upper()},coins-second\n{coins},coins-first\n")
+    done = nsfw_scan("match", out, "--match-list", twice)
+    assert done.returncode == 0, done.stderr
+    (warning,) = [line for line in done.stderr.splitlines() if "different labels" in line]
+    assert f"{twice}: 1 hash is listed with different labels; each keeps its first line's label: " \
+           f"line 2 'coins-first', line 3 'coins-second'" in warning
+    assert rows_of(out)["coins.png"]["match"] == "coins-first"

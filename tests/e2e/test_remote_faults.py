@@ -345,7 +345,7 @@ def test_blocked_urls_are_named_at_the_end_with_the_flag_that_reads_them_again(t
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
     manifest.write_text("".join(web.url(f"/{name}.jpg") + "\n" for name in ("a", "b", "c")))
     first = nsfw_scan("run", "--manifest", manifest, "--output", out)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 1 and "every one of the 3 rows this run wrote is an error" in first.stderr, first.stderr
     assert "retryable      3 error rows of this run may pass if read again (blocked_address 3)" in first.stdout
     assert "open the network in http.allow_networks" in first.stdout and "--rescore-errors" in first.stdout
     assert json.loads((out / "_SUMMARY.json").read_text())["retryable"] == {"blocked_address": 3}

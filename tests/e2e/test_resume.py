@@ -108,6 +108,41 @@ def durable_rows(output) -> int:
     return sum(pq.read_metadata(f).num_rows for f in output.glob("run-*/_rows/rows-*.parquet"))
 
 
+def _started_run(tmp_path, images: int, config_text: str, mode: list[str]):
+    """``nsfw-scan run`` over ``images`` generated uploads, started in a session of its own
+    (progress every 10 images, small batches, then ``config_text``): the URIs, the manifest,
+    the output folder, the config and the process, its stderr a pipe."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for i in range(images):
+        (uploads / f"{i:03d}.png").write_bytes(image_bytes(i))
+    uris = [str(p) for p in sorted(uploads.iterdir())]
+    manifest, out, config = tmp_path / "m.txt", tmp_path / "out", tmp_path / "c.yaml"
+    manifest.write_text("\n".join(uris) + "\n")
+    config.write_text("progress_every: 10\nbatch: {min_size: 4, max_size: 8}\n" + config_text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest), "--output", str(out),
+         "--config", str(config), *mode],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    return uris, manifest, out, config, proc
+
+
+def _until_scored(proc, images: float, lines: list | None = None) -> dict[str, int]:
+    """Reads the run's progress lines (kept in ``lines``) until ``images`` are scored: the
+    images done, per process that counts them."""
+    done: dict[str, int] = {}
+    for line in proc.stderr:
+        if lines is not None:
+            lines.append(line)
+        found = re.search(r"progress: (\d+) (?:of \d+ images|images done in worker process (\d+))", line)
+        if found:
+            done[found[2] or "launcher"] = int(found[1])
+            if sum(done.values()) >= images:
+                break
+    return done
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [
     pytest.param([], id="in-process"),
@@ -116,26 +151,8 @@ def durable_rows(output) -> int:
 def test_run_killed_at_70_percent_keeps_what_it_scored(tmp_path, mode):
     """SIGKILL (as an OOM kill or a preempted machine would) once 70% of the images are scored:
     the rows made durable by then survive, the next run keeps them and scores only the rest."""
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    for i in range(240):
-        (uploads / f"{i:03d}.png").write_bytes(image_bytes(i))
-    uris = [str(p) for p in sorted(uploads.iterdir())]
-    manifest, out, config = tmp_path / "m.txt", tmp_path / "out", tmp_path / "c.yaml"
-    manifest.write_text("\n".join(uris) + "\n")
-    config.write_text("checkpoint: {rows: 10, seconds: 1}\nprogress_every: 10\nbatch: {min_size: 4, max_size: 8}\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest), "--output", str(out),
-         "--config", str(config), *mode],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
-    )
-    done: dict[str, int] = {}  # images done, per process that counts them
-    for line in proc.stderr:
-        found = re.search(r"progress: (\d+) (?:of \d+ images|images done in worker process (\d+))", line)
-        if found:
-            done[found[2] or "launcher"] = int(found[1])
-            if sum(done.values()) >= 0.7 * len(uris):
-                break
+    uris, manifest, out, config, proc = _started_run(tmp_path, 240, "checkpoint: {rows: 10, seconds: 1}\n", mode)
+    done = _until_scored(proc, 0.7 * len(uris))
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker process
     proc.wait(timeout=60)
     assert sum(done.values()) >= 0.7 * len(uris), "the run ended before 70% of it was scored"
@@ -212,3 +229,36 @@ def test_runs_over_results_of_an_older_version(tmp_path):
     assert failed["error"].startswith(f"bad_manifest_line: {manifest} line 4: ")
     assert (failed["error_kind"], failed["source_manifest"], failed["source_line"]) == (
         "bad_manifest_line", str(manifest), "4")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("mode", [
+    pytest.param([], id="in-process"),
+    pytest.param(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"], id="worker-processes"),
+])
+def test_a_stopped_run_keeps_every_row_it_had_scored(tmp_path, mode, signame):
+    """Ctrl-C or SIGTERM (to the command alone) once 60% of 300 uploads are scored, long before a
+    checkpoint is due (the defaults: 1000 rows or 30 s): the rows scored by then are made durable
+    as the run stops, in every worker process, and the one-line message counts them."""
+    uris, manifest, out, config, proc = _started_run(tmp_path, 300, "", mode)
+    lines = []
+    done = _until_scored(proc, 0.6 * len(uris), lines)
+    proc.send_signal(getattr(signal, signame))  # to the command only, as `kill PID` sends it
+    rest = proc.stderr.read()
+    proc.wait(timeout=300)
+    stderr = "".join(lines) + rest
+    scored = sum(done.values())
+    assert scored >= 0.6 * len(uris), stderr
+    assert proc.returncode == 128 + getattr(signal, signame), stderr
+    (message,) = [line for line in stderr.splitlines() if line.startswith("nsfw-scan: ")]
+    kept = re.fullmatch(rf"nsfw-scan: interrupted by {signame}: kept the (\d+) rows it had made durable, in "
+                        rf"{re.escape(str(out))}/run-\d+T\d+Z; the same command resumes \(rows already in "
+                        rf"{re.escape(str(out))} are not scored again\)", message)
+    assert kept, message
+    assert int(kept[1]) == len(rows_by_uri(out)) >= scored
+    assert not list(out.rglob("_rows")) and not (out / "_LOCK").exists()
+
+    summary = job(manifest, out, "--config", str(config))
+    assert summary["salvaged_rows"] == 0 and summary["already_done"] == int(kept[1])
+    assert set(rows_by_uri(out)) == set(uris)

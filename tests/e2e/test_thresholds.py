@@ -5,6 +5,7 @@ by the exact steps only the first-pass rows near them; ``report`` counts and dra
 thresholds the rows were decided at."""
 
 import json
+import shutil
 
 import pyarrow.parquet as pq
 
@@ -83,3 +84,51 @@ def test_run_new_thresholds_redecide_report(tmp_path):
     again = nsfw_scan("redecide", out, "--config", policy)
     assert again.returncode == 0 and "0 from their stored scores, 0 scored again" in again.stdout, again.stdout
     assert "0 result files rewritten" in again.stdout
+
+
+def test_redecide_scores_with_the_runs_own_settings_and_keeps_a_changed_files_row(tmp_path):
+    """A ``thresholds.yaml`` holds thresholds only: the rows scored again keep their run's hash
+    list (and views, limits, weights). A file that has changed since its run (another sha256)
+    keeps its row, true of the content it was scored on, and the command says so."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    photos = corpus_files(REAL)
+    for name in photos:
+        shutil.copy(REAL / name, uploads / name)
+        shutil.copy(REAL / name, uploads / f"again-{name}")
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"{p}\n" for p in sorted(uploads.iterdir())))
+    plain, out = tmp_path / "plain", tmp_path / "out"
+    assert nsfw_scan("run", "--manifest", manifest, "--output", plain).returncode == 0
+    known = tmp_path / "known.csv"
+    known.write_text("pdq,label\n" + "".join(f"{r['pdq']},known\n" for r in rows_of(plain).values() if r["pdq"]))
+    done = nsfw_scan("run", "--manifest", manifest, "--output", out, "--match-list", known, "--views", "yahoo")
+    assert done.returncode == 0, done.stderr
+    before = rows_of(out)
+    cheap = sorted((r for r in before.values() if r["exact"] is False and "again-" not in r["uri"]),
+                   key=lambda r: r["score"])
+    near = cheap[-1]
+    twin = str(uploads / f"again-{near['uri'].rsplit('/', 1)[1]}")
+    assert before[twin]["score"] == near["score"] and before[twin]["exact"] is False
+    assert near["match"] == "known" and near["match_checked"] is True
+    other = next(name for name in photos if name != near["uri"].rsplit("/", 1)[1])
+    (uploads / twin.rsplit("/", 1)[1]).write_bytes((REAL / other).read_bytes())  # a new file at the same URI
+
+    safe_below = round(near["score"] + MARGIN / 5, 6)
+    policy = tmp_path / "thresholds.yaml"  # as nsfw-scan calibrate writes it: thresholds only
+    policy.write_text(f"thresholds:\n  safe_below: {safe_below}\n  nsfw_from: 0.9\n")
+    legacy = tmp_path / "legacy"  # as a version that recorded no settings wrote it
+    shutil.copytree(out, legacy)
+    for part in legacy.glob("run-*/part-*.parquet"):
+        pq.write_table(pq.read_table(part).replace_schema_metadata(None), part)
+    redecided = nsfw_scan("redecide", out, "--config", policy)
+    assert redecided.returncode == 0, redecided.stderr
+    assert "1 files have changed since their run (another sha256)" in redecided.stdout, redecided.stdout
+    older = nsfw_scan("redecide", legacy, "--config", policy)  # scored again with the policy's settings, as before
+    assert older.returncode == 0 and "its run recorded no settings" in older.stderr, older.stderr
+    assert rows_of(legacy)[near["uri"]]["exact"] is True
+    after = rows_of(out)
+    again = after[near["uri"]]
+    assert again["exact"] is True and again["loader"] == "yahoo" and again["safe_below"] == safe_below
+    assert (again["match"], again["match_checked"], again["sha256"]) == ("known", True, near["sha256"])
+    assert after[twin] == before[twin]  # the row of the content it was scored on, at its own thresholds

@@ -160,8 +160,9 @@ def test_content_dedup_shares_and_reuses_view_facts(cases, all_views, tmp_path):
     for path in copies:
         path.write_bytes(late)
     manifest, out = tmp_path / "m.txt", tmp_path / "out"
-    facts = ("score", "frames", "views", "view", "yahoo_score")
+    facts = ("score", "frames", "views", "view", "yahoo_score", "pdq", "yahoo_pdq")
     expected = tuple(every["late.png"][k] for k in facts)
+    assert expected[5] != expected[6]  # the flagged frame's hash (the astronaut's), and Yahoo's frame's
 
     manifest.write_text(f"{copies[0]}\n{copies[1]}\n")
     summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
@@ -169,7 +170,7 @@ def test_content_dedup_shares_and_reuses_view_facts(cases, all_views, tmp_path):
     rows = pq.read_table(out).to_pylist()
     assert rows[0]["score"] == rows[1]["score"] and abs(rows[0]["score"] - expected[0]) < 1e-6  # batch rounding
     assert abs(rows[0]["yahoo_score"] - expected[4]) < 1e-6
-    expected = (rows[0]["score"], *expected[1:4], rows[0]["yahoo_score"])
+    expected = (rows[0]["score"], *expected[1:4], rows[0]["yahoo_score"], *expected[5:])
     assert [tuple(r[k] for k in facts) for r in rows] == [expected] * 2
 
     # a later run reuses the score of the same bytes with the facts of the views that gave it;
@@ -185,5 +186,5 @@ def test_content_dedup_shares_and_reuses_view_facts(cases, all_views, tmp_path):
     summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup", "--views", "yahoo"])
     assert summary["content_reused"] == 1
     row = {r["uri"]: r for r in pq.read_table(out).to_pylist()}[str(again)]
-    assert (row["score"], row["yahoo_score"], row["views"], row["view"]) == (
-        expected[4], expected[4], 1, "yahoo")
+    assert (row["score"], row["yahoo_score"], row["views"], row["view"], row["pdq"], row["yahoo_pdq"]) == (
+        expected[4], expected[4], 1, "yahoo", expected[6], expected[6])

@@ -108,3 +108,14 @@ def test_the_curve_is_the_rule_at_every_distinct_score():
     want = brute(scores.tolist(), positive.tolist(), 0.9, 0.05)
     assert (big.nsfw_threshold, big.safe_threshold) == (want["nsfw"], want["safe"])
     assert math.isclose(big.review_share, want["review"])
+
+
+def test_targets_are_met_exactly_as_written():
+    # 55 of 100 rows from the threshold up are nsfw-labelled: exactly a precision of 0.55, which
+    # 0.55 as a binary float (0.55000000000000004...) times 100 would miss
+    scores = [i / 1000 for i in range(100)]
+    positive = [i >= 45 for i in range(100)]
+    got = calibrate(scores, positive, precision=0.55, missed=0.0)
+    assert got.nsfw_threshold == 0.0 and got.precision == 0.55
+    assert not any("no threshold reaches" in w for w in got.warnings)
+    assert calibrate(scores, positive, precision=0.56, missed=0.0).nsfw_threshold == 0.002  # 55 of 98
