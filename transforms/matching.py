@@ -38,8 +38,8 @@ def read_hash_list(matching: Matching) -> HashList:
     if hashes.conflicts:
         log.warning("%s", hashes.conflicts)
     if hashes.repeated:
-        log.info("hash list %s: %d lines list a hash listed before; each hash is kept once, with its first "
-                 "line's label", shown(path), hashes.repeated)
+        log.info("hash list %s: %d %s a hash listed before; each hash is kept once, with its first line's label",
+                 shown(path), hashes.repeated, "line lists" if hashes.repeated == 1 else "lines list")
     if not len(hashes):
         log.warning("hash list %s has no hashes (a header only): nothing will match it", shown(path))
     return hashes
