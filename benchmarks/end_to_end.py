@@ -185,9 +185,13 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     rescored = None
     no_checkpoint = work / "no-checkpoint.yaml"
     no_checkpoint.write_text("checkpoint: {enabled: false}\n")
+    first_pass_float32 = work / "first-pass-float32.yaml"
+    first_pass_float32.write_text("cascade: {precision: float32}\n")
     for label, path, flags in [
         ("run, exact (--exact)", "exact", ["--exact"]),
         ("run, cascade (default)", "cascade", []),
+        ("run, cascade with its first pass in float32 (cascade.precision float32)", "fast loader alone",
+         ["--config", first_pass_float32]),
         ("run, exact, without durable rows (checkpoint.enabled false)", "exact", ["--exact", "--config", no_checkpoint]),
         ("run, exact, no decoding ahead (--decode-threads 0)", "exact", ["--exact", "--decode-threads", "0"]),
         ("run, exact, 2 worker threads", "exact", ["--exact", "--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]),

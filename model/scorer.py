@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from .network import INPUT_SHAPE, build_resnet50_thin
+from .precision import AUTO, fastest_precision
 from .preprocess import MEAN_BGR
 from .scorer_base import EXACT_PRECISION, Scorer, cpu_threads
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
@@ -60,6 +61,9 @@ class TensorFlowScorer(Scorer):
 
         parts = parallel_batches or cpu_threads()
         set_threads(intra_op_threads, inter_op_threads, parts)
+        # ``auto``: the precision fastest on this CPU, measured once per process (``model.precision``)
+        self.precision_choice = fastest_precision() if precision == AUTO else None
+        precision = self.precision_choice.precision if self.precision_choice else precision
         loaded = load_weights(source, use_cache=use_cache)
         self.model = build_resnet50_thin(precision)
         load_into(self.model, loaded.weights)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from .precision import AUTO, CANDIDATES
 from .scorer_base import EXACT_PRECISION, Scorer
 from .weights import WeightsSource, locate, model_id, weights_id
 
@@ -32,8 +33,15 @@ class TensorFlowSpec:
         return self.precision == EXACT_PRECISION
 
     def expected_model_id(self) -> str:
-        """The ``model_id`` the loaded scorer gives its scores, known without loading it."""
-        return model_id(weights_id(self.source, locate(self.source)[1]), self.precision)
+        """The ``model_id`` the loaded scorer gives its scores, known without loading it (with
+        precision ``auto``: float32's, the first of :meth:`model_ids`)."""
+        return self.model_ids()[0]
+
+    def model_ids(self) -> tuple[str, ...]:
+        """Every ``model_id`` its scores may carry: one, or with precision ``auto`` (chosen by
+        measurement where it loads, ``model.precision``) each candidate's."""
+        weights = weights_id(self.source, locate(self.source)[1])
+        return tuple(model_id(weights, p) for p in (CANDIDATES if self.precision == AUTO else (self.precision,)))
 
     def load(self, warm_up: bool = True) -> Scorer:
         """The loaded scorer; ``warm_up``: its graphs traced now rather than at first use."""

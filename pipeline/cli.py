@@ -179,16 +179,36 @@ def cmd_calibrate(args) -> int:
 
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
+    from ..model.precision import cpu_description, fastest_precision
+    from ..model.scorer_base import PRECISIONS
+    from ..model.specs import TensorFlowSpec
     from .flags import config_from_args
 
     config = config_from_args(args)
-    scorer = config.engine_spec().load()
     batch = args.batch_size or BENCH_BATCH_SIZE
-    rate = images_per_second(scorer.score, batch, args.seconds)
+    # the TensorFlow engine in every precision (or the one asked for), the configured one first
+    chosen = config.tensorflow.precision
+    precisions = [chosen] + ([p for p in PRECISIONS if p != chosen] if args.precision is None else [])
+    specs = ([config.engine_spec(precision=p) for p in precisions] if config.engine == TensorFlowSpec.name
+             else [config.engine_spec()])
+    rates = {}
+    for spec in specs:
+        scorer = spec.load()
+        rates[getattr(spec, "precision", None)] = images_per_second(scorer.score, batch, args.seconds)
     result = {"engine": config.engine, "batch_size": batch, "threads": scorer.threads,
-              "images_per_s": round(rate, 2)}
-    print(json.dumps(result) if args.json else
-          f"{config.engine}: {rate:.1f} images/s (batch {batch}, {result['threads']} threads)")
+              "images_per_s": round(rates[getattr(specs[0], "precision", None)], 2)}
+    if config.engine == TensorFlowSpec.name:
+        choice = fastest_precision()
+        result.update(precisions={p: round(rate, 2) for p, rate in rates.items()}, first_pass=choice.precision,
+                      cpu=cpu_description())
+    if args.json:
+        print(json.dumps(result))
+        return EXIT_OK
+    for precision, rate in rates.items():
+        print(f"{config.engine}{f' {precision}' if precision else ''}: {rate:.1f} images/s "
+              f"(batch {batch}, {result['threads']} threads)")
+    if config.engine == TensorFlowSpec.name:
+        print(f"first pass on this CPU (cascade.precision auto): {choice.describe()}\nCPU: {result['cpu']}")
     return EXIT_OK
 
 

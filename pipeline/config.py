@@ -16,6 +16,7 @@ import yaml
 from ..model.decision import Thresholds
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
+from ..model.precision import AUTO
 from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
 from ..model.scorer_base import EXACT_PRECISION, PRECISIONS
 from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
@@ -166,14 +167,14 @@ class Cascade:
 
     enabled: bool = True
     loader: str = "fast"
-    precision: str = "bfloat16"
+    precision: str = AUTO  # or one of PRECISIONS, forced
     margin: float = 0.05
 
     def problems(self):
         if self.loader not in LOADERS:
             yield "loader", f"{self.loader!r} is not one of {sorted(LOADERS)}"
-        if self.precision not in PRECISIONS:
-            yield "precision", f"{self.precision!r} is not one of {list(PRECISIONS)}"
+        if self.precision not in (AUTO, *PRECISIONS):
+            yield "precision", f"{self.precision!r} is not one of {[AUTO, *PRECISIONS]}"
         if not 0 <= self.margin <= 0.5:
             yield "margin", f"must be between 0 and 0.5, got {self.margin}"
 

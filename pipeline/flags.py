@@ -79,7 +79,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=list(ENGINES), help=f"model runtime (default: {Config.engine})")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help=f"TensorFlow precision of the exact steps (default {Config.tensorflow.precision}, exact; "
-                             f"bfloat16 is faster); the cascade's first pass uses cascade.precision ({Config.cascade.precision})")
+                             f"bfloat16 is faster on some CPUs); the cascade's first pass uses cascade.precision "
+                             f"({Config.cascade.precision}: the faster on each worker's CPU, measured)")
     parser.add_argument("--exact", action="store_true",
                         help="score every file with Yahoo's exact steps only (no cheap first pass: cascade.enabled false)")
     parser.add_argument("--batch-size", type=at_least(1), metavar="N", help="images per model call (max batch size)")

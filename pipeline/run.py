@@ -100,7 +100,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         cheap_loading, cheap_spec = config.first_pass()
         first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec),
                                config.cascade.margin)
-        first_pass_scores = FirstPassScores(cheap_spec.expected_model_id(), config.cascade.loader,
+        first_pass_scores = FirstPassScores(cheap_spec.model_ids(), config.cascade.loader,
                                             config.cascade.margin, config.thresholds)
 
     entries = {

@@ -112,6 +112,7 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "content_duplicates": c.get(metrics.CONTENT_DUPLICATES, 0),
         "content_reused": c.get(metrics.CONTENT_REUSED, 0),
         "rescored": c.get(metrics.RESCORED, 0),
+        "first_pass_precisions": metrics.chosen_precisions(c),  # chosen by measurement, per worker process
         "matched": c.get(metrics.MATCHED, 0),
         "not_matchable": c.get(metrics.NOT_MATCHABLE, 0),
         "rows": sum(decisions.values()),
@@ -222,6 +223,14 @@ def nothing_scored(summary: dict) -> str | None:
             f"fixed, the same command with --rescore-errors reads them again")
 
 
+def _chosen(precisions: dict[str, int] | None) -> str:
+    """The first pass's precisions chosen by measurement, and in how many worker processes."""
+    if not precisions:
+        return ""
+    return "; first pass in " + ", ".join(f"{p} ({n} worker process{'es' if n > 1 else ''})"
+                                          for p, n in precisions.items()) + " as measured fastest on the CPU"
+
+
 def format_summary(summary: dict) -> str:
     d, e = summary["decisions"], summary["errors_by_kind"]
     lines = [
@@ -234,7 +243,8 @@ def format_summary(summary: dict) -> str:
            if summary["content_duplicates"] or summary["content_reused"] else ""),
         f"errors         {summary['errors']}" + ("  " + ", ".join(f"{k} {v}" for k, v in e.items()) if e else ""),
         *([f"cascade        {summary['rescored']} of {summary['rows']} rows near a threshold or not decoded "
-           f"scored again by the exact steps; the other rows' scores are the first pass's (column exact false)"]
+           f"scored again by the exact steps; the other rows' scores are the first pass's (column exact false)"
+           + _chosen(summary.get("first_pass_precisions"))]
           if summary.get("cascade") else []),
         *_match_lines(summary),
         f"time           {summary['seconds']} s, {_rates(summary)}, model loads {summary['model_loads']}",

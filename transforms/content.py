@@ -41,11 +41,11 @@ _REUSED = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *_VIEW_FACT
 
 @dataclasses.dataclass(frozen=True)
 class FirstPassScores:
-    """Which earlier rows of the cascade's first pass (``model`` after ``loader``) a run may
-    reuse: those whose score lies farther than ``margin`` from each of its ``thresholds``, as
+    """Which earlier rows of the cascade's first pass (one of ``models`` after ``loader``) a run
+    may reuse: those whose score lies farther than ``margin`` from each of its ``thresholds``, as
     the cascade itself would have kept them."""
 
-    model: str
+    models: tuple[str, ...]  # every precision the first pass may run in (chosen per worker)
     loader: str
     margin: float
     thresholds: Thresholds
@@ -55,7 +55,7 @@ def _reusable(row: dict, model: str, loader: str, views: str, first_pass: FirstP
     score, steps = row[Column.SCORE], (row[Column.MODEL], row[Column.LOADER])
     if not (row[Column.SHA256] and score is not None):
         return
-    cheap = first_pass is not None and steps == (first_pass.model, first_pass.loader)
+    cheap = first_pass is not None and steps[1] == first_pass.loader and steps[0] in first_pass.models
     if not cheap and steps != (model, loader):
         return
     if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored

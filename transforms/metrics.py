@@ -34,6 +34,7 @@ NOT_MATCHABLE = "not_matchable"  # decoded rows with no hash good enough to matc
 MODEL_LOAD_MS = "model_load_ms"
 
 _DECISION, _ERROR = "decision_", "error_"  # finished rows per decision and per error kind
+_CHOSEN = "first_pass_chosen_"  # worker processes whose first pass chose each precision (``model.precision``)
 
 
 def decision_counter(decision: str) -> str:
@@ -42,6 +43,15 @@ def decision_counter(decision: str) -> str:
 
 def error_counter(kind: str) -> str:
     return _ERROR + kind
+
+
+def precision_counter(precision: str) -> str:
+    return _CHOSEN + precision
+
+
+def chosen_precisions(counters: dict[str, int]) -> dict[str, int]:
+    """Worker processes per precision their first pass chose by measurement, from the counters."""
+    return {name[len(_CHOSEN):]: n for name, n in sorted(counters.items()) if name.startswith(_CHOSEN)}
 
 
 def error_kinds(counters: dict[str, int]) -> dict[str, int]:

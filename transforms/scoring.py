@@ -102,7 +102,11 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
             metrics.distribution(metrics.MODEL_LOAD_MS).update(round(seconds * 1000))
-            log.info("model %s (%s) loaded in %.1f s (process %d)", model_id, self._spec.name, seconds, os.getpid())
+            choice = getattr(model, "precision_choice", None)  # a precision chosen by measurement here
+            if choice is not None:
+                metrics.counter(metrics.precision_counter(choice.precision)).inc()
+            log.info("model %s (%s) loaded in %.1f s (process %d)%s", model_id, self._spec.name, seconds, os.getpid(),
+                     f"; first pass in {choice.describe()}" if choice is not None else "")
         return [PredictionResult(None, score, model_id) for score in scores]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
+from nsfw_scan.model.scorer_base import PRECISIONS
 from nsfw_scan.pipeline.config import Cascade
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
@@ -42,13 +43,31 @@ def run(tmp_path: Path, name: str, paths: list[Path], *flags) -> tuple[dict, dic
     return {r["uri"]: r for r in rows}, json.loads((out / "_SUMMARY.json").read_text()), done.stdout
 
 
+def suffix(precision: str) -> str:
+    """What a model's id gains in ``precision`` (``model.weights.model_id``)."""
+    return "" if precision == "float32" else f":{precision}"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("corpus", ["committed", pytest.param("shared", marks=needs_shared)])
-def test_the_cascade_decides_as_the_exact_job(tmp_path, corpus):
+@pytest.mark.parametrize("corpus,precision", [("committed", "float32"), ("committed", "bfloat16"),
+                                              pytest.param("shared", "auto", marks=needs_shared)])
+def test_the_cascade_decides_as_the_exact_job(tmp_path, corpus, precision):
+    """In either precision the first pass may run in (forced, or chosen by measurement on this
+    CPU: ``cascade.precision``), the decisions are the exact job's, and the rows and the
+    summary name the precision that ran."""
     paths = CORPORA[corpus]()
     exact, exact_summary, exact_console = run(tmp_path, "exact", paths, "--exact")
-    cascade, summary, console = run(tmp_path, "cascade", paths)
+    config = tmp_path / "first-pass.yaml"
+    config.write_text(f"cascade: {{precision: {precision}}}\n")
+    cascade, summary, console = run(tmp_path, "cascade", paths, "--config", config)
     assert exact.keys() == cascade.keys() == {str(p) for p in paths}
+    chosen = summary["first_pass_precisions"]  # worker processes per precision chosen by measurement
+    if precision == "auto":
+        assert len(chosen) == 1 and sum(chosen.values()) >= 1, chosen
+        (precision,) = chosen
+        assert f"first pass in {precision} (" in console
+    else:
+        assert chosen == {}
 
     differ = {uri: (exact[uri]["decision"], cascade[uri]["decision"]) for uri in exact
               if (exact[uri]["decision"], exact[uri]["error_kind"]) != (cascade[uri]["decision"], cascade[uri]["error_kind"])}
@@ -69,7 +88,7 @@ def test_the_cascade_decides_as_the_exact_job(tmp_path, corpus):
     thresholds = Thresholds()
     for uri in first:  # kept: far from every threshold, and close to the exact score
         row = cascade[uri]
-        assert row["loader"] == "fast" and row["model"] == exact[uri]["model"] + ":bfloat16"
+        assert row["loader"] == "fast" and row["model"] == exact[uri]["model"] + suffix(precision)
         assert not thresholds.near(row["score"], MARGIN), (uri, row["score"])
         assert abs(row["score"] - exact[uri]["score"]) <= MARGIN / SAFETY, uri
         assert row["views"] == exact[uri]["views"]
@@ -84,7 +103,7 @@ def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
     scores = reference("real")
     config = tmp_path / "near.yaml"
     config.write_text(f"thresholds: {{safe_below: {scores['astronaut.png'] + 0.003:.4f}, nsfw_from: 0.9}}\n"
-                      "cascade: {margin: 0.005}\n")
+                      "cascade: {margin: 0.005, precision: bfloat16}\n")
     paths = [REAL / name for name in ("astronaut.png", "coffee.png", "grace_hopper.jpg")]
     rows, summary, _ = run(tmp_path, "near", paths, "--config", config)
     near = rows[str(REAL / "astronaut.png")]
@@ -99,14 +118,16 @@ def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("corpus", ["committed", pytest.param("shared", marks=needs_shared)])
-def test_the_first_pass_stays_within_half_the_margin(scorer, corpus):
-    """Every view of every file both loaders decode: the first pass (fast loader, bfloat16)
-    scores within margin / 2 of the exact path (the margin's safety factor, measured)."""
+def test_the_first_pass_stays_within_half_the_margin(scorer, corpus, precision):
+    """Every view of every file both loaders decode: the first pass (fast loader, in each
+    precision it may run in) scores within margin / 2 of the exact path (the margin's safety
+    factor, measured)."""
     from nsfw_scan.model.preprocess import network_input
     from nsfw_scan.model.scorer import TensorFlowScorer
 
-    cheap = TensorFlowScorer(precision=Cascade().precision)
+    cheap = TensorFlowScorer(precision=precision)
     exact_views, cheap_views = [], []
     for path in CORPORA[corpus]():
         data = path.read_bytes()
