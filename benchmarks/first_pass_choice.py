@@ -21,9 +21,11 @@ import json, sys, time
 import tensorflow as tf  # imported first, as in a worker, where the model's load imports it
 from nsfw_scan.model.bench import images_per_second
 from nsfw_scan.model.precision import choose, cpu_description, fastest_precision
-from nsfw_scan.model.scorer import TensorFlowScorer
+from nsfw_scan.model.scorer import TensorFlowScorer, set_threads
+from nsfw_scan.model.scorer_base import cpu_threads
 
 batch, seconds = int(sys.argv[1]), float(sys.argv[2])
+set_threads(0, 0, cpu_threads())  # as the scorer sizes TensorFlow's pools before the choice
 choice = fastest_precision()
 scorers = {p: TensorFlowScorer(precision=p) for p in ("float32", "bfloat16")}
 rates = {p: 0.0 for p in scorers}
