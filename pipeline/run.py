@@ -43,7 +43,15 @@ from ..transforms.write import FinishRows, KeepRows, WriteResults, flush_kept_ro
 from . import interrupts
 from .config import Config, ConfigError
 from .flags import add_run_flags, config_from_args
-from .runners import check_beam_args, is_local, make_pipeline, stop_local_workers, submit, template_location
+from .runners import (
+    check_beam_args,
+    is_local,
+    make_pipeline,
+    running_children,
+    stop_local_workers,
+    submit,
+    template_location,
+)
 from .summary import (
     AccountingError,
     check_accounting,
@@ -222,6 +230,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
     folders = [beam.io.filesystems.FileSystems.join(job.output, run_folder_name(stamp, i, parts)) for i in range(parts)]
 
     results, runner, started = [], None, time.monotonic()
+    others = running_children()  # this process's own children (a caller's servers): never the runner's workers
     try:
         for i, results_dir in enumerate(folders):
             pipeline = make_pipeline(list(job.beam_args))
@@ -240,7 +249,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
         stopped = interrupts.acknowledge()  # from here on no signal cuts the clean-up short
         flush_kept_rows()  # the rows finished in this process, and in the local runner's worker processes
         if runner == "DirectRunner":
-            stop_local_workers()
+            stop_local_workers(spared=others)
         durable = keep_unfinished(job.output, folders)
         if stopped:
             raise interrupts.Interrupted(_kept(job.output, stamp, folders, results, durable)) from None

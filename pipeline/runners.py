@@ -83,12 +83,19 @@ def _running(pid: int) -> bool:
         return False
 
 
-def stop_local_workers(timeout: float = WORKERS_STOP_S) -> None:
+def running_children() -> set[int]:
+    """This process's children now, and theirs: those of whoever called the job in-process (a
+    test's servers, say), which :func:`stop_local_workers` must spare."""
+    return set(_descendants(os.getpid()))
+
+
+def stop_local_workers(spared: set[int] = frozenset(), timeout: float = WORKERS_STOP_S) -> None:
     """After a local run stopped early: its worker processes (``--direct_running_mode
-    multi_processing``: this process's children) are stopped as Ctrl-C in a terminal stops them,
-    by SIGINT (each then writes the rows it had finished, ``transforms/write.py``), and waited
-    for, at most ``timeout`` seconds, so that their rows are there before the run's are kept."""
-    workers = _descendants(os.getpid())
+    multi_processing``: the children this process started for the run, all but ``spared``) are
+    stopped as Ctrl-C in a terminal stops them, by SIGINT (each then writes the rows it had
+    finished, ``transforms/write.py``), and waited for, at most ``timeout`` seconds, so that
+    their rows are there before the run's are kept."""
+    workers = [pid for pid in _descendants(os.getpid()) if pid not in spared]
     for pid in workers:
         try:
             os.kill(pid, signal.SIGINT)

@@ -156,3 +156,34 @@ def test_the_readmes_way_to_read_every_run_keeps_every_column(tmp_path, uploads)
                              check=True).stdout
     assert json.loads(printed) == [{"uri": good[0], "ticket": "ticket-0", "uploader": None},
                                    {"uri": good[1], "ticket": None, "uploader": "uploader-1"}]
+
+
+class _NoModel:
+    """A spec whose model cannot be loaded: the run fails inside its pipeline."""
+
+    name, exact = "fake", True
+
+    def expected_model_id(self) -> str:
+        return FakeScorer.model_id
+
+    def load(self):
+        raise RuntimeError("no model here")
+
+
+def test_a_failed_run_in_process_leaves_its_callers_processes_alone(tmp_path, uploads):
+    """A run that fails stops the local runner's worker processes; a program that runs the job
+    in-process (a test with its servers) keeps its own children running."""
+    import subprocess
+    import sys
+
+    good, _ = uploads
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("\n".join(good) + "\n")
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with pytest.raises(Exception, match="no model here"):
+            run(["--manifest", str(manifest), "--output", str(tmp_path / "out")], spec=_NoModel())
+        assert server.poll() is None, "the caller's own process was stopped"
+    finally:
+        server.kill()
+        server.wait()
