@@ -329,11 +329,17 @@ def test_a_night_without_nsfw_rows_lists_a_header_that_the_next_run_takes_as_mat
 EVIL = "takedown\x1b[2J\x1b]0;owned\x07\x00\u202eevil"  # clears the screen, retitles the terminal, reverses text
 
 
-def test_labels_with_control_characters_are_escaped_where_printed_and_written(matched, uploads, tmp_path):
-    _, rows = matched
+@pytest.fixture
+def matched_copy(matched, uploads, tmp_path):
+    """The matched run's rows, and a copy of its output folder that a test may change."""
     folder, _ = uploads
     out = tmp_path / "out"
     shutil.copytree(folder / "out", out)
+    return matched[1], out
+
+
+def test_labels_with_control_characters_are_escaped_where_printed_and_written(matched_copy, tmp_path):
+    rows, out = matched_copy
     hostile = tmp_path / "hostile.csv"
     hostile.write_bytes(f"pdq,label\n{rows['coins.png']['pdq']},{EVIL}\n".encode())
     assert nsfw_scan("match", out, "--match-list", hostile).returncode == 0
@@ -355,11 +361,8 @@ def test_labels_with_control_characters_are_escaped_where_printed_and_written(ma
     assert csv_bytes(pa.table({"match": ["a\nb\r\x00", None]})) == b'"match"\n"a\\nb\\r\\x00"\n\n'
 
 
-def test_a_hostile_list_at_the_command_costs_one_line(matched, uploads, tmp_path):
-    _, rows = matched
-    folder, _ = uploads
-    out = tmp_path / "out"
-    shutil.copytree(folder / "out", out)
+def test_a_hostile_list_at_the_command_costs_one_line(matched_copy, tmp_path):
+    rows, out = matched_copy
     small = tmp_path / "small.yaml"
     small.write_text("matching:\n  max_list_bytes: 1000000\n")
     bomb = tmp_path / "known.csv.gz"
