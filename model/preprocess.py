@@ -11,7 +11,8 @@ Loaders (selected by name):
     a viewer sees (see :func:`views_of`), each through the same steps.
 ``fast`` (opt-in)
     Yahoo's steps, except that JPEGs larger than needed are decoded by libjpeg at 1/2, 1/4 or
-    1/8 scale (Pillow's ``draft``), never below 256x256, before the same resize. Much less
+    1/8 scale (Pillow's ``draft``), never below 256x256, before the same resize (not those
+    that get regions: see ``_pil_views``). Much less
     decoding work for photos; scores deviate slightly (measured in docs/cascade.md). The
     cascade's first pass.
 ``tensorflow``
@@ -51,7 +52,13 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 
 YAHOO_VIEW = "yahoo"
-VIEW_MODES = ("all", YAHOO_VIEW)
+WHOLE_VIEWS = "whole"  # every view of the whole picture, no regions
+VIEW_MODES = ("all", WHOLE_VIEWS, YAHOO_VIEW)
+REGION_PREFIX = "region "
+# the regions of a still scored as views of their own: each half the picture's width and height,
+# named by where it lies, with the share of the picture's size its left and top edges are at
+REGIONS = (("top-left", 0.0, 0.0), ("top-right", 0.5, 0.0), ("bottom-left", 0.0, 0.5),
+           ("bottom-right", 0.5, 0.5), ("centre", 0.25, 0.25))
 # 16- and 32-bit modes, which convert("RGB") clips instead of scaling
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 # Orientation tag values that display the stored pixels otherwise (1: as stored), and how
@@ -66,8 +73,9 @@ _SHORTEST_FRAME_MS, _DEFAULT_FRAME_MS = 10, 100
 
 @dataclasses.dataclass(frozen=True)
 class ViewPolicy:
-    """Which views of a file are scored. ``views``: ``all`` (Yahoo's view and every other one
-    a viewer sees) or ``yahoo`` (Yahoo's only). ``max_frames``: frames of an animation scored
+    """Which views of a file are scored. ``views``: ``all`` (Yahoo's view, every other one a
+    viewer sees, and a still's regions), ``whole`` (the same without regions) or ``yahoo``
+    (Yahoo's only). ``max_frames``: frames of an animation scored
     at most, sampled evenly over its duration, first and last included (counting Yahoo's first
     frame). ``max_frame_pixels``: pixels decoded per file for frames; each frame costs its
     canvas, and at least 256x256, so that tiny frames are bounded in number too."""
@@ -79,6 +87,18 @@ class ViewPolicy:
     # pixels decoded per file (each frame counting at least 128x128)
     video_max_frames: int = 301
     video_max_pixels: int = 20_000_000_000
+    # what a region's score, and a video frame's after the first, count for in the file's score:
+    # ``score ** power`` (``model.decision``; Yahoo's view and the other whole views count as
+    # they are). The defaults are fitted by benchmarks/review_load.py.
+    region_power: float = 3.0
+    clip_power: float = 3.0
+    # stills whose shorter side has at least this many pixels also get their regions as views
+    # (``REGIONS``, with ``views="all"``)
+    region_min_side: int = 448
+
+    @property
+    def regions(self) -> bool:
+        return self.views == "all"
 
 
 YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
@@ -86,13 +106,15 @@ YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
 
 @dataclasses.dataclass(frozen=True)
 class View:
-    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", ...
+    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", "region ...", ...
     # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
     # its size, which is how views wait for the model (``network_input`` makes the input)
     pixels: np.ndarray
     # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
     # loader cannot make one (the TensorFlow loader)
     pdq: pdq.Pdq | None = None
+    # its score counts as ``score ** power`` in its file's (``model.decision.counted``)
+    power: float = 1.0
 
     @property
     def array(self) -> np.ndarray:
@@ -185,7 +207,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _decode_rgb(image: Image.Image, draft: bool = False) -> Image.Image:
-    """The decoded RGB image (Yahoo's: the first frame, as stored, ``convert("RGB")``)."""
+    """The decoded RGB image (Yahoo's: the first frame, as stored, ``convert("RGB")``); with
+    ``draft``, a JPEG decoded at reduced scale, no smaller than the resize."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -220,14 +243,39 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     image = _open(data, max_pixels)
     width, height = image.size
     stored_mode = image.mode
-    decoded = _decode_rgb(image, draft)
+    regions = policy.regions and min(width, height) >= policy.region_min_side
+    # a still with regions is decoded whole by every loader: regions cut from a reduced decode
+    # scored up to 0.09 from the exact ones (docs/cascade.md), more than the cascade's margin
+    decoded = _decode_rgb(image, draft and not regions)
     resized = _resize(decoded)
     displayed = _hash(resized, decoded.size, (width, height), _orientation(image))
     views = [View(YAHOO_VIEW, _finish(resized), displayed)]
     frames = _frame_count(image, data)
+    regions = regions and frames == 1  # an animation's frames are its views
     if policy.views != YAHOO_VIEW:
         views += views_of(image, stored_mode, frames, max_pixels, policy)
+    if regions:
+        views += region_views(decoded, (width, height), policy.region_power)
     return Preprocessed(tuple(views), width, height, frames)
+
+
+def region_views(decoded: Image.Image, size: tuple[int, int], power: float) -> list[View]:
+    """The regions of a still (``REGIONS``) as views, each through Yahoo's steps as if it were
+    the upload, named by where it lies and its box in the picture's pixels (``size``; the
+    ``decoded`` pixels may be fewer, decoded at reduced scale):
+    ``region top-left 0,0,960,540`` (left, top, right, bottom)."""
+    width, height = size
+    scale_x, scale_y = decoded.width / width, decoded.height / height
+    views = []
+    for name, left_share, top_share in REGIONS:
+        left, top = round(left_share * width), round(top_share * height)
+        right, bottom = round((left_share + 0.5) * width), round((top_share + 0.5) * height)
+        crop = decoded.crop((round(left * scale_x), round(top * scale_y),
+                             round(right * scale_x), round(bottom * scale_y)))
+        resized = _resize(crop)
+        views.append(View(f"{REGION_PREFIX}{name} {left},{top},{right},{bottom}", _finish(resized),
+                          _hash(resized, crop.size, (right - left, bottom - top)), power))
+    return views
 
 
 def _orientation(image: Image.Image) -> int:

@@ -84,7 +84,8 @@ def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa
             raise Unscorable("decompression_bomb", f"{width}x{height} frames exceed the limit of {max_pixels} pixels")
         timeline = Timeline.read(container, stream)
     wanted = 1 if policy.views == preprocess.YAHOO_VIEW else max(1, policy.video_max_frames)
-    sampler = _Sampler(timeline, timeline.targets(wanted), max_pixels, policy.video_max_pixels, preprocess)
+    sampler = _Sampler(timeline, timeline.targets(wanted), max_pixels, policy.video_max_pixels, preprocess,
+                       policy.clip_power)
     with _opened(av, data) as container:  # a new demuxer: from the first packet, whatever the file's index says
         sampler.decode(container, container.streams[place], to_the_end=wanted > 1)
     views = sampler.views()
@@ -205,8 +206,10 @@ class _Sampler:
     file's order; where a sample's keyframe is worth it (``Timeline.jumps``), the packets before
     that keyframe are read but not decoded."""
 
-    def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, preprocess):
+    def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, preprocess,
+                 clip_power: float = 1.0):
         self._timeline = timeline
+        self._clip_power = clip_power  # of the frames after the first (``ViewPolicy.clip_power``)
         self._times = times
         self._jumps = timeline.jumps(times)
         self._max_pixels = max_pixels
@@ -289,5 +292,6 @@ class _Sampler:
 
     def views(self) -> list:
         ordered = sorted(self._samples.values(), key=lambda sample: sample[0])
-        return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size))
-                for seconds, resized, size in ordered]
+        return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size),
+                              1.0 if index == 0 else self._clip_power)
+                for index, (seconds, resized, size) in enumerate(ordered)]

@@ -67,14 +67,33 @@ class Frames:
 @dataclasses.dataclass(frozen=True)
 class Video:
     """Videos (``model.video``, with the ``video`` extra): frames sampled, one per second up to
-    ``max_frames`` (evenly spread beyond), and pixels decoded per file."""
+    ``max_frames`` (evenly spread beyond), and pixels decoded per file; each frame after the
+    first counts as ``score ** power`` (``model.decision``)."""
 
     max_frames: int = ViewPolicy().video_max_frames
     max_pixels: int = ViewPolicy().video_max_pixels
+    power: float = ViewPolicy().clip_power
 
     def problems(self):
         if self.max_frames < 2 or self.max_pixels < 1:
             yield "", "need max_frames >= 2 (the first and the last frame) and max_pixels >= 1"
+        if not 1 <= self.power <= 100:
+            yield "power", f"must be between 1 (a frame counts as a picture) and 100, got {self.power}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Regions:
+    """A still's regions scored as views of their own (``views: all``): stills whose shorter side
+    has ``min_side`` pixels or more; each region counts as ``score ** power``."""
+
+    power: float = ViewPolicy().region_power
+    min_side: int = ViewPolicy().region_min_side
+
+    def problems(self):
+        if not 1 <= self.power <= 100:
+            yield "power", f"must be between 1 (a region counts as the picture) and 100, got {self.power}"
+        if self.min_side < 1:
+            yield "min_side", "must be a positive number of pixels"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +205,7 @@ class Config:
     views: str = ViewPolicy().views
     frames: Frames = Frames()
     video: Video = Video()
+    regions: Regions = Regions()
     engine: str = TensorFlowSpec.name
     batch: Batch = Batch()
     limits: Limits = Limits()
@@ -232,7 +252,7 @@ class Config:
     def view_policy(self) -> ViewPolicy:
         """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
         return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels, self.video.max_frames,
-                          self.video.max_pixels)
+                          self.video.max_pixels, self.regions.power, self.video.power, self.regions.min_side)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""

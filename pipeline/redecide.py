@@ -43,8 +43,8 @@ from ..storage.paths import shown
 from ..storage.schema import RESERVED, Column, output_schema
 from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
-from ..transforms.results import with_result_columns
-from .config import Config, ConfigError, Frames, Limits, Video, Weights
+from ..transforms.results import settled, with_result_columns
+from .config import Config, ConfigError, Frames, Limits, Regions, Video, Weights
 from .report import finished_result_files
 from .run import SCORING_KEY
 from .score_files import score_entries
@@ -56,7 +56,7 @@ SCORED_COLUMNS = [name for name in RESERVED if name not in (Column.URI, Column.S
                                                             Column.DUPLICATES)]
 
 
-SECTIONS = {"frames": Frames, "video": Video, "limits": Limits, "matching": Matching}
+SECTIONS = {"frames": Frames, "video": Video, "regions": Regions, "limits": Limits, "matching": Matching}
 
 
 def run_config(config: Config, schema: pa.Schema) -> Config | None:
@@ -68,6 +68,9 @@ def run_config(config: Config, schema: pa.Schema) -> Config | None:
         return None
     try:
         record = json.loads(recorded)
+        if "regions" not in record:  # a run before regions: its views were whole ones, its frames counted as they are
+            record.update(regions={}, video={**record["video"], "power": 1.0},
+                          views="whole" if record["views"] == "all" else record["views"])
         weights = {**record["weights"], "trusted": config.weights.trusted}  # trust is the operator's, never a file's
         return dataclasses.replace(config, views=record["views"], weights=Weights(**weights),
                                    **{name: kind(**record[name]) for name, kind in SECTIONS.items()}).validate("run")
@@ -120,12 +123,14 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
             rows = [with_result_columns(row, schema.names) for row in table.to_pylist()]
             before = counts["redecided"] + counts["rescored"]
             again = []  # first-pass rows near the new thresholds, by index
+            recorded = run_config(config, table.schema)
+            policy = (recorded or config).view_policy()
             for i, row in enumerate(rows):
                 if row[Column.SCORE] is None:
                     counts["errors"] += 1
                 elif (row[Column.SAFE_BELOW], row[Column.NSFW_FROM]) == target:
                     counts["unchanged"] += 1
-                elif row[Column.EXACT] is False and thresholds.near(row[Column.SCORE], margin):
+                elif row[Column.EXACT] is False and not settled(row, thresholds, margin, policy):
                     again.append(i)
                 else:
                     rows[i] = redecide_row(row, thresholds)
@@ -133,7 +138,6 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
             if again:
                 log.info("%s: %d rows of the first pass lie within %g of the new thresholds; scoring them again by "
                          "the exact steps", shown(path), len(again), margin)
-                recorded = run_config(config, table.schema)
                 if recorded is None:
                     log.info("%s: its run recorded no settings (written by an older nsfw-scan): its rows are scored "
                              "again with this command's views, limits, weights and hash list", shown(path))

@@ -67,10 +67,10 @@ log = logging.getLogger(__name__)
 
 # What a run's scores depend on beyond the model's steps, recorded in every result file it writes
 # (the Parquet schema's metadata, under SCORING_KEY), so that ``nsfw-scan redecide`` scores a row
-# again as its own run did: views, frames, videos, limits, weights (``model`` names their digest)
-# and the hash list.
+# again as its own run did: views, frames, videos, regions, limits, weights (``model`` names their
+# digest) and the hash list.
 SCORING_KEY = b"nsfw_scan.scoring"
-SCORING_SECTIONS = ("views", "frames", "video", "limits", "weights", "matching")
+SCORING_SECTIONS = ("views", "frames", "video", "regions", "limits", "weights", "matching")
 
 
 def scoring_record(config: Config) -> dict[bytes, bytes]:
@@ -128,7 +128,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
         rows = {
             "entries": entries,
             "earlier": pipeline | "EarlierScores" >> EarlierScores(list(earlier), model, config.loader,
-                                                                     config.views, first_pass_scores),
+                                                                     config.view_policy(), first_pass_scores),
         } | "ContentDedup" >> ContentDedup(HashFile(loading, ahead), score, finish, config.thresholds,
                                                          config.matching)
     else:

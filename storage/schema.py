@@ -47,6 +47,7 @@ class Column:
     FRAMES = "frames"  # frames in the file
     VIEWS = "views"  # views of it scored
     VIEW = "view"  # the view that gave the score
+    VIEW_SCORE = "view_score"  # its own score, before it counted as ``score`` (``model.decision``)
     YAHOO_SCORE = "yahoo_score"  # Yahoo's own view's score
     EXACT = "exact"  # the scores are Yahoo's exact ones (its loader, the float32 model)
     LOADER = "loader"
@@ -78,6 +79,7 @@ RESULT_FIELDS = [
     pa.field(Column.FRAMES, pa.int32()),
     pa.field(Column.VIEWS, pa.int32()),
     pa.field(Column.VIEW, pa.string()),
+    pa.field(Column.VIEW_SCORE, pa.float32()),
     pa.field(Column.YAHOO_SCORE, pa.float32()),
     pa.field(Column.EXACT, pa.bool_()),
     pa.field(Column.LOADER, pa.string()),

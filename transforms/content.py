@@ -18,19 +18,20 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..model.hash_list import Matching
-from ..model.preprocess import YAHOO_VIEW
+from ..model.preprocess import REGION_PREFIX, REGIONS, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
 from .matching import hash_list, match_row
-from .results import base_row, failed_row, finish
+from .results import base_row, failed_row, finish, settled
 from .storage_step import WithStorage, storage_of
 
 FOLLOWERS = "followers"
 REUSED = "reused"
 _HASH_FACTS = tuple(name for pair in HASH_COLUMNS for name in pair)
-_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.YAHOO_SCORE, Column.EXACT, *_HASH_FACTS)
+_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.VIEW_SCORE, Column.YAHOO_SCORE, Column.EXACT,
+               *_HASH_FACTS)
 _MATCH_FACTS = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
 # what a row scored for its content gives the other rows with the same bytes
 _COPIED = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
@@ -51,32 +52,44 @@ class FirstPassScores:
     thresholds: Thresholds
 
 
-def _reusable(row: dict, model: str, loader: str, views: str, first_pass: FirstPassScores | None = None):
+def _reusable(row: dict, model: str, loader: str, policy: ViewPolicy, first_pass: FirstPassScores | None = None):
     score, steps = row[Column.SCORE], (row[Column.MODEL], row[Column.LOADER])
     if not (row[Column.SHA256] and score is not None):
         return
     cheap = first_pass is not None and steps[1] == first_pass.loader and steps[0] in first_pass.models
     if not cheap and steps != (model, loader):
         return
-    if views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
+    if policy.views == YAHOO_VIEW:  # Yahoo's view's score, whichever views the earlier run scored
         yahoo = row[Column.YAHOO_SCORE]
         row = {**row, Column.SCORE: score if yahoo is None else yahoo, Column.VIEWS: 1, Column.VIEW: YAHOO_VIEW,
-               Column.YAHOO_SCORE: None, Column.PDQ: row[Column.YAHOO_PDQ],
+               Column.VIEW_SCORE: None, Column.YAHOO_SCORE: None, Column.PDQ: row[Column.YAHOO_PDQ],
                Column.PDQ_QUALITY: row[Column.YAHOO_PDQ_QUALITY]}
     elif row[Column.VIEWS] is None:  # rows of a version before views scored Yahoo's view only
         return
-    if cheap and first_pass.thresholds.near(row[Column.SCORE], first_pass.margin):
+    elif not _same_views(row, policy):
+        return
+    if cheap and not settled(row, first_pass.thresholds, first_pass.margin, policy):
         return
     yield row[Column.SHA256], row
+
+
+def _same_views(row: dict, policy: ViewPolicy) -> bool:
+    """Whether an earlier row's score is the one ``policy``'s views give: with regions, a still
+    that gets them scored them too; without, its score came from a whole view."""
+    region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
+    if not policy.regions:
+        return not region
+    gets_regions = row[Column.FRAMES] == 1 and min(row[Column.WIDTH] or 0, row[Column.HEIGHT] or 0) >= policy.region_min_side
+    return region or not gets_regions or row[Column.VIEWS] > len(REGIONS)
 
 
 class EarlierScores(beam.PTransform):
     """Result files of earlier runs -> ``(sha256, row)`` for every row scored by ``model``
     (a ``model.weights.model_id``) after preprocessing with ``loader``, and, with
-    ``first_pass``, the cascade's first-pass rows it would keep; with ``views`` ``yahoo``,
-    their Yahoo's view's score."""
+    ``first_pass``, the cascade's first-pass rows it would keep, and those the ``views`` scored
+    (``_same_views``); with ``views`` ``yahoo``, their Yahoo's view's score."""
 
-    def __init__(self, files: list[str], model: str, loader: str, views: str = "all",
+    def __init__(self, files: list[str], model: str, loader: str, views: ViewPolicy = ViewPolicy(),
                  first_pass: FirstPassScores | None = None):
         super().__init__()
         self._first_pass = first_pass
@@ -122,7 +135,8 @@ class _SplitByContent(WithStorage):
                     row = match_row(row, self._hashes, self._matching)
                 yield beam.pvalue.TaggedOutput(REUSED, finish(
                     row, score=earlier[Column.SCORE], model=earlier[Column.MODEL], thresholds=self._thresholds,
-                    view=earlier[Column.VIEW], yahoo_score=earlier[Column.YAHOO_SCORE], exact=earlier[Column.EXACT]))
+                    view=earlier[Column.VIEW], yahoo_score=earlier[Column.YAHOO_SCORE],
+                    view_score=earlier[Column.VIEW_SCORE], exact=earlier[Column.EXACT]))
             return
         yield uploads[0].entry
         if len(rows) > 1:

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from typing import ClassVar
 
+from ..model.decision import counted
 from ..model.errors import Unscorable
 from ..model.hash_list import Match
 from ..model.pdq import Pdq
@@ -87,7 +88,8 @@ class Loaded:
     def keys(self) -> tuple["ViewOf", ...]:
         """Each view's key, in view order, with the view's hash; the ``image`` rides with the first only."""
         count = len(self.views)
-        return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None, view.pdq)
+        return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None, view.pdq,
+                            view.power)
                      for index, view in enumerate(self.views))
 
 
@@ -127,6 +129,7 @@ class ViewOf:
     count: int  # views of the file
     image: Image | None
     pdq: Pdq | None = None  # the view's, as displayed (``model.preprocess.View.pdq``)
+    power: float = 1.0  # its score counts as score ** power (``model.preprocess.View.power``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +139,11 @@ class ScoredView:
     view: ViewOf
     score: float
     model: str
+
+    @property
+    def counted(self) -> float:
+        """What its score counts for in its file's: ``score ** power`` (``model.decision.counted``)."""
+        return counted(self.score, self.view.power)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +155,9 @@ class Scored:
 
     @property
     def best(self) -> ScoredView:
-        """The view whose score is the file's: the highest (the earliest view's on a tie), so a
-        file never scores below Yahoo's own view."""
-        return max(self.views, key=lambda scored: scored.score)  # max keeps the first of equals
+        """The view whose score is the file's: the highest counted (``ScoredView.counted``; the
+        earliest view's on a tie). Yahoo's view counts as it is, so a file never scores below it."""
+        return max(self.views, key=lambda scored: scored.counted)  # max keeps the first of equals
 
     @classmethod
     def of_views(cls, views) -> "Scored":

@@ -3,8 +3,9 @@
 The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
 A file is scored on one or more views (``model.preprocess.View``): ``score``, ``decision`` and
-the hash ``pdq`` are those of the highest-scoring one, ``view`` names it, ``yahoo_score`` and
-``yahoo_pdq`` are Yahoo's own view's.
+the hash ``pdq`` are those of the one whose score counts highest (``model.decision``: a region or
+a later frame of a video counts as ``score ** power``), ``view`` names it and ``view_score`` is
+its own score; ``yahoo_score`` and ``yahoo_pdq`` are Yahoo's own view's.
 ``exact`` says whether the row's scores are Yahoo's exact ones (Yahoo's loader and the float32
 model): false for rows the cascade's first pass scored far from any threshold, and for opt-in
 faster settings; ``loader`` and ``model`` name the steps that ran.
@@ -21,7 +22,7 @@ import re
 
 from ..model.decision import NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
-from ..model.preprocess import YAHOO_VIEW
+from ..model.preprocess import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
 from .elements import Entry, Failure, Image, Scored
 
@@ -52,17 +53,19 @@ def _stamped(row: dict, values: dict) -> dict:
 
 
 def finish(row: dict, *, score: float, model: str, thresholds: Thresholds, view: str = YAHOO_VIEW,
-           yahoo_score: float | None = None, exact: bool = True) -> dict:
+           yahoo_score: float | None = None, view_score: float | None = None, exact: bool = True) -> dict:
     """The row of a scored image, with its decision (made here and nowhere else) and the
     thresholds it was made at; ``model``:
     the id of the model that computed ``score``; ``view``: the view that scored it (Yahoo's by
-    default, whose score is then ``yahoo_score`` too); ``exact``: whether the loader and the
+    default, whose score is then ``yahoo_score`` too); ``view_score``: that view's own score where
+    it counted as another (``model.decision.counted``); ``exact``: whether the loader and the
     model that ran are Yahoo's exact ones."""
     return _stamped(row, {
         Column.SCORE: score, Column.DECISION: thresholds.decide(score), Column.SAFE_BELOW: thresholds.safe_below,
         Column.NSFW_FROM: thresholds.nsfw_from, Column.MODEL: model,
         Column.ERROR_KIND: None, Column.ERROR: None, Column.VIEW: view,
-        Column.YAHOO_SCORE: score if yahoo_score is None else yahoo_score, Column.EXACT: exact})
+        Column.YAHOO_SCORE: score if yahoo_score is None else yahoo_score,
+        Column.VIEW_SCORE: score if view_score is None else view_score, Column.EXACT: exact})
 
 
 def redecide(row: dict, thresholds: Thresholds) -> dict:
@@ -81,8 +84,19 @@ def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> di
     for (value, quality), hashed in zip(HASH_COLUMNS, (best.view.pdq, yahoo.view.pdq)):
         if hashed is not None:
             row[value], row[quality] = hashed.hex, hashed.quality
-    return finish(row, score=best.score, model=best.model, thresholds=thresholds,
-                  view=best.view.name, yahoo_score=yahoo.score, exact=exact)
+    return finish(row, score=best.counted, model=best.model, thresholds=thresholds,
+                  view=best.view.name, yahoo_score=yahoo.score, view_score=best.score, exact=exact)
+
+
+def settled(row: dict, thresholds: Thresholds, margin: float, policy: ViewPolicy) -> bool:
+    """Whether a scored row's decision stands however its views' scores may be off by up to
+    ``margin`` (``Thresholds.settled_row``); ``policy``: the views its run scored, whose powers
+    its views counted by."""
+    own = row.get(Column.VIEW_SCORE)
+    power = 1.0
+    if own is not None and own != row[Column.SCORE]:  # its best view counted as another score
+        power = policy.region_power if (row[Column.VIEW] or "").startswith(REGION_PREFIX) else policy.clip_power
+    return thresholds.settled_row(row[Column.SCORE], power, margin, (policy.region_power, policy.clip_power))
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

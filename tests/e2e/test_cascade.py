@@ -121,7 +121,7 @@ def test_a_row_near_the_users_threshold_gets_the_exact_score(tmp_path):
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("corpus", ["committed", pytest.param("shared", marks=needs_shared)])
 def test_the_first_pass_stays_within_half_the_margin(scorer, corpus, precision):
-    """Every view of every file both loaders decode: the first pass (fast loader, in each
+    """Every view of every file both loaders decode, with regions and without: the first pass (fast loader, in each
     precision it may run in) scores within margin / 2 of the exact path (the margin's safety
     factor, measured)."""
     from nsfw_scan.model.preprocess import network_input
@@ -131,13 +131,14 @@ def test_the_first_pass_stays_within_half_the_margin(scorer, corpus, precision):
     exact_views, cheap_views = [], []
     for path in CORPORA[corpus]():
         data = path.read_bytes()
-        try:
-            exact, fast = load_image(data, "yahoo", policy=ViewPolicy()), load_image(data, Cascade().loader, policy=ViewPolicy())
-        except Unscorable:
-            continue
-        assert len(exact.views) == len(fast.views), path
-        exact_views += [v.pixels for v in exact.views]
-        cheap_views += [v.pixels for v in fast.views]
+        for policy in (ViewPolicy(), ViewPolicy("whole")):  # with regions (JPEGs decoded whole) and without
+            try:
+                exact, fast = load_image(data, "yahoo", policy=policy), load_image(data, Cascade().loader, policy=policy)
+            except Unscorable:
+                continue
+            assert len(exact.views) == len(fast.views), path
+            exact_views += [v.pixels for v in exact.views]
+            cheap_views += [v.pixels for v in fast.views]
     assert len(exact_views) > (1000 if corpus == "shared" else 40)
     deviation = 0.0
     for start in range(0, len(exact_views), 32):

@@ -8,23 +8,50 @@ import time
 import numpy as np
 from PIL import Image
 
-from nsfw_scan.model.preprocess import ViewPolicy, load_image
+from nsfw_scan.model.preprocess import YAHOO_ONLY, ViewPolicy, load_image
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
 
 ALL = ViewPolicy()
+WHOLE = ViewPolicy("whole")
 
 
 def frame_numbers(views) -> list[int]:
     return [int(v.name.split()[1]) for v in views[1:]]
 
 
-def test_ordinary_still_has_yahoo_view_only():
+def test_ordinary_still_has_yahoo_view_only_without_regions():
     for name in ("astronaut.png", "grace_hopper.jpg"):
         data = (REAL / name).read_bytes()
-        image = load_image(data, policy=ALL)
+        image = load_image(data, policy=WHOLE)
         assert [v.name for v in image.views] == ["yahoo"] and image.frames == 1
         np.testing.assert_array_equal(image.array, load_image(data).array)
+
+
+def test_regions_of_a_still_are_its_quarters_and_centre_through_yahoos_steps():
+    picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (600, 800, 3), np.uint8))
+    for loader in ("yahoo", "fast"):
+        image = load_image(encoded(picture, "PNG"), loader, policy=ALL)
+        assert [v.name for v in image.views] == [
+            "yahoo", "region top-left 0,0,400,300", "region top-right 400,0,800,300",
+            "region bottom-left 0,300,400,600", "region bottom-right 400,300,800,600", "region centre 200,150,600,450"]
+        assert [v.power for v in image.views] == [1.0] + [ALL.region_power] * 5 and ALL.region_power > 1
+        assert all(v.pdq is not None for v in image.views)
+        # each region is the crop of the picture through Yahoo's steps, as if it were the upload
+        for view in image.views[1:]:
+            box = tuple(int(v) for v in view.name.split()[-1].split(","))
+            alone = load_image(encoded(picture.crop(box), "PNG"), loader, policy=YAHOO_ONLY)
+            np.testing.assert_array_equal(view.pixels, alone.views[0].pixels)
+        np.testing.assert_array_equal(image.views[0].pixels, load_image(encoded(picture, "PNG")).views[0].pixels)
+
+
+def test_regions_only_for_stills_large_enough():
+    small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (447, 900, 3), np.uint8))
+    assert [v.name for v in load_image(encoded(small, "PNG"), policy=ALL).views] == ["yahoo"]
+    assert len(load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=447)).views) == 6
+    frames = [Image.new("RGB", (500, 500), (i * 40, 0, 0)) for i in range(3)]
+    animated = load_image(encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]), policy=ALL)
+    assert not [v for v in animated.views if v.name.startswith("region")] and len(animated.views) == 3
 
 
 def test_frames_sampled_over_duration_first_and_last_included():
