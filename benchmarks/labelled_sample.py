@@ -2,8 +2,10 @@
 content alone and as an inset in a safe scene, safe pictures, multi-scene safe clips and clips
 with a short NSFW insert.
 
-- **NSFW content**: variants of the generated flagged picture (``tests/corpus/generated/
-  flagged.png``, which open_nsfw scores 0.999; no real content): colours and aspect changed.
+- **NSFW content**: pictures open_nsfw scores nsfw, made by gradient ascent on its NSFW
+  probability as ``tests/corpus/generated/flagged.png`` was, but robust to being shown inside a
+  scene (:func:`flagged_pictures`; no real content), in variants of colour and aspect. Making
+  them takes a few minutes: they are kept in ``cache`` when one is given.
 - **Safe scenes**: the committed photos (``tests/corpus/real``, and ``../shared/corpus/real``
   where it exists) and the project's photo-like and screenshot-like generated pictures, cropped,
   scaled and flipped at random.
@@ -26,7 +28,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO_FOLDERS = (ROOT / "tests" / "corpus" / "real", ROOT.parent / "shared" / "corpus" / "real")
-FLAGGED = ROOT / "tests" / "corpus" / "generated" / "flagged.png"
+STEPS = 150  # of gradient ascent per picture
 INSET_SIDES = (0.25, 0.6)  # an inset's side, as a share of its scene's shorter side
 
 
@@ -39,21 +41,60 @@ class Item:
 
 
 def flagged_pictures(count: int, seed: int = 0) -> list[Image.Image]:
-    """``count`` variants of ``tests/corpus/generated/flagged.png``, the picture open_nsfw scores
-    nsfw (0.999; no real content): its brightness, contrast and colour changed by up to 20% and
-    its aspect by up to a third, at random. (Like any picture made by gradient ascent it is
-    fragile to crops, turns and flips, which real content is not: those are left out.)"""
+    """``count`` pictures open_nsfw scores nsfw, made as ``flagged.png`` was (gradient ascent on
+    its NSFW probability over a grid of colours, 8x8 to 32x32 by turns, enlarged to 256x256) but
+    robust as real content is: during the ascent each is scored whole a quarter of the time and
+    otherwise shown at 45-100% of the view's side at a random place over a safe scene.
+    (``flagged.png`` itself scores safe unless it fills 90% of a view.)"""
+    import tensorflow as tf
+
+    from nsfw_scan.model.network import build_resnet50_thin
+    from nsfw_scan.model.preprocess import MEAN_BGR
+    from nsfw_scan.model.weights import load_into, load_weights
+
+    model = build_resnet50_thin()  # on TensorFlow's default threads: every core
+    load_into(model, load_weights().weights)
+    backgrounds = np.stack([np.asarray(source.resize((256, 256), Image.Resampling.BILINEAR), np.float32)
+                            for source in scene_sources()])
+    by_size = {}
+    for turn, grid_size in enumerate((8, 16, 32)):
+        wanted = len(range(turn, count, 3))
+        if not wanted:
+            continue
+        grid = tf.Variable(tf.random.stateless_normal((wanted, grid_size, grid_size, 3), seed=(seed, grid_size)) * 0.8)
+        optimizer = tf.keras.optimizers.Adam(0.05)
+        for step in range(STEPS):
+            rng = np.random.default_rng((seed, grid_size, step))
+            side = rng.uniform(0.45, 1.0, (wanted, 1))
+            corner = rng.uniform(0, 1, (wanted, 2)) * (1 - side)
+            boxes = np.concatenate([-corner / side, (1 - corner) / side], axis=1).astype(np.float32)
+            boxes[rng.random(wanted) < 0.25] = (0.0, 0.0, 1.0, 1.0)
+            scenes = backgrounds[rng.integers(len(backgrounds), size=wanted)]
+            with tf.GradientTape() as tape:
+                rgb = tf.sigmoid(tf.image.resize(grid, (256, 256), method="bilinear")) * 255.0
+                placed = tf.image.crop_and_resize(rgb, boxes, tf.range(wanted), (256, 256))
+                mask = tf.image.crop_and_resize(tf.ones_like(rgb[..., :1]), boxes, tf.range(wanted), (256, 256))
+                shown = placed * mask + scenes * (1 - mask)
+                probability = model(shown[:, 16:240, 16:240, ::-1] - MEAN_BGR, training=False)[:, 1]
+                loss = -tf.reduce_sum(tf.math.log(probability + 1e-6))
+            optimizer.apply_gradients([(tape.gradient(loss, grid), grid)])
+        pixels = np.asarray(tf.sigmoid(tf.image.resize(grid, (256, 256), method="bilinear")) * 255.0).round()
+        by_size[turn] = [Image.fromarray(p.astype(np.uint8)) for p in pixels]
+    return [by_size[i % 3][i // 3] for i in range(count)]
+
+
+def variants(pictures: list[Image.Image], count: int, seed: int = 0) -> list[Image.Image]:
+    """``count`` variants of ``pictures`` (by turns): brightness, contrast and colour changed by
+    up to 20% and the aspect by up to a third, at random."""
     rng = np.random.default_rng((seed, 1))
-    with Image.open(FLAGGED) as image:
-        flagged = image.convert("RGB")
-    pictures = []
-    for _ in range(count):
-        picture = flagged
+    made = []
+    for i in range(count):
+        picture = pictures[i % len(pictures)]
         for change in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
             picture = change(picture).enhance(float(rng.uniform(0.8, 1.2)))
         aspect = float(rng.uniform(0.75, 1.33))
-        pictures.append(picture.resize((round(256 * aspect), 256), Image.Resampling.BILINEAR))
-    return pictures
+        made.append(picture.resize((round(256 * aspect), 256), Image.Resampling.BILINEAR))
+    return made
 
 
 def scene_sources() -> list[Image.Image]:
@@ -128,13 +169,29 @@ def clip(scenes: list[Image.Image], insert: Image.Image | None = None, insert_at
         return Path(f.name).read_bytes()
 
 
+def made_content(count: int, seed: int, cache: Path | None) -> list[Image.Image]:
+    """:func:`flagged_pictures`, kept in (and taken from) ``cache`` as PNGs."""
+    folder = cache / f"flagged-{count}-{seed}-{STEPS}" if cache is not None else None
+    if folder is not None and folder.is_dir():
+        paths = sorted(folder.glob("*.png"))
+        if len(paths) == count:
+            return [Image.open(path).convert("RGB") for path in paths]
+    pictures = flagged_pictures(count, seed)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, picture in enumerate(pictures):
+            picture.save(folder / f"{i:03d}.png")
+    return pictures
+
+
 def make_sample(pictures_nsfw: int = 40, safe: int = 120, clips: int = 10, clip_s: int = 60,
-                seed: int = 0, insert_s: float = 1.5) -> list[Item]:
+                seed: int = 0, insert_s: float = 1.5, distinct: int = 12, cache: Path | None = None) -> list[Item]:
     """Half of ``pictures_nsfw`` as content alone (at 256-1024 px), half as insets at 25-60% of a
     safe scene; ``safe`` safe pictures; ``clips`` multi-scene safe clips of ``clip_s`` seconds
-    and as many with an NSFW insert of ``insert_s`` seconds."""
+    and as many with an NSFW insert of ``insert_s`` seconds. The NSFW content: ``distinct``
+    pictures (:func:`flagged_pictures`) in variants (:func:`variants`)."""
     rng = np.random.default_rng(seed)
-    content = flagged_pictures(pictures_nsfw + clips, seed)
+    content = variants(made_content(distinct, seed, cache), pictures_nsfw + clips, seed)
     sources = scene_sources()
     items = []
     for i in range(pictures_nsfw):

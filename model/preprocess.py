@@ -40,6 +40,7 @@ import pi_heif
 from PIL import Image, ImageOps
 
 from . import pdq
+from .decision import AS_PICTURE, OwnThresholds
 from .errors import Unscorable
 from .signatures import is_image, is_video, signature_of
 
@@ -87,11 +88,11 @@ class ViewPolicy:
     # pixels decoded per file (each frame counting at least 128x128)
     video_max_frames: int = 301
     video_max_pixels: int = 20_000_000_000
-    # what a region's score, and a video frame's after the first, count for in the file's score:
-    # ``score ** power`` (``model.decision``; Yahoo's view and the other whole views count as
-    # they are). The defaults are fitted by benchmarks/review_load.py.
-    region_power: float = 3.0
-    clip_power: float = 3.0
+    # the thresholds of their own that a still's regions, and a video's frames after the first,
+    # are decided at (``model.decision``; Yahoo's view and the other whole views count as they
+    # are). The defaults are fitted by benchmarks/review_load.py.
+    region_thresholds: OwnThresholds = OwnThresholds(0.3, 0.9)
+    clip_thresholds: OwnThresholds = OwnThresholds(0.7, 0.8)
     # stills whose shorter side has at least this many pixels also get their regions as views
     # (``REGIONS``, with ``views="all"``)
     region_min_side: int = 448
@@ -113,8 +114,8 @@ class View:
     # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
     # loader cannot make one (the TensorFlow loader)
     pdq: pdq.Pdq | None = None
-    # its score counts as ``score ** power`` in its file's (``model.decision.counted``)
-    power: float = 1.0
+    # how its score counts in its file's (``model.decision.OwnThresholds``)
+    counts: OwnThresholds = AS_PICTURE
 
     @property
     def array(self) -> np.ndarray:
@@ -255,11 +256,11 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     if policy.views != YAHOO_VIEW:
         views += views_of(image, stored_mode, frames, max_pixels, policy)
     if regions:
-        views += region_views(decoded, (width, height), policy.region_power)
+        views += region_views(decoded, (width, height), policy.region_thresholds)
     return Preprocessed(tuple(views), width, height, frames)
 
 
-def region_views(decoded: Image.Image, size: tuple[int, int], power: float) -> list[View]:
+def region_views(decoded: Image.Image, size: tuple[int, int], counts: OwnThresholds) -> list[View]:
     """The regions of a still (``REGIONS``) as views, each through Yahoo's steps as if it were
     the upload, named by where it lies and its box in the picture's pixels (``size``; the
     ``decoded`` pixels may be fewer, decoded at reduced scale):
@@ -274,7 +275,7 @@ def region_views(decoded: Image.Image, size: tuple[int, int], power: float) -> l
                              round(right * scale_x), round(bottom * scale_y)))
         resized = _resize(crop)
         views.append(View(f"{REGION_PREFIX}{name} {left},{top},{right},{bottom}", _finish(resized),
-                          _hash(resized, crop.size, (right - left, bottom - top)), power))
+                          _hash(resized, crop.size, (right - left, bottom - top)), counts))
     return views
 
 

@@ -85,7 +85,7 @@ def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa
         timeline = Timeline.read(container, stream)
     wanted = 1 if policy.views == preprocess.YAHOO_VIEW else max(1, policy.video_max_frames)
     sampler = _Sampler(timeline, timeline.targets(wanted), max_pixels, policy.video_max_pixels, preprocess,
-                       policy.clip_power)
+                       policy.clip_thresholds)
     with _opened(av, data) as container:  # a new demuxer: from the first packet, whatever the file's index says
         sampler.decode(container, container.streams[place], to_the_end=wanted > 1)
     views = sampler.views()
@@ -207,9 +207,9 @@ class _Sampler:
     that keyframe are read but not decoded."""
 
     def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, preprocess,
-                 clip_power: float = 1.0):
+                 clip_thresholds=None):
         self._timeline = timeline
-        self._clip_power = clip_power  # of the frames after the first (``ViewPolicy.clip_power``)
+        self._counts = clip_thresholds  # of the frames after the first (``ViewPolicy.clip_thresholds``)
         self._times = times
         self._jumps = timeline.jumps(times)
         self._max_pixels = max_pixels
@@ -293,5 +293,5 @@ class _Sampler:
     def views(self) -> list:
         ordered = sorted(self._samples.values(), key=lambda sample: sample[0])
         return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size),
-                              1.0 if index == 0 else self._clip_power)
+                              self._pp.AS_PICTURE if index == 0 or self._counts is None else self._counts)
                 for index, (seconds, resized, size) in enumerate(ordered)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..model.decision import Thresholds
+from ..model.decision import OwnThresholds, Thresholds
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
 from ..model.precision import AUTO
@@ -67,33 +67,40 @@ class Frames:
 @dataclasses.dataclass(frozen=True)
 class Video:
     """Videos (``model.video``, with the ``video`` extra): frames sampled, one per second up to
-    ``max_frames`` (evenly spread beyond), and pixels decoded per file; each frame after the
-    first counts as ``score ** power`` (``model.decision``)."""
+    ``max_frames`` (evenly spread beyond), and pixels decoded per file; the frames after the
+    first are decided at thresholds of their own (``model.decision.OwnThresholds``)."""
 
     max_frames: int = ViewPolicy().video_max_frames
     max_pixels: int = ViewPolicy().video_max_pixels
-    power: float = ViewPolicy().clip_power
+    safe_below: float = ViewPolicy().clip_thresholds.safe_below
+    nsfw_from: float = ViewPolicy().clip_thresholds.nsfw_from
 
     def problems(self):
         if self.max_frames < 2 or self.max_pixels < 1:
             yield "", "need max_frames >= 2 (the first and the last frame) and max_pixels >= 1"
-        if not 1 <= self.power <= 100:
-            yield "power", f"must be between 1 (a frame counts as a picture) and 100, got {self.power}"
+        yield from _own_problems(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class Regions:
     """A still's regions scored as views of their own (``views: all``): stills whose shorter side
-    has ``min_side`` pixels or more; each region counts as ``score ** power``."""
+    has ``min_side`` pixels or more; regions are decided at thresholds of their own
+    (``model.decision.OwnThresholds``)."""
 
-    power: float = ViewPolicy().region_power
     min_side: int = ViewPolicy().region_min_side
+    safe_below: float = ViewPolicy().region_thresholds.safe_below
+    nsfw_from: float = ViewPolicy().region_thresholds.nsfw_from
 
     def problems(self):
-        if not 1 <= self.power <= 100:
-            yield "power", f"must be between 1 (a region counts as the picture) and 100, got {self.power}"
         if self.min_side < 1:
             yield "min_side", "must be a positive number of pixels"
+        yield from _own_problems(self)
+
+
+def _own_problems(section):
+    if not 0 < section.safe_below < section.nsfw_from < 1:
+        yield "", (f"need 0 < safe_below < nsfw_from < 1 (the scores of its own that count as 0.2 and 0.8), "
+                   f"got {section.safe_below} and {section.nsfw_from}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +259,8 @@ class Config:
     def view_policy(self) -> ViewPolicy:
         """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
         return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels, self.video.max_frames,
-                          self.video.max_pixels, self.regions.power, self.video.power, self.regions.min_side)
+                          self.video.max_pixels, OwnThresholds(self.regions.safe_below, self.regions.nsfw_from),
+                          OwnThresholds(self.video.safe_below, self.video.nsfw_from), self.regions.min_side)
 
     def beam_args(self) -> list[str]:
         """``pipeline_options`` as Beam command-line flags."""

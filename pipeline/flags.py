@@ -74,8 +74,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"preprocessing of the exact steps (default: {Config.loader}, Yahoo's own); the cascade's "
                              f"first pass uses cascade.loader ({Config.cascade.loader})")
     parser.add_argument("--views", choices=list(VIEW_MODES),
-                        help="all: every frame, the EXIF orientation, 16-bit depth, scored at the highest (default); "
-                             "yahoo: Yahoo's first-frame view only")
+                        help="all: every frame, the EXIF orientation, 16-bit depth and a still's regions, scored at "
+                             "the highest (default); whole: the same without regions; yahoo: Yahoo's first-frame view "
+                             "only")
     parser.add_argument("--engine", choices=list(ENGINES), help=f"model runtime (default: {Config.engine})")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help=f"TensorFlow precision of the exact steps (default {Config.tensorflow.precision}, exact; "

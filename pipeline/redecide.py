@@ -69,7 +69,7 @@ def run_config(config: Config, schema: pa.Schema) -> Config | None:
     try:
         record = json.loads(recorded)
         if "regions" not in record:  # a run before regions: its views were whole ones, its frames counted as they are
-            record.update(regions={}, video={**record["video"], "power": 1.0},
+            record.update(regions={}, video={**record["video"], "safe_below": 0.2, "nsfw_from": 0.8},
                           views="whole" if record["views"] == "all" else record["views"])
         weights = {**record["weights"], "trusted": config.weights.trusted}  # trust is the operator's, never a file's
         return dataclasses.replace(config, views=record["views"], weights=Weights(**weights),

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from typing import ClassVar
 
-from ..model.decision import counted
+from ..model.decision import AS_PICTURE, OwnThresholds
 from ..model.errors import Unscorable
 from ..model.hash_list import Match
 from ..model.pdq import Pdq
@@ -89,7 +89,7 @@ class Loaded:
         """Each view's key, in view order, with the view's hash; the ``image`` rides with the first only."""
         count = len(self.views)
         return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None, view.pdq,
-                            view.power)
+                            view.counts)
                      for index, view in enumerate(self.views))
 
 
@@ -129,7 +129,7 @@ class ViewOf:
     count: int  # views of the file
     image: Image | None
     pdq: Pdq | None = None  # the view's, as displayed (``model.preprocess.View.pdq``)
-    power: float = 1.0  # its score counts as score ** power (``model.preprocess.View.power``)
+    counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.preprocess.View.counts``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +142,8 @@ class ScoredView:
 
     @property
     def counted(self) -> float:
-        """What its score counts for in its file's: ``score ** power`` (``model.decision.counted``)."""
-        return counted(self.score, self.view.power)
+        """What its score counts for in its file's (``model.decision.OwnThresholds``)."""
+        return self.view.counts.counted(self.score)
 
 
 @dataclasses.dataclass(frozen=True)

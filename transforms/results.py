@@ -4,8 +4,8 @@ The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
 A file is scored on one or more views (``model.preprocess.View``): ``score``, ``decision`` and
 the hash ``pdq`` are those of the one whose score counts highest (``model.decision``: a region or
-a later frame of a video counts as ``score ** power``), ``view`` names it and ``view_score`` is
-its own score; ``yahoo_score`` and ``yahoo_pdq`` are Yahoo's own view's.
+a later frame of a video is decided at thresholds of its own), ``view`` names it and
+``view_score`` is its own score; ``yahoo_score`` and ``yahoo_pdq`` are Yahoo's own view's.
 ``exact`` says whether the row's scores are Yahoo's exact ones (Yahoo's loader and the float32
 model): false for rows the cascade's first pass scored far from any threshold, and for opt-in
 faster settings; ``loader`` and ``model`` name the steps that ran.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from ..model.decision import NOT_SCORED, Thresholds
+from ..model.decision import AS_PICTURE, NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
 from ..model.preprocess import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
@@ -90,13 +90,14 @@ def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> di
 
 def settled(row: dict, thresholds: Thresholds, margin: float, policy: ViewPolicy) -> bool:
     """Whether a scored row's decision stands however its views' scores may be off by up to
-    ``margin`` (``Thresholds.settled_row``); ``policy``: the views its run scored, whose powers
-    its views counted by."""
+    ``margin`` (``Thresholds.settled_row``); ``policy``: the views its run scored, and how they
+    counted."""
     own = row.get(Column.VIEW_SCORE)
-    power = 1.0
+    counts = AS_PICTURE
     if own is not None and own != row[Column.SCORE]:  # its best view counted as another score
-        power = policy.region_power if (row[Column.VIEW] or "").startswith(REGION_PREFIX) else policy.clip_power
-    return thresholds.settled_row(row[Column.SCORE], power, margin, (policy.region_power, policy.clip_power))
+        region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
+        counts = policy.region_thresholds if region else policy.clip_thresholds
+    return thresholds.settled_row(row[Column.SCORE], counts, margin, (policy.region_thresholds, policy.clip_thresholds))
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

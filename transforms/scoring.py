@@ -183,7 +183,7 @@ AGAIN = "again"  # tag of the first pass's entries that the exact steps score ag
 def _kept_or_again(scored: Scored, thresholds: Thresholds, margin: float):
     """A first-pass row, or (tagged ``again``) its file's entry when its views' scores, off by up
     to ``margin``, could decide it otherwise (``Thresholds.settled``)."""
-    if not thresholds.settled(((view.score, view.view.power) for view in scored.views), margin):
+    if not thresholds.settled(((view.score, view.view.counts) for view in scored.views), margin):
         metrics.counter(metrics.RESCORED).inc()
         yield beam.pvalue.TaggedOutput(AGAIN, scored.image.read.entry)
     else:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from nsfw_scan.model.decision import AS_PICTURE
 from nsfw_scan.model.preprocess import YAHOO_ONLY, ViewPolicy, load_image
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
@@ -35,7 +36,8 @@ def test_regions_of_a_still_are_its_quarters_and_centre_through_yahoos_steps():
         assert [v.name for v in image.views] == [
             "yahoo", "region top-left 0,0,400,300", "region top-right 400,0,800,300",
             "region bottom-left 0,300,400,600", "region bottom-right 400,300,800,600", "region centre 200,150,600,450"]
-        assert [v.power for v in image.views] == [1.0] + [ALL.region_power] * 5 and ALL.region_power > 1
+        assert [v.counts for v in image.views] == [AS_PICTURE] + [ALL.region_thresholds] * 5
+        assert ALL.region_thresholds.safe_below > AS_PICTURE.safe_below
         assert all(v.pdq is not None for v in image.views)
         # each region is the crop of the picture through Yahoo's steps, as if it were the upload
         for view in image.views[1:]:
