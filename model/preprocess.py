@@ -95,7 +95,7 @@ class ViewPolicy:
     clip_thresholds: OwnThresholds = OwnThresholds(0.7, 0.8)
     # stills whose shorter side has at least this many pixels also get their regions as views
     # (``REGIONS``, with ``views="all"``)
-    region_min_side: int = 448
+    region_min_side: int = 224
 
     @property
     def regions(self) -> bool:

@@ -30,7 +30,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.errors import UsageError, printable
 from ..model.hash_list import LABEL_COLUMN
-from ..model.preprocess import YAHOO_VIEW
+from ..model.preprocess import REGION_PREFIX, YAHOO_VIEW
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
 from ..storage.output_dir import result_files
@@ -83,8 +83,9 @@ def _tables(directory: str):
 
 
 def _view_kind(view: str) -> str:
-    """``frame 17`` -> ``frame``; other view names as they are."""
-    return "frame" if view.startswith("frame ") else view
+    """``frame 17`` -> ``frame``, ``region top-left 0,0,960,540`` -> ``region``; other view
+    names as they are."""
+    return "frame" if view.startswith("frame ") else "region" if view.startswith(REGION_PREFIX) else view
 
 
 def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:

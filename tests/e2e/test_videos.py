@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from nsfw_scan.model import pdq
+from nsfw_scan.model.preprocess import ViewPolicy
 from nsfw_scan.pipeline.run import run
 from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import encoded, rgb
@@ -19,7 +20,11 @@ def rows(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
     safe = rgb("coffee.png", (320, 240))
     pictures = [rgb(name, (320, 240)) for name in ("coffee.png", "chelsea.png", "astronaut.png", "coins.png")] * 2
+    cat = rgb("chelsea.png", (320, 240))
+    middling = framed(cat, flagged(), 0.9)  # a picture the model scores between 0.2 and 0.7
     files = {
+        "middling-second.mp4": clip([cat, cat, middling, cat]),
+        "middling.png": encoded(middling),
         "flagged-at-6s.mp4": clip([flagged() if k == 6 else safe for k in range(10)]),
         "flagged-last.webm": clip([safe] * 7 + [flagged()], codec="libvpx-vp9", fmt="webm"),
         "safe.mov": clip([safe] * 5, fmt="mov"),
@@ -38,6 +43,13 @@ def rows(tmp_path_factory):
     table = pq.read_table(folder / "out")
     assert table.num_rows == len(files) and summary["rows"] == len(files)
     return {r["uri"].rsplit("/", 1)[-1]: r for r in table.to_pylist()}
+
+
+def framed(scene, content, share):
+    """``content`` over the middle ``share`` of ``scene``'s width and height."""
+    scene, width, height = scene.copy(), round(scene.width * share), round(scene.height * share)
+    scene.paste(content.resize((width, height)), ((scene.width - width) // 2, (scene.height - height) // 2))
+    return scene
 
 
 def seconds_of(view: str) -> float:
@@ -63,6 +75,19 @@ def test_a_clip_s_hash_is_its_flagged_second_s(rows):
         row = rows[name]
         assert pdq.distance(row["pdq"], shown["flagged"]) <= 31 < pdq.distance(row["pdq"], shown["safe"]), name
         assert pdq.distance(row["yahoo_pdq"], shown["safe"]) <= 31 < pdq.distance(row["yahoo_pdq"], shown["flagged"])
+
+
+def test_a_frame_a_picture_would_send_to_review_leaves_a_clip_safe(rows):
+    """A clip's frames after the first are decided at the video's own thresholds (0.7 and 0.8):
+    one second that would make a picture ``review`` is one of many chances in a clip, and the
+    clip stays safe; the same picture as a still is ``review``."""
+    own = ViewPolicy().clip_thresholds
+    still, row = rows["middling.png"], rows["middling-second.mp4"]
+    assert 0.2 <= still["score"] < own.safe_below and still["decision"] == "review"
+    assert 2 <= seconds_of(row["view"]) < 3
+    assert 0.2 <= row["view_score"] < own.safe_below, "the middling second should score as a picture in review"
+    assert row["score"] == pytest.approx(own.counted(row["view_score"]), abs=1e-6) < 0.2
+    assert row["decision"] == "safe" and row["safe_below"] == 0.2
 
 
 def test_a_safe_clip_is_safe_and_stills_score_beside_clips(rows):

@@ -9,10 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from nsfw_scan.model.preprocess import ViewPolicy
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema
+from support.clips import flagged
 from support.corpus import COMPACT, REAL, reference
-from support.images import apng, corrupt_fdat, gif, marked, rgb, sideways, sixteen_bit, still_score
+from support.images import apng, corrupt_fdat, encoded, gif, marked, rgb, sideways, sixteen_bit, still_score
 
 GENERATED = COMPACT / "generated"
 ASTRONAUT = reference("real")["astronaut.png"]
@@ -37,18 +39,28 @@ def cases(tmp_path_factory, scorer):
         "astronaut.png": (REAL / "astronaut.png").read_bytes(),
         "many.gif": gif([Image.new("RGB", (32, 32), (i % 251, 0, 0)) for i in range(3000)], duration=30),
         "broken40.png": corrupt_fdat(apng([Image.new("RGB", (64, 64), (i * 4, 0, 0)) for i in range(60)]), 40),
+        "inset.jpg": encoded(with_inset(rgb("coffee.png", (1200, 900)), flagged(), (600, 0, 1200, 450)), "JPEG"),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     manifest = folder / "manifest.txt"
     manifest.write_text("".join(f"{folder / name}\n" for name in files))
     expected = {
+        "inset alone": still_score(scorer, Image.open(io.BytesIO(files["inset.jpg"])).convert("RGB").crop(
+            (600, 0, 1200, 450))),
         "hubble": still_score(scorer, hubble),
         "gif first": still_score(scorer, Image.open(io.BytesIO(tenth)).convert("RGB")),
         "gif astronaut": still_score(scorer, astronaut_frame),
         "gray 8-bit": still_score(scorer, Image.open(REAL / "astronaut.png").convert("L")),
     }
     return folder, manifest, expected
+
+
+def with_inset(scene, content, box):
+    """``scene`` with ``content`` resized into ``box`` (left, top, right, bottom)."""
+    scene = scene.copy()
+    scene.paste(content.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.BILINEAR), box[:2])
+    return scene
 
 
 def job(folder, manifest, name, *flags):
@@ -68,10 +80,10 @@ def all_views(cases):
 def test_rows_say_what_was_seen(all_views):
     summary, table, rows = all_views
     assert table.schema == output_schema({})
-    assert len(rows) == 9 and summary["errors"] == 0 and summary["views"] == "all"
+    assert len(rows) == 10 and summary["errors"] == 0 and summary["views"] == "all"
     facts = {name: (r["frames"], r["views"], r["view"]) for name, r in rows.items()}
     assert facts["late.png"] == (3, 3, "frame 2")
-    # stills of 448 pixels a side or more add their five regions (the astronaut's: 512x512)
+    # stills of 224 pixels a side or more add their five regions (the astronaut's: 512x512)
     assert facts["sideways.png"] == (1, 7, "exif-rotated")
     assert facts["deep.png"] == (1, 7, "8-bit from 16-bit")
     assert facts["astronaut.heic"] == (1, 6, "yahoo")
@@ -85,6 +97,25 @@ def test_rows_say_what_was_seen(all_views):
             assert row["score"] == row["yahoo_score"], name
         else:
             assert row["score"] > row["yahoo_score"], name
+
+
+def test_a_region_sees_an_inset_yahoos_view_misses(all_views, cases):
+    """The flagged picture shown in the top-right quarter of a photo: Yahoo's view scores it safe,
+    the region that holds it scores it as the inset alone, and the row is nsfw, decided at the
+    regions' own thresholds; without regions, the row is Yahoo's view's."""
+    folder, manifest, expected = cases
+    row = all_views[2]["inset.jpg"]
+    own = ViewPolicy().region_thresholds
+    assert row["yahoo_score"] < 0.2 and row["views"] == 6
+    assert row["view"] == "region top-right 600,0,1200,450"
+    assert abs(row["view_score"] - expected["inset alone"]) < 1e-3 and row["view_score"] >= own.nsfw_from
+    assert row["score"] == pytest.approx(own.counted(row["view_score"]), abs=1e-6) and row["decision"] == "nsfw"
+    _, _, whole = job(folder, manifest, "whole", "--views", "whole")
+    assert (whole["inset.jpg"]["views"], whole["inset.jpg"]["view"]) == (1, "yahoo")
+    assert whole["inset.jpg"]["decision"] == "safe"
+    for name, row in whole.items():
+        assert not row["view"].startswith("region"), name
+        assert row["view_score"] == row["score"], name
 
 
 def test_later_frame_scores_the_animation(all_views, cases):
@@ -145,12 +176,13 @@ def test_report_counts_rows_decided_by_other_views(cases):
     frames = [n for n, r in rows.items() if r["view"].startswith("frame ")]
     assert {"late.png", "tenth.gif", "hubble_then_astronaut.heic"} <= set(frames)
     assert report["other_views"]["frame"] == len(frames)
-    # late.png, sideways.png and deep.png go from safe to review at these thresholds
+    # late.png, sideways.png and deep.png go from safe to review at these thresholds, inset.jpg to nsfw
     raised = {n for n, r in rows.items() if thresholds.decide(r["yahoo_score"]) != thresholds.decide(r["score"])}
-    assert {"late.png", "sideways.png", "deep.png"} <= raised and report["raised"] == len(raised)
+    assert {"late.png", "sideways.png", "deep.png", "inset.jpg"} <= raised and report["raised"] == len(raised)
     text = format_report(report, png, csv)
-    assert (f"decided by a view other than Yahoo's: {len(frames) + 2} (frame {len(frames)}, 8-bit from 16-bit 1, "
-            f"exif-rotated 1); decision above Yahoo's view's: {len(raised)}") in text
+    assert report["other_views"]["region"] == 1  # the inset
+    assert (f"decided by a view other than Yahoo's: {len(frames) + 3} (frame {len(frames)}, 8-bit from 16-bit 1, "
+            f"exif-rotated 1, region 1); decision above Yahoo's view's: {len(raised)}") in text
 
 
 def test_content_dedup_shares_and_reuses_view_facts(cases, all_views, tmp_path):

@@ -48,9 +48,9 @@ def test_regions_of_a_still_are_its_quarters_and_centre_through_yahoos_steps():
 
 
 def test_regions_only_for_stills_large_enough():
-    small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (447, 900, 3), np.uint8))
+    small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (223, 900, 3), np.uint8))
     assert [v.name for v in load_image(encoded(small, "PNG"), policy=ALL).views] == ["yahoo"]
-    assert len(load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=447)).views) == 6
+    assert len(load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=223)).views) == 6
     frames = [Image.new("RGB", (500, 500), (i * 40, 0, 0)) for i in range(3)]
     animated = load_image(encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]), policy=ALL)
     assert not [v for v in animated.views if v.name.startswith("region")] and len(animated.views) == 3
