@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from ..model import specs
 from ..model.decision import Thresholds
@@ -121,18 +124,40 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         return self._spec.exact
 
 
-SEVERAL = "several"  # tag of the scored views of files with several
+SEVERAL = "several"  # tag of the scored views of files with several, to be grouped by URI
+SCORED_BRANCHES = ("OneView", "CollectedViews", "SeveralViews")  # ScoreFiles' branches of scored files
+COLLECTED = "collected"  # tag of the files with several views, all collected in one bundle
 
 
-def _one_file(element):
-    """A scored view -> the file of a view that is its only one; the views of a file with
-    several, by URI, aside."""
-    view, result = element  # RunInference's (key, PredictionResult)
-    scored = ScoredView(view, result.inference, result.model_id)
-    if view.count == 1:
-        yield Scored(scored.view.image, (scored,))
-    else:
-        yield beam.pvalue.TaggedOutput(SEVERAL, (scored.view.uri, scored))
+class CollectViews(beam.DoFn):
+    """Scored views -> files, as their last view comes: a file of one view at once (untagged);
+    the views of a file with several are held until all have come, then the file (tagged
+    ``COLLECTED``). They come in the bundle that loaded the file (loading, inference and this step
+    run fused, in one bundle), so the rows of files with regions or frames finish as they are
+    scored, not when every file is: progress and checkpoints keep up. Views whose file's others
+    have not come by the bundle's end go to a grouping by URI instead (tagged ``SEVERAL``)."""
+
+    def start_bundle(self):
+        self._views: dict[str, list[ScoredView]] = {}
+
+    def process(self, element):
+        view, result = element  # RunInference's (key, PredictionResult)
+        scored = ScoredView(view, result.inference, result.model_id)
+        if view.count == 1:
+            yield Scored(view.image, (scored,))
+            return
+        views = self._views.setdefault(view.uri, [])
+        views.append(scored)
+        if len(views) == view.count:
+            del self._views[view.uri]
+            yield beam.pvalue.TaggedOutput(COLLECTED, Scored.of_views(views))
+
+    def finish_bundle(self):
+        for uri, views in self._views.items():
+            for scored in views:
+                yield beam.pvalue.TaggedOutput(
+                    SEVERAL, WindowedValue((uri, scored), MIN_TIMESTAMP, (GlobalWindow(),)))
+        self._views = {}
 
 
 def _grouped_file(element) -> Scored:
@@ -142,11 +167,11 @@ def _grouped_file(element) -> Scored:
 
 class ScoreFiles(beam.PTransform):
     """``Entry`` -> ``Scored`` files: ``load`` (one ``(ViewOf, pixels)`` per view) ->
-    ``RunInference`` with ``handler`` -> a ``ScoredView`` per view. A file with one view (nearly all) is
-    scored as it comes out; the views of a file with several are grouped by URI first.
+    ``RunInference`` with ``handler`` -> a ``ScoredView`` per view -> the file, once all its views
+    are scored (``CollectViews``).
 
-    Returns three branches, kept apart until they are counted (see ``FinishRows``):
-    ``OneView`` and ``SeveralViews`` (``Scored``) and ``Failed`` (``Failure``)."""
+    Returns four branches, kept apart until they are counted (see ``FinishRows``):
+    ``SCORED_BRANCHES`` (``Scored``) and ``Failed`` (``Failure``)."""
 
     def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler):
         super().__init__()
@@ -159,10 +184,13 @@ class ScoreFiles(beam.PTransform):
         scored = (
             loaded.views
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "OneView" >> beam.FlatMap(_one_file).with_outputs(SEVERAL, main="files")
+            | "OneView" >> beam.ParDo(CollectViews()).with_outputs(SEVERAL, COLLECTED, main="files")
         )
-        several = scored[SEVERAL] | "GroupViews" >> beam.GroupByKey() | "SeveralViews" >> beam.Map(_grouped_file)
-        return {"OneView": scored.files, "SeveralViews": several, "Failed": loaded[FAILED]}
+        # kept apart from the grouped ones: a Flatten with a grouping's output would hold them back
+        # until every file is grouped on runners that materialize it (the local runner does)
+        grouped = scored[SEVERAL] | "GroupViews" >> beam.GroupByKey() | "SeveralViews" >> beam.Map(_grouped_file)
+        return {"OneView": scored.files, "CollectedViews": scored[COLLECTED], "SeveralViews": grouped,
+                "Failed": loaded[FAILED]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +252,7 @@ class ScoreImages(beam.PTransform):
         exact = load.exact and handler.exact
         files = entries | f"{step}ScoreFiles" >> ScoreFiles(load, handler)
         rows = {f"{step}{name}": files[name] | f"{step}{name}Rows" >> beam.Map(
-            scored_row, self._thresholds, exact) for name in ("OneView", "SeveralViews")}
+            scored_row, self._thresholds, exact) for name in SCORED_BRANCHES}
         rows[f"{step}Failed"] = files["Failed"] | f"{step}FailedRows" >> beam.Map(failed_row)
         return rows
 
@@ -235,8 +263,7 @@ class ScoreImages(beam.PTransform):
             first = self._first
             files = entries | "FirstPassScoreFiles" >> ScoreFiles(first.load, first.handler)
             branches, again = {}, []
-            for name, keep in (("OneView", _kept_or_again), ("SeveralViews", _kept_or_again),
-                               ("Failed", _failed_or_again)):
+            for name, keep in (*((name, _kept_or_again) for name in SCORED_BRANCHES), ("Failed", _failed_or_again)):
                 args = (self._thresholds, first.margin) if keep is _kept_or_again else ()
                 split = files[name] | f"FirstPass{name}Near" >> beam.FlatMap(keep, *args).with_outputs(
                     AGAIN, main="kept")

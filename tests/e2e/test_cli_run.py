@@ -179,7 +179,7 @@ def test_quiet_by_default_and_history_kept(tmp_path):
     assert verbose.returncode == 0
     assert "_tiffReadProc" in verbose.stderr or "samples per pixel" in verbose.stderr
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
-    assert abs(rows[str(REAL / "grace_hopper.jpg")]["score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
+    assert abs(rows[str(REAL / "grace_hopper.jpg")]["yahoo_score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
 
 
 def test_progress_lines_come_during_the_run(tmp_path):

@@ -24,9 +24,9 @@ def test_scores_good_and_bad_paths_in_order(tmp_path):
     expected = reference("real")
     good = [lines[0], lines[5]]
     for line, name in zip(good, ["grace_hopper.jpg", "astronaut.png"]):
-        assert abs(line["score"] - expected[name]) < 1e-3
-        assert line["decision"] == "safe" and line["error"] is None
-        assert line["view"] == "yahoo" and line["yahoo_score"] == line["score"]
+        assert abs(line["yahoo_score"] - expected[name]) < 1e-3  # Yahoo's view; a region may score higher
+        assert line["decision"] == "safe" and line["error"] is None and line["score"] >= line["yahoo_score"]
+        assert line["view"] == "yahoo" or line["view"].startswith("region ")
         assert len(line["pdq"]) == 64 and line["match"] is None
     kinds = [line["error_kind"] for line in lines[1:5]]
     assert all(line["error"].startswith(line["error_kind"] + ": ") for line in lines[1:5])

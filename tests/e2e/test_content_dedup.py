@@ -27,7 +27,8 @@ def test_identical_files_share_one_result_within_and_across_runs(tmp_path):
     expected = reference("real")["astronaut.png"]
     for path in copies:
         row = rows[str(path)]
-        assert abs(row["score"] - expected) < 1e-3 and row["width"] == 512 and row["sha256"] == rows[str(copies[0])]["sha256"]
+        assert abs(row["yahoo_score"] - expected) < 1e-3 and row["width"] == 512
+        assert (row["score"], row["view"], row["sha256"]) == tuple(rows[str(copies[0])][k] for k in ("score", "view", "sha256"))
     assert {rows[str(p)]["error"].split(":")[0] for p in broken} == {"truncated"}
     assert rows[str(tmp_path / "gone.png")]["error"].startswith("not_found")
 

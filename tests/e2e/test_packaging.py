@@ -46,7 +46,7 @@ def test_sdist_installs_into_a_fresh_environment_and_scores(tmp_path):
                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
-    assert abs(line["score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
+    assert abs(line["yahoo_score"] - reference("real")["grace_hopper.jpg"]) < 1e-3
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def test_manifest_formats_pass_through_columns(tmp_path):
     assert set(good) == {str(images / n) for n in scored}
     for name in scored:
         row = good[str(images / name)]
-        assert abs(row["score"] - expected[name]) < 1e-3
+        assert abs(row["yahoo_score"] - expected[name]) < 1e-3 and row["score"] >= row["yahoo_score"]
     assert good[str(images / names[2])]["id"] == "7" and good[str(images / names[2])]["note"] == "x, y"
     assert good[str(images / names[5])]["note"] == "json"
     assert good[str(images / names[0])]["duplicates"] == 1 and good[str(images / names[1])]["duplicates"] == 0

@@ -9,10 +9,11 @@ import shutil
 
 import pyarrow.parquet as pq
 
+from nsfw_scan.pipeline.config import Cascade
 from support.cli import nsfw_scan
 from support.corpus import HOSTILE, REAL, corpus_files
 
-MARGIN = 0.05  # configs/default.yaml's cascade.margin
+MARGIN = Cascade().margin  # configs/default.yaml's cascade.margin
 
 
 def rows_of(out) -> dict[str, dict]:
