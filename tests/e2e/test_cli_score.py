@@ -42,7 +42,8 @@ def test_scores_good_and_bad_paths_in_order(tmp_path):
 def test_all_good_exits_zero_and_thresholds_come_from_config(tmp_path):
     config = tmp_path / "strict.yaml"
     config.write_text("thresholds:\n  safe_below: 0.01\n  nsfw_from: 0.03\n")
-    result = nsfw_scan("score", "--config", config, REAL / "astronaut.png", REAL / "coffee.png", REAL / "chelsea.png")
+    result = nsfw_scan("score", "--config", config, "--views", "whole",  # the whole pictures, as their references
+                       REAL / "astronaut.png", REAL / "coffee.png", REAL / "chelsea.png")
     assert result.returncode == 0, result.stderr
     decisions = [json.loads(line)["decision"] for line in result.stdout.splitlines()]
     # reference scores: astronaut 0.0317, coffee 0.0130, chelsea 0.0001

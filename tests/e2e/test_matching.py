@@ -180,7 +180,12 @@ def test_hashes_out_make_a_list_that_matches_the_next_run(matched, uploads, tmp_
     assert expected and {line["pdq"] for line in lines} == expected
     assert {line["label"] for line in lines} == {"confirmed"} and list(lines[0]) == ["pdq", "label", "uri"]
     copy = tmp_path / "again.png"
-    copy.write_bytes(encoded(Image.open(folder / "coins.png").convert("RGB").resize((200, 158)), "JPEG", quality=70))
+    # a smaller copy of a listed upload, still large enough for regions (the listed hash is the view
+    # that scored highest, a region or the whole picture)
+    picture = Image.open(lines[0]["uri"]).convert("RGB")
+    scale = max(224 / min(picture.size), 0.8)
+    copy.write_bytes(encoded(picture.resize((round(picture.width * scale), round(picture.height * scale))), "JPEG",
+                             quality=70))
     scored = nsfw_scan("score", str(copy), "--match-list", str(listed))
     assert scored.returncode == 0, scored.stderr
     assert '"match": "confirmed"' in scored.stdout
