@@ -125,14 +125,12 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
 
 
 SEVERAL = "several"  # tag of the scored views of files with several, to be grouped by URI
-SCORED_BRANCHES = ("OneView", "CollectedViews", "SeveralViews")  # ScoreFiles' branches of scored files
-COLLECTED = "collected"  # tag of the files with several views, all collected in one bundle
+SCORED_BRANCHES = ("OneView", "SeveralViews")  # ScoreFiles' branches of scored files
 
 
 class CollectViews(beam.DoFn):
-    """Scored views -> files, as their last view comes: a file of one view at once (untagged);
-    the views of a file with several are held until all have come, then the file (tagged
-    ``COLLECTED``). They come in the bundle that loaded the file (loading, inference and this step
+    """Scored views -> files, as their last view comes: a file of one view at once; the views of
+    a file with several are held until all have come, then the file. They come in the bundle that loaded the file (loading, inference and this step
     run fused, in one bundle), so the rows of files with regions or frames finish as they are
     scored, not when every file is: progress and checkpoints keep up. Views whose file's others
     have not come by the bundle's end go to a grouping by URI instead (tagged ``SEVERAL``)."""
@@ -150,7 +148,7 @@ class CollectViews(beam.DoFn):
         views.append(scored)
         if len(views) == view.count:
             del self._views[view.uri]
-            yield beam.pvalue.TaggedOutput(COLLECTED, Scored.of_views(views))
+            yield Scored.of_views(views)
 
     def finish_bundle(self):
         for uri, views in self._views.items():
@@ -170,7 +168,7 @@ class ScoreFiles(beam.PTransform):
     ``RunInference`` with ``handler`` -> a ``ScoredView`` per view -> the file, once all its views
     are scored (``CollectViews``).
 
-    Returns four branches, kept apart until they are counted (see ``FinishRows``):
+    Returns three branches, kept apart until they are counted (see ``FinishRows``):
     ``SCORED_BRANCHES`` (``Scored``) and ``Failed`` (``Failure``)."""
 
     def __init__(self, load: LoadImage, handler: OpenNsfwModelHandler):
@@ -184,13 +182,12 @@ class ScoreFiles(beam.PTransform):
         scored = (
             loaded.views
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "OneView" >> beam.ParDo(CollectViews()).with_outputs(SEVERAL, COLLECTED, main="files")
+            | "OneView" >> beam.ParDo(CollectViews()).with_outputs(SEVERAL, main="files")
         )
-        # kept apart from the grouped ones: a Flatten with a grouping's output would hold them back
-        # until every file is grouped on runners that materialize it (the local runner does)
+        # kept apart from the collected ones: a Flatten with a grouping's output would hold them
+        # back until every file is grouped on runners that materialize it (the local runner does)
         grouped = scored[SEVERAL] | "GroupViews" >> beam.GroupByKey() | "SeveralViews" >> beam.Map(_grouped_file)
-        return {"OneView": scored.files, "CollectedViews": scored[COLLECTED], "SeveralViews": grouped,
-                "Failed": loaded[FAILED]}
+        return {"OneView": scored.files, "SeveralViews": grouped, "Failed": loaded[FAILED]}
 
 
 @dataclasses.dataclass(frozen=True)
