@@ -102,7 +102,9 @@ def test_redecide_scores_with_the_runs_own_settings_and_keeps_a_changed_files_ro
     plain, out = tmp_path / "plain", tmp_path / "out"
     assert nsfw_scan("run", "--manifest", manifest, "--output", plain).returncode == 0
     known = tmp_path / "known.csv"
-    known.write_text("pdq,label\n" + "".join(f"{r['pdq']},known\n" for r in rows_of(plain).values() if r["pdq"]))
+    # Yahoo's view's hashes, as the run below (--views yahoo) makes them
+    known.write_text("pdq,label\n" + "".join(f"{r['yahoo_pdq']},known\n" for r in rows_of(plain).values()
+                                              if r["yahoo_pdq"]))
     done = nsfw_scan("run", "--manifest", manifest, "--output", out, "--match-list", known, "--views", "yahoo")
     assert done.returncode == 0, done.stderr
     before = rows_of(out)
