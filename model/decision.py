@@ -39,12 +39,10 @@ class Thresholds:
             return "nsfw"
         return "review"
 
-    def near(self, score: float, margin: float, counts: "OwnThresholds | None" = None) -> bool:
+    def near(self, score: float, margin: float) -> bool:
         """Whether a score that may be off by up to ``margin`` could fall on the other side of a
-        threshold: within ``margin`` of either (the cascade re-scores these exactly). ``counts``:
-        how the view counts, whose own score is compared with its own thresholds (:meth:`of_view`)."""
-        safe_below, nsfw_from = self.of_view(counts or AS_PICTURE)
-        return abs(score - safe_below) <= margin or abs(score - nsfw_from) <= margin
+        threshold: within ``margin`` of either (the cascade re-scores these exactly)."""
+        return abs(score - self.safe_below) <= margin or abs(score - self.nsfw_from) <= margin
 
     def settled(self, views, margin: float) -> bool:
         """Whether the views' scores (``(score, counts)`` pairs: ``counts`` an :class:`OwnThresholds`),

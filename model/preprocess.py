@@ -101,6 +101,11 @@ class ViewPolicy:
     def regions(self) -> bool:
         return self.views == "all"
 
+    def gets_regions(self, width: int, height: int, frames: int = 1) -> bool:
+        """Whether a file of this size and number of frames gets its regions as views: a still of
+        at least ``region_min_side`` pixels a side (an animation's frames are its views)."""
+        return self.regions and frames == 1 and min(width, height) >= self.region_min_side
+
 
 YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
 
@@ -244,7 +249,7 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     image = _open(data, max_pixels)
     width, height = image.size
     stored_mode = image.mode
-    regions = policy.regions and min(width, height) >= policy.region_min_side
+    regions = policy.gets_regions(width, height)
     # a still with regions is decoded whole by every loader: regions cut from a reduced decode
     # scored up to 0.09 from the exact ones (docs/cascade.md), more than the cascade's margin
     decoded = _decode_rgb(image, draft and not regions)
@@ -252,7 +257,7 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     displayed = _hash(resized, decoded.size, (width, height), _orientation(image))
     views = [View(YAHOO_VIEW, _finish(resized), displayed)]
     frames = _frame_count(image, data)
-    regions = regions and frames == 1  # an animation's frames are its views
+    regions = policy.gets_regions(width, height, frames)
     if policy.views != YAHOO_VIEW:
         views += views_of(image, stored_mode, frames, max_pixels, policy)
     if regions:

@@ -207,7 +207,7 @@ class _Sampler:
     that keyframe are read but not decoded."""
 
     def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, preprocess,
-                 clip_thresholds=None):
+                 clip_thresholds):
         self._timeline = timeline
         self._counts = clip_thresholds  # of the frames after the first (``ViewPolicy.clip_thresholds``)
         self._times = times
@@ -293,5 +293,5 @@ class _Sampler:
     def views(self) -> list:
         ordered = sorted(self._samples.values(), key=lambda sample: sample[0])
         return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size),
-                              self._pp.AS_PICTURE if index == 0 or self._counts is None else self._counts)
+                              self._pp.AS_PICTURE if index == 0 else self._counts)
                 for index, (seconds, resized, size) in enumerate(ordered)]

@@ -98,9 +98,10 @@ class Regions:
 
 
 def _own_problems(section):
-    if not 0 < section.safe_below < section.nsfw_from < 1:
-        yield "", (f"need 0 < safe_below < nsfw_from < 1 (the scores of its own that count as 0.2 and 0.8), "
-                   f"got {section.safe_below} and {section.nsfw_from}")
+    try:
+        OwnThresholds(section.safe_below, section.nsfw_from)
+    except ValueError as exc:  # the thresholds' own check
+        yield "", f"{exc} (the scores of its own that count as 0.2 and 0.8)"
 
 
 @dataclasses.dataclass(frozen=True)

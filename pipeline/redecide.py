@@ -31,6 +31,7 @@ import logging
 
 import pyarrow as pa
 
+from ..model.decision import AS_PICTURE
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
 from ..model.preprocess import EXACT_LOADER
@@ -69,7 +70,7 @@ def run_config(config: Config, schema: pa.Schema) -> Config | None:
     try:
         record = json.loads(recorded)
         if "regions" not in record:  # a run before regions: its views were whole ones, its frames counted as they are
-            record.update(regions={}, video={**record["video"], "safe_below": 0.2, "nsfw_from": 0.8},
+            record.update(regions={}, video={**record["video"], **dataclasses.asdict(AS_PICTURE)},
                           views="whole" if record["views"] == "all" else record["views"])
         weights = {**record["weights"], "trusted": config.weights.trusted}  # trust is the operator's, never a file's
         return dataclasses.replace(config, views=record["views"], weights=Weights(**weights),

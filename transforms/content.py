@@ -79,7 +79,7 @@ def _same_views(row: dict, policy: ViewPolicy) -> bool:
     region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
     if not policy.regions:
         return not region
-    gets_regions = row[Column.FRAMES] == 1 and min(row[Column.WIDTH] or 0, row[Column.HEIGHT] or 0) >= policy.region_min_side
+    gets_regions = policy.gets_regions(row[Column.WIDTH] or 0, row[Column.HEIGHT] or 0, row[Column.FRAMES])
     return region or not gets_regions or row[Column.VIEWS] > len(REGIONS)
 
 

@@ -47,3 +47,17 @@ def test_sections_are_the_objects_the_code_reads_with():
     assert config.view_policy() == ViewPolicy()
     for preset in ("dataflow", "flink", "spark"):
         assert load_config(preset).batch == Batch()
+
+
+def test_own_thresholds_out_of_order_are_one_error_naming_the_key(tmp_path):
+    import pytest
+
+    from nsfw_scan.pipeline.config import ConfigError, load_config
+
+    for text, key in (("regions: {safe_below: 0.9, nsfw_from: 0.3}\n", "regions"),
+                      ("video: {safe_below: 0.0, nsfw_from: 0.8}\n", "video"),
+                      ("regions: {min_side: 0}\n", "regions.min_side")):
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"{path}: {key}: "):
+            load_config(str(path))
