@@ -75,7 +75,7 @@ def flagged_pictures(count: int, seed: int = 0) -> list[Image.Image]:
                 placed = tf.image.crop_and_resize(rgb, boxes, tf.range(wanted), (256, 256))
                 mask = tf.image.crop_and_resize(tf.ones_like(rgb[..., :1]), boxes, tf.range(wanted), (256, 256))
                 shown = placed * mask + scenes * (1 - mask)
-                probability = model(shown[:, 16:240, 16:240, ::-1] - MEAN_BGR, training=False)[:, 1]
+                probability = model(shown[:, 16:240, 16:240, ::-1] - MEAN_BGR, training=False)[:, 0, 0, 1]
                 loss = -tf.reduce_sum(tf.math.log(probability + 1e-6))
             optimizer.apply_gradients([(tape.gradient(loss, grid), grid)])
         pixels = np.asarray(tf.sigmoid(tf.image.resize(grid, (256, 256), method="bilinear")) * 255.0).round()

@@ -26,14 +26,14 @@ def export_savedmodel(model, directory: str, input_type: str = "tensor") -> None
     if input_type == "tensor":
         @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name="images")])
         def serve(images):
-            return {"nsfw_probability": module.model(images, training=False)[:, 1]}
+            return {"nsfw_probability": module.model(images, training=False)[:, 0, 0, 1]}
     else:
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
         def serve(image_bytes):
             images = tf.map_fn(
                 tf_preprocess, image_bytes, fn_output_signature=tf.TensorSpec(INPUT_SHAPE, tf.float32)
             )
-            return {"nsfw_probability": module.model(images, training=False)[:, 1]}
+            return {"nsfw_probability": module.model(images, training=False)[:, 0, 0, 1]}
 
     module.serve = serve
     tf.saved_model.save(module, directory, signatures={"serving_default": serve})

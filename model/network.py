@@ -14,8 +14,12 @@ Caffe conventions kept here:
 - strided bottleneck blocks put the stride on the first 1x1 convolution (``branch2a``) and on
   the projection shortcut.
 
-Input: float32 NHWC ``[N, 224, 224, 3]``, BGR, mean-subtracted. Output: softmax ``[N, 2]``;
-column 1 is the NSFW probability.
+Input: float32 NHWC ``[N, H, W, 3]``, BGR, mean-subtracted; Yahoo's view is 224x224. The network
+is convolutional up to its 7x7 average pooling, and its classifier applies to each pooled
+position: the output is softmax ``[N, (H - 224) / 32 + 1, (W - 224) / 32 + 1, 2]``, one
+probability pair per 224x224 *window* of the input, at a stride of 32 pixels (a 224x224 input
+has one window, the network as Yahoo ran it; a 448x448 one 8x8). Channel 1 is the NSFW
+probability.
 """
 
 from __future__ import annotations
@@ -23,9 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .scorer_base import EXACT_PRECISION
-
-INPUT_SHAPE = (224, 224, 3)
+from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, WINDOW_STRIDE
 
 # (stage index, blocks, (branch2a, branch2b, branch2c) filters, stride of the first block)
 STAGES = (
@@ -101,7 +103,7 @@ def build_resnet50_thin(precision: str = EXACT_PRECISION) -> keras.Model:
 
 
 def _build() -> keras.Model:
-    inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="data")
+    inputs = keras.Input(shape=(None, None, 3), dtype="float32", name="data")
     x = conv(inputs, 64, 7, 2, "conv_1")
     x = layers.ReLU(name="relu_1")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
@@ -115,10 +117,15 @@ def _build() -> keras.Model:
                 name=f"stage{stage}_block{block}",
             )
     x = layers.AveragePooling2D(7, strides=1, padding="valid", name="pool")(x)
-    x = layers.Flatten(name="flatten")(x)
+    # the classifier on each pooled position: on a 224x224 input, Caffe's flatten + inner product
     x = layers.Dense(2, name="fc_nsfw", dtype="float32")(x)
     outputs = layers.Softmax(name="prob", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="resnet_50_1by2_nsfw")
+
+
+def windows_per_side(side: int) -> int:
+    """Windows along an input side of ``side`` pixels (224 + a multiple of 32)."""
+    return (side - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1
 
 
 def weight_layers(model: keras.Model) -> dict[str, layers.Layer]:

@@ -42,6 +42,7 @@ from PIL import Image, ImageOps
 from . import pdq
 from .decision import AS_PICTURE, OwnThresholds
 from .errors import Unscorable
+from .scorer_base import INPUT_SHAPE, WINDOW_STRIDE
 from .signatures import is_image, is_video, signature_of
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -56,10 +57,15 @@ YAHOO_VIEW = "yahoo"
 WHOLE_VIEWS = "whole"  # every view of the whole picture, no regions
 VIEW_MODES = ("all", WHOLE_VIEWS, YAHOO_VIEW)
 REGION_PREFIX = "region "
-# the regions of a still scored as views of their own: each half the picture's width and height,
-# named by where it lies, with the share of the picture's size its left and top edges are at
-REGIONS = (("top-left", 0.0, 0.0), ("top-right", 0.5, 0.0), ("bottom-left", 0.0, 0.5),
-           ("bottom-right", 0.5, 0.5), ("centre", 0.25, 0.25))
+REGIONS_VIEW = "regions"  # the view of a still's region map; a row names the window that scored
+# A still's regions: its region map is the picture resized to REGION_MAP_SHORT pixels on its
+# shorter side and one of REGION_MAP_LONGS on its longer (the nearest to its own aspect), through
+# a JPEG round trip, less REGION_MAP_BORDER pixels at every edge (as Yahoo's view is 256 pixels
+# less 16 at every edge, at twice the size); each 224-pixel window in it, every 32 pixels, is a
+# region (``model.network``): 8x8 windows on a square picture, each about 44% of its side.
+REGION_MAP_SHORT = 512
+REGION_MAP_LONGS = (512, 640, 768)
+REGION_MAP_BORDER = 32
 # 16- and 32-bit modes, which convert("RGB") clips instead of scaling
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 # Orientation tag values that display the stored pixels otherwise (1: as stored), and how
@@ -93,8 +99,8 @@ class ViewPolicy:
     # are). The defaults are fitted by benchmarks/review_load.py.
     region_thresholds: OwnThresholds = OwnThresholds(0.3, 0.9)
     clip_thresholds: OwnThresholds = OwnThresholds(0.7, 0.8)
-    # stills whose shorter side has at least this many pixels also get their regions as views
-    # (``REGIONS``, with ``views="all"``)
+    # stills whose shorter side has at least this many pixels also get their region map as a
+    # view (``region_map_view``, with ``views="all"``)
     region_min_side: int = 224
 
     @property
@@ -112,15 +118,18 @@ YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
 
 @dataclasses.dataclass(frozen=True)
 class View:
-    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", "region ...", ...
+    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", "regions", ...
     # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
-    # its size, which is how views wait for the model (``network_input`` makes the input)
+    # its size, which is how views wait for the model (``network_input`` makes the input); a
+    # region map's is larger (``region_map_view``)
     pixels: np.ndarray
     # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
     # loader cannot make one (the TensorFlow loader)
     pdq: pdq.Pdq | None = None
     # how its score counts in its file's (``model.decision.OwnThresholds``)
     counts: OwnThresholds = AS_PICTURE
+    # a region map's windows, by which its score is named (None: a view of one window)
+    windows: "RegionMap | None" = None
 
     @property
     def array(self) -> np.ndarray:
@@ -146,6 +155,11 @@ class Preprocessed:
     def array(self) -> np.ndarray:
         """Yahoo's view."""
         return self.views[0].array
+
+    @property
+    def scored(self) -> int:
+        """How many views its views are scored as: a region map's windows each count as one."""
+        return sum(view.windows.count if view.windows else 1 for view in self.views)
 
 
 # Pillow decodes PostScript by running Ghostscript on it: never for untrusted uploads.
@@ -261,27 +275,56 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     if policy.views != YAHOO_VIEW:
         views += views_of(image, stored_mode, frames, max_pixels, policy)
     if regions:
-        views += region_views(decoded, (width, height), policy.region_thresholds)
+        views.append(region_map_view(decoded, (width, height), policy.region_thresholds))
     return Preprocessed(tuple(views), width, height, frames)
 
 
-def region_views(decoded: Image.Image, size: tuple[int, int], counts: OwnThresholds) -> list[View]:
-    """The regions of a still (``REGIONS``) as views, each through Yahoo's steps as if it were
-    the upload, named by where it lies and its box in the picture's pixels (``size``; the
-    ``decoded`` pixels may be fewer, decoded at reduced scale):
-    ``region top-left 0,0,960,540`` (left, top, right, bottom)."""
-    width, height = size
-    scale_x, scale_y = decoded.width / width, decoded.height / height
-    views = []
-    for name, left_share, top_share in REGIONS:
-        left, top = round(left_share * width), round(top_share * height)
-        right, bottom = round((left_share + 0.5) * width), round((top_share + 0.5) * height)
-        crop = decoded.crop((round(left * scale_x), round(top * scale_y),
-                             round(right * scale_x), round(bottom * scale_y)))
-        resized = _resize(crop)
-        views.append(View(f"{REGION_PREFIX}{name} {left},{top},{right},{bottom}", _finish(resized),
-                          _hash(resized, crop.size, (right - left, bottom - top)), counts))
-    return views
+@dataclasses.dataclass(frozen=True)
+class RegionMap:
+    """Where a region map's windows lie in its picture: ``size``, the picture's (width, height);
+    ``resized``, the map's size before its border is cut."""
+
+    size: tuple[int, int]
+    resized: tuple[int, int]
+
+    @property
+    def count(self) -> int:
+        """Its windows: each is scored as a view."""
+        columns, rows = ((side - 2 * REGION_MAP_BORDER - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1 for side in self.resized)
+        return rows * columns
+
+    def name(self, window: tuple[int, int]) -> str:
+        """The view name of the window at (row, column), its box in the picture's pixels:
+        ``region 84,63,504,378`` (left, top, right, bottom)."""
+        (width, height), (map_width, map_height) = self.size, self.resized
+        row, column = window
+        left, top = REGION_MAP_BORDER + column * WINDOW_STRIDE, REGION_MAP_BORDER + row * WINDOW_STRIDE
+        side = INPUT_SHAPE[0]
+        box = (round(left * width / map_width), round(top * height / map_height),
+               round((left + side) * width / map_width), round((top + side) * height / map_height))
+        return REGION_PREFIX + ",".join(map(str, box))
+
+
+SQUARE_MAP = RegionMap((1, 1), (REGION_MAP_SHORT, REGION_MAP_SHORT))  # the fewest windows a map has
+
+
+def region_map_size(width: int, height: int) -> tuple[int, int]:
+    """The size a picture is resized to for its region map: ``REGION_MAP_SHORT`` on its shorter
+    side, the one of ``REGION_MAP_LONGS`` nearest its aspect (by ratio) on its longer."""
+    aspect = max(width, height) / min(width, height)
+    long = min(REGION_MAP_LONGS, key=lambda side: abs(np.log(side / REGION_MAP_SHORT / aspect)))
+    return (long, REGION_MAP_SHORT) if width >= height else (REGION_MAP_SHORT, long)
+
+
+def region_map_view(decoded: Image.Image, size: tuple[int, int], counts: OwnThresholds) -> View:
+    """A still's region map as one view (``REGIONS_VIEW``): ``decoded`` (the picture of ``size``)
+    resized (:func:`region_map_size`), through a JPEG round trip with PIL's defaults, less its
+    border, BGR. The model scores every window in it as a region, each as if it were a view of
+    its own (``model.scorer.TensorFlowScorer.score_windows``); the view has no hash of its own."""
+    resized_size = region_map_size(*size)
+    resized = decoded.resize(resized_size, resample=Image.Resampling.BILINEAR)
+    return View(REGIONS_VIEW, _jpeg_round_trip(resized, REGION_MAP_BORDER), None, counts,
+                RegionMap(size, resized_size))
 
 
 def _orientation(image: Image.Image) -> int:
@@ -490,10 +533,16 @@ def _resize(image: Image.Image) -> Image.Image:
 def _finish(resized: Image.Image) -> np.ndarray:
     """Yahoo's steps after the resize: JPEG round-trip with PIL's defaults, center crop, BGR
     (uint8; ``network_input`` subtracts the mean)."""
+    return _jpeg_round_trip(resized, OFFSET)
+
+
+def _jpeg_round_trip(resized: Image.Image, border: int) -> np.ndarray:
+    """``resized`` saved as JPEG with PIL's defaults and read back, less ``border`` pixels at
+    every edge, BGR."""
     buffer = io.BytesIO()
     resized.save(buffer, format="JPEG")
     buffer.seek(0)
-    rgb = np.asarray(Image.open(buffer))[OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP]
+    rgb = np.asarray(Image.open(buffer))[border:resized.height - border, border:resized.width - border]
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 

@@ -4,11 +4,12 @@ and the packaged ONNX file on onnxruntime (:class:`OnnxRuntimeScorer`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
 
-from .network import INPUT_SHAPE, build_resnet50_thin
+from .network import INPUT_SHAPE, build_resnet50_thin, windows_per_side
 from .precision import AUTO, fastest_precision
 from .preprocess import MEAN_BGR
 from .scorer_base import EXACT_PRECISION, Scorer, cpu_threads
@@ -49,10 +50,12 @@ class TensorFlowScorer(Scorer):
     piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split.
 
     ``score_pixels`` takes the views' uint8 pixels and makes the network input inside the graph;
-    ``score`` takes that float input made already. ``warm_up``: trace the two graphs on pixels
-    (a batch of one, and one in pieces) as part of loading, so that a job's first batches run at
-    full speed. Without it each graph is traced at its first use (0.3-0.45 s each):
-    ``nsfw-scan score`` of one file then traces only the one it needs."""
+    ``score`` takes that float input made already; ``score_windows`` takes region maps' pixels
+    (``model.preprocess.region_map_view``) and scores every 224-pixel window in them.
+    ``warm_up``: trace the graphs on views' pixels (a batch of one, and one in pieces) as part of
+    loading, so that a job's first batches run at full speed. Without it each graph is traced at
+    its first use (0.3-0.45 s each): ``nsfw-scan score`` of one file then traces only the one it
+    needs; the region maps' graphs are traced at their first use."""
 
     def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
                  intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = EXACT_PRECISION,
@@ -73,15 +76,19 @@ class TensorFlowScorer(Scorer):
 
         self._parts = parts
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() * parts  # cores the model uses
-        self._on_input = _graphs(model, tf.float32, lambda batch: batch, parts)
+        side = INPUT_SHAPE[0]
+        self._on_input = _graphs(model, tf.float32, lambda batch: batch, parts, side, side)
         # uint8 pixels in: the float input is made inside the graph, on TensorFlow's threads
-        self._on_pixels = _graphs(model, tf.uint8, lambda pixels: tf.cast(pixels, tf.float32) - MEAN_BGR, parts)
+        on_pixels = lambda pixels: tf.cast(pixels, tf.float32) - MEAN_BGR  # noqa: E731
+        self._on_pixels = _graphs(model, tf.uint8, on_pixels, parts, side, side)
+        # region maps (``score_windows``): a pair of graphs per map size, made at its first use
+        self._on_maps = functools.cache(lambda height, width: _graphs(model, tf.uint8, on_pixels, parts, height, width))
         for size in {1, parts} if warm_up else ():
             self.score_pixels(np.zeros((size, *INPUT_SHAPE), np.uint8))
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         """``batch``: float32 ``[N, 224, 224, 3]``, the network input -> float32 ``[N]``."""
-        return self._run(self._on_input, np.asarray(batch, dtype=np.float32))
+        return self._run(self._on_input, np.asarray(batch, dtype=np.float32))[:, 0, 0]
 
     def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` -> float32 ``[N]``; the same scores as
@@ -89,33 +96,42 @@ class TensorFlowScorer(Scorer):
         float copy four times the pixels' size, made while the model's threads wait)."""
         if pixels.dtype != np.uint8:
             raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
-        return self._run(self._on_pixels, pixels)
+        return self._run(self._on_pixels, pixels)[:, 0, 0]
+
+    def score_windows(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels``: uint8 BGR region maps of one size ``[N, H, W, 3]`` (``H`` and ``W``: 224
+        and a multiple of 32) -> float32 ``[N, rows, columns]``: the NSFW probability of each
+        224-pixel window in them (``model.network``)."""
+        if pixels.dtype != np.uint8:
+            raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
+        return self._run(self._on_maps(*pixels.shape[1:3]), pixels)
 
     def _run(self, graphs, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
-            return np.zeros((0,), np.float32)
+            return np.zeros((0, windows_per_side(batch.shape[1]), windows_per_side(batch.shape[2])), np.float32)
         whole, in_pieces = graphs
         return (in_pieces if self._parts > 1 and len(batch) >= self._parts else whole)(batch).numpy()
 
 
-def _graphs(model, dtype, to_input, parts: int):
-    """The two compiled graphs of ``model`` on a batch of ``dtype`` (``to_input`` makes the
-    network's float input of it): the whole batch at once, and the batch in ``parts``
+def _graphs(model, dtype, to_input, parts: int, height: int, width: int):
+    """The two compiled graphs of ``model`` on a batch of ``dtype`` of ``height`` x ``width``
+    pixels (``to_input`` makes the network's float input of it), each giving the NSFW probability of
+    every window ``[N, rows, columns]``: the whole batch at once, and the batch in ``parts``
     concurrent pieces (at least ``parts`` images), each piece's input made on its own thread."""
     import tensorflow as tf
 
-    signature = [tf.TensorSpec((None, *INPUT_SHAPE), dtype)]
+    signature = [tf.TensorSpec((None, height, width, 3), dtype)]
 
     @tf.function(input_signature=signature)
     def whole(batch):
-        return model(to_input(batch), training=False)[:, 1]
+        return model(to_input(batch), training=False)[..., 1]
 
     @tf.function(input_signature=signature)
     def in_pieces(batch):
         n = tf.shape(batch)[0]
         sizes = n // parts + tf.cast(tf.range(parts) < n % parts, tf.int32)
         pieces = tf.split(batch, sizes, num=parts)
-        return tf.concat([model(to_input(piece), training=False)[:, 1] for piece in pieces], axis=0)
+        return tf.concat([model(to_input(piece), training=False)[..., 1] for piece in pieces], axis=0)
 
     return whole, in_pieces
 

@@ -11,6 +11,9 @@ import os
 
 import numpy as np
 
+INPUT_SHAPE = (224, 224, 3)  # a view's pixels: ``model.network``'s input for one window
+WINDOW_STRIDE = 32  # pixels of a larger input between neighbouring windows (the network's total stride)
+
 # The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
 # convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
 # that checking a setting does not import TensorFlow.
@@ -40,6 +43,33 @@ class Scorer:
         from .preprocess import network_input
 
         return self.score(network_input(pixels))
+
+    def score_windows(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels``: uint8 BGR region maps ``[N, H, W, 3]`` -> float32 ``[N, rows, columns]``, the
+        score of every 224-pixel window (``model.network``): engines whose network takes 224x224
+        inputs only have none."""
+        raise ValueError(f"the {type(self).__name__} engine scores 224x224 views only, not regions: "
+                         "use the tensorflow engine, or --views whole")
+
+    def score_views(self, views) -> list[tuple[float, tuple[int, int] | None]]:
+        """Each of ``views``' pixels (``model.preprocess.View.pixels``: 224x224 views and region
+        maps, in any order) scored, as ``(score, window)``: a view's score and ``None``, or a
+        region map's highest window's score and its (row, column), the first of equals. Views of
+        one size are scored together, as one batch."""
+        by_size: dict[tuple, list[int]] = {}
+        for index, pixels in enumerate(views):
+            by_size.setdefault(pixels.shape, []).append(index)
+        scored: list = [None] * len(views)
+        for shape, indices in by_size.items():
+            batch = np.stack([views[i] for i in indices])
+            if shape == INPUT_SHAPE:
+                for i, score in zip(indices, self.score_pixels(batch).tolist()):
+                    scored[i] = (score, None)
+                continue
+            for i, windows in zip(indices, self.score_windows(batch)):
+                row, column = np.unravel_index(int(np.argmax(windows)), windows.shape)
+                scored[i] = (float(windows[row, column]), (int(row), int(column)))
+        return scored
 
     def take_load_report(self) -> float | None:
         """The seconds this scorer took to load, exactly once (then ``None``), so that a caller

@@ -6,8 +6,6 @@ import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
 
-import numpy as np
-
 from ..model.decision import NOT_SCORED
 from ..storage.schema import Column
 from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView
@@ -53,13 +51,14 @@ def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: 
     results = iter(loaded())
     for chunk in iter(lambda: list(itertools.islice(results, batch)), []):
         decoded = [view.pixels for result in chunk if not result.failed for view in result.views]
-        scores = iter([score for start in range(0, len(decoded), batch)
-                       for score in scorer.score_pixels(np.stack(decoded[start:start + batch])).tolist()])
+        scores = iter([scored for start in range(0, len(decoded), batch)
+                       for scored in scorer.score_views(decoded[start:start + batch])])
         for result in chunk:  # the scores come in the chunk's order
             if result.failed:
                 yield failed_row(result)
                 continue
-            views = tuple(ScoredView(key, float(next(scores)), scorer.model_id) for key in result.keys())
+            views = tuple(ScoredView(key, score, scorer.model_id, window)
+                          for key, (score, window) in zip(result.keys(), scores))
             yield scored_row(Scored(result.image, views), thresholds)
 
 

@@ -18,7 +18,7 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..model.hash_list import Matching
-from ..model.preprocess import REGION_PREFIX, REGIONS, YAHOO_VIEW, ViewPolicy
+from ..model.preprocess import REGION_PREFIX, SQUARE_MAP, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, Column
 from . import metrics
 from .earlier import ReadEarlierResults
@@ -74,13 +74,12 @@ def _reusable(row: dict, model: str, loader: str, policy: ViewPolicy, first_pass
 
 
 def _same_views(row: dict, policy: ViewPolicy) -> bool:
-    """Whether an earlier row's score is the one ``policy``'s views give: with regions, a still
-    that gets them scored them too; without, its score came from a whole view."""
-    region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
-    if not policy.regions:
-        return not region
-    gets_regions = policy.gets_regions(row[Column.WIDTH] or 0, row[Column.HEIGHT] or 0, row[Column.FRAMES])
-    return region or not gets_regions or row[Column.VIEWS] > len(REGIONS)
+    """Whether an earlier row's score is the one ``policy``'s views give: a still that gets
+    regions scored its region map's windows too (at least a square map's, ``SQUARE_MAP``); a
+    file that gets none, a whole view only."""
+    if not policy.gets_regions(row[Column.WIDTH] or 0, row[Column.HEIGHT] or 0, row[Column.FRAMES]):
+        return not (row[Column.VIEW] or "").startswith(REGION_PREFIX)
+    return row[Column.VIEWS] > SQUARE_MAP.count
 
 
 class EarlierScores(beam.PTransform):

@@ -16,7 +16,7 @@ from ..model.decision import AS_PICTURE, OwnThresholds
 from ..model.errors import Unscorable
 from ..model.hash_list import Match
 from ..model.pdq import Pdq
-from ..model.preprocess import View
+from ..model.preprocess import RegionMap, View
 
 
 def bad_line_key(manifest: str, line: int) -> str:
@@ -89,7 +89,7 @@ class Loaded:
         """Each view's key, in view order, with the view's hash; the ``image`` rides with the first only."""
         count = len(self.views)
         return tuple(ViewOf(self.image.uri, index, view.name, count, self.image if index == 0 else None, view.pdq,
-                            view.counts)
+                            view.counts, view.windows)
                      for index, view in enumerate(self.views))
 
 
@@ -130,6 +130,7 @@ class ViewOf:
     image: Image | None
     pdq: Pdq | None = None  # the view's, as displayed (``model.preprocess.View.pdq``)
     counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.preprocess.View.counts``)
+    windows: RegionMap | None = None  # a region map's windows (``model.preprocess.View.windows``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,12 @@ class ScoredView:
     view: ViewOf
     score: float
     model: str
+    window: tuple[int, int] | None = None  # a region map's: the (row, column) of its highest window
+
+    @property
+    def name(self) -> str:
+        """What the row's ``view`` names: the view, or the region map's window that scored."""
+        return self.view.name if self.window is None else self.view.windows.name(self.window)
 
     @property
     def counted(self) -> float:

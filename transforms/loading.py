@@ -184,7 +184,7 @@ class Loading:
         file's ``Failure``: never decoded, no loader ran to its end."""
         try:
             image = load_image(data, self._loader, self._max_pixels, self._views)
-            facts = Image(read, self._loader, image.width, image.height, image.frames, len(image.views),
+            facts = Image(read, self._loader, image.width, image.height, image.frames, image.scored,
                           *self._match(image.views))
         except Exception as exc:
             return Failure.of(read.entry, _unscorable(exc, read.entry, "decoding"), read)

@@ -85,7 +85,7 @@ def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> di
         if hashed is not None:
             row[value], row[quality] = hashed.hex, hashed.quality
     return finish(row, score=best.counted, model=best.model, thresholds=thresholds,
-                  view=best.view.name, yahoo_score=yahoo.score, view_score=best.score, exact=exact)
+                  view=best.name, yahoo_score=yahoo.score, view_score=best.score, exact=exact)
 
 
 def settled(row: dict, thresholds: Thresholds, margin: float, policy: ViewPolicy) -> bool:

@@ -57,6 +57,9 @@ class LoadedOnFirstBatch:
     def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return self._loaded().score_pixels(pixels)
 
+    def score_views(self, views) -> list:
+        return self._loaded().score_views(views)
+
     def get_model_id(self) -> str:
         return self._loaded().get_model_id()
 
@@ -67,10 +70,11 @@ class LoadedOnFirstBatch:
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``), stacked per batch for
-    the scorer's ``score_pixels``, which makes the network's float input. ``run_inference`` returns Beam's ``PredictionResult`` per
-    image: the NSFW probability and the ``model_id`` of the scorer that computed it (weights and
-    precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
+    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``: views and region maps),
+    scored per batch by the scorer's ``score_views``, which makes the network's float input.
+    ``run_inference`` returns Beam's ``PredictionResult`` per image: ``(score, window)`` (a region
+    map's highest window, else ``None``) and the ``model_id`` of the scorer that computed it
+    (weights and precision), so each row names the model that actually ran. The 150 KB pixel arrays are not carried past inference
     (``example`` is left empty). ``large_model=True`` or ``model_copies=N`` makes Beam share N copies among
     all the SDK processes of a worker instead of one per process.
     """
@@ -100,7 +104,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
         return load_timed(self._spec)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[PredictionResult]:
-        scores = model.score_pixels(np.stack(batch)).tolist()
+        scores = model.score_views(batch)
         model_id = model.get_model_id()
         seconds = model.take_load_report()  # at the first batch, where metrics are live
         if seconds is not None:  # counted, timed and logged in one place, so the figures agree
@@ -140,7 +144,8 @@ class CollectViews(beam.DoFn):
 
     def process(self, element):
         view, result = element  # RunInference's (key, PredictionResult)
-        scored = ScoredView(view, result.inference, result.model_id)
+        score, window = result.inference
+        scored = ScoredView(view, score, result.model_id, window)
         if view.count == 1:
             yield Scored(view.image, (scored,))
             return

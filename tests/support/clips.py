@@ -13,10 +13,12 @@ from PIL import Image
 from .corpus import COMPACT
 
 FLAGGED = COMPACT / "generated" / "flagged.png"  # a picture the model scores nsfw (see its README)
+# one it scores nsfw shown inside a scene too, in the window of a region map that holds it
+FLAGGED_IN_SCENE = COMPACT / "generated" / "flagged_in_scene.png"
 
 
-def flagged() -> Image.Image:
-    return Image.open(FLAGGED).convert("RGB")
+def flagged(path=FLAGGED) -> Image.Image:
+    return Image.open(path).convert("RGB")
 
 
 def clip(seconds: list[Image.Image], fps: int | Fraction = 5, size=(160, 120), codec: str = "libx264", fmt: str = "mp4",

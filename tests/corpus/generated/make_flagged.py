@@ -29,7 +29,7 @@ def main() -> None:
         with tf.GradientTape() as tape:
             rgb = tf.sigmoid(tf.image.resize(grid, (256, 256), method="bilinear")) * 255.0
             crop = rgb[:, 16:240, 16:240, ::-1] - MEAN_BGR
-            probability = model(crop, training=False)[:, 1]
+            probability = model(crop, training=False)[:, 0, 0, 1]
             loss = -tf.math.log(probability + 1e-6)
         optimizer.apply_gradients([(tape.gradient(loss, grid), grid)])
         if step % 50 == 0:
