@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from nsfw_scan.model.network import STAGES, build_resnet50_thin, weight_layers
 
@@ -43,17 +44,30 @@ def test_matches_onnxruntime_on_the_same_weights(scorer):
     np.testing.assert_allclose(scorer.score(batch), expected, atol=1e-5)
 
 
-def test_the_window_over_flagged_content_scores_it(scorer):
-    """A region map's windows, every 32 pixels: flagged content placed in a flat frame at one
-    window's place is scored there, as the model scores it alone (the window also sees the frame
-    around it, within the convolutions' reach, so not to the digit)."""
+def test_a_region_map_scores_every_window_and_one_window_is_a_view(scorer):
+    """On a 224x224 input, the one window is the view (Yahoo's network); a larger map has a
+    window every 32 pixels."""
     from nsfw_scan.model.preprocess import yahoo_array
-    from tests.support.clips import FLAGGED
+    from support.corpus import REAL
 
-    view = yahoo_array(FLAGGED.read_bytes()).views[0].pixels
-    framed = np.pad(view, ((96, 128), (160, 320), (0, 0)), constant_values=128)  # 448 x 704: at (3, 5)
-    windows = scorer.score_windows(framed[None])[0]
-    assert windows.shape == (8, 16)
-    alone = scorer.score_pixels(view[None])[0]
-    assert alone >= 0.8 and np.unravel_index(int(np.argmax(windows)), windows.shape) == (3, 5)
-    assert windows[3, 5] >= 0.8 and np.median(windows) < 0.2
+    view = yahoo_array((REAL / "astronaut.png").read_bytes()).views[0].pixels
+    assert scorer.score_windows(view[None]).shape == (1, 1, 1)
+    assert scorer.score_windows(view[None])[0, 0, 0] == pytest.approx(scorer.score_pixels(view[None])[0], abs=1e-6)
+    assert scorer.score_windows(np.zeros((2, 448, 704, 3), np.uint8)).shape == (2, 8, 16)
+
+
+def test_the_window_that_holds_an_inset_flags_it(scorer):
+    """Content the model flags, shown at about a third of a photo's side: Yahoo's view scores the
+    photo safe; the region map's highest window lies over the inset and flags it."""
+    from nsfw_scan.model.preprocess import ViewPolicy, load_image
+    from support.clips import FLAGGED_IN_SCENE, flagged
+    from support.images import encoded, rgb
+
+    scene = rgb("coffee.png", (1200, 900))
+    inset = (440, 290, 760, 610)
+    scene.paste(flagged(FLAGGED_IN_SCENE).resize((320, 320)), inset[:2])
+    image = load_image(encoded(scene, "JPEG"), policy=ViewPolicy())
+    (yahoo, _), (best, window) = scorer.score_views([view.pixels for view in image.views])
+    assert yahoo < 0.2 and best >= 0.8
+    left, top, right, bottom = map(int, image.views[1].windows.name(window).split()[1].split(","))
+    assert left < inset[2] and inset[0] < right and top < inset[3] and inset[1] < bottom

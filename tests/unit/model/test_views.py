@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from nsfw_scan.model.decision import AS_PICTURE
-from nsfw_scan.model.preprocess import YAHOO_ONLY, ViewPolicy, load_image
+from nsfw_scan.model.preprocess import ViewPolicy, load_image
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
 
@@ -29,31 +29,49 @@ def test_ordinary_still_has_yahoo_view_only_without_regions():
         np.testing.assert_array_equal(image.array, load_image(data).array)
 
 
-def test_regions_of_a_still_are_its_quarters_and_centre_through_yahoos_steps():
-    picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (600, 800, 3), np.uint8))
-    for loader in ("yahoo", "fast"):
-        image = load_image(encoded(picture, "PNG"), loader, policy=ALL)
-        assert [v.name for v in image.views] == [
-            "yahoo", "region top-left 0,0,400,300", "region top-right 400,0,800,300",
-            "region bottom-left 0,300,400,600", "region bottom-right 400,300,800,600", "region centre 200,150,600,450"]
-        assert [v.counts for v in image.views] == [AS_PICTURE] + [ALL.region_thresholds] * 5
-        assert ALL.region_thresholds.safe_below > AS_PICTURE.safe_below
-        assert all(v.pdq is not None for v in image.views)
-        # each region is the crop of the picture through Yahoo's steps, as if it were the upload
-        for view in image.views[1:]:
-            box = tuple(int(v) for v in view.name.split()[-1].split(","))
-            alone = load_image(encoded(picture.crop(box), "PNG"), loader, policy=YAHOO_ONLY)
-            np.testing.assert_array_equal(view.pixels, alone.views[0].pixels)
-        np.testing.assert_array_equal(image.views[0].pixels, load_image(encoded(picture, "PNG")).views[0].pixels)
+def test_a_stills_regions_are_one_map_through_yahoos_steps_at_twice_the_size():
+    """The region map: the picture resized to 512 pixels on its shorter side and, on its longer,
+    512, 640 or 768 (nearest its aspect), through a JPEG round trip, less 32 pixels at each edge:
+    Yahoo's steps at twice the size. Each 224-pixel window in it, every 32 pixels, is a region,
+    named by its box in the picture's pixels."""
+    rng = np.random.default_rng(3)
+    for size, resized in (((800, 600), (640, 512)), ((600, 800), (512, 640)), ((1600, 900), (768, 512)),
+                          ((500, 480), (512, 512)), ((3000, 600), (768, 512))):
+        picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8))
+        for loader in ("yahoo", "fast"):
+            image = load_image(encoded(picture, "PNG"), loader, policy=ALL)
+            assert [v.name for v in image.views] == ["yahoo", "regions"]
+            yahoo, regions = image.views
+            assert (yahoo.counts, regions.counts) == (AS_PICTURE, ALL.region_thresholds)
+            assert yahoo.pdq is not None and regions.pdq is None
+            assert regions.windows.resized == resized and regions.pixels.shape == (resized[1] - 64, resized[0] - 64, 3)
+            columns, rows = ((side - 64 - 224) // 32 + 1 for side in resized)
+            assert regions.windows.count == rows * columns and image.scored == 1 + rows * columns
+            buffer = io.BytesIO()
+            picture.resize(resized, Image.Resampling.BILINEAR).save(buffer, "JPEG")
+            expected = np.asarray(Image.open(buffer))[32:-32, 32:-32, ::-1]
+            np.testing.assert_array_equal(regions.pixels, expected)
+            np.testing.assert_array_equal(yahoo.pixels, load_image(encoded(picture, "PNG")).views[0].pixels)
+    assert ALL.region_thresholds.safe_below > AS_PICTURE.safe_below
+
+
+def test_a_regions_name_is_its_windows_box_in_the_pictures_pixels():
+    windows = load_image(encoded(Image.new("RGB", (1200, 900)), "PNG"), policy=ALL).views[1].windows
+    assert windows.resized == (640, 512)
+    # the first window: pixels 32 to 256 of the map's 640 x 512, in the picture's 1200 x 900
+    assert windows.name((0, 0)) == "region 60,56,480,450"
+    # the last: 11 and 7 windows on, 32 pixels each
+    assert windows.name((7, 11)) == "region 720,450,1140,844"
 
 
 def test_regions_only_for_stills_large_enough():
     small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (223, 900, 3), np.uint8))
     assert [v.name for v in load_image(encoded(small, "PNG"), policy=ALL).views] == ["yahoo"]
-    assert len(load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=223)).views) == 6
+    assert [v.name for v in load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=223)).views] == [
+        "yahoo", "regions"]
     frames = [Image.new("RGB", (500, 500), (i * 40, 0, 0)) for i in range(3)]
     animated = load_image(encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]), policy=ALL)
-    assert not [v for v in animated.views if v.name.startswith("region")] and len(animated.views) == 3
+    assert not [v for v in animated.views if v.windows] and len(animated.views) == 3
 
 
 def test_frames_sampled_over_duration_first_and_last_included():
