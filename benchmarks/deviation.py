@@ -25,7 +25,7 @@ import numpy as np
 from end_to_end import make_corpus
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image, network_input
+from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
 from nsfw_scan.model.scorer import TensorFlowScorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,11 +76,12 @@ def view_pixels(blobs: list[bytes], loader: str) -> dict[tuple[int, int], np.nda
 
 
 def scores(scorer: TensorFlowScorer, pixels: dict) -> dict:
+    """Each view's score (a region map's: its highest window's)."""
     keys = list(pixels)
     out = {}
     for start in range(0, len(keys), 32):
         chunk = keys[start:start + 32]
-        out.update(zip(chunk, scorer.score(network_input(np.stack([pixels[k] for k in chunk]))).tolist()))
+        out.update(zip(chunk, [score for score, _ in scorer.score_views([pixels[k] for k in chunk])]))
     return out
 
 

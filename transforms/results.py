@@ -77,11 +77,12 @@ def redecide(row: dict, thresholds: Thresholds) -> dict:
 
 def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> dict:
     """The row of a scored file: its score and its hash (``pdq``) are its best view's
-    (``Scored.best``), ``yahoo_score`` and ``yahoo_pdq`` Yahoo's own view's; ``exact``: whether
-    the loader and the model that ran are Yahoo's exact ones."""
+    (``Scored.best``; a region map has no hash of its own: the picture's, Yahoo's view's),
+    ``yahoo_score`` and ``yahoo_pdq`` Yahoo's own view's; ``exact``: whether the loader and the
+    model that ran are Yahoo's exact ones."""
     best, yahoo = scored.best, scored.views[0]
     row = image_row(scored.image)
-    for (value, quality), hashed in zip(HASH_COLUMNS, (best.view.pdq, yahoo.view.pdq)):
+    for (value, quality), hashed in zip(HASH_COLUMNS, (best.view.pdq or yahoo.view.pdq, yahoo.view.pdq)):
         if hashed is not None:
             row[value], row[quality] = hashed.hex, hashed.quality
     return finish(row, score=best.counted, model=best.model, thresholds=thresholds,

@@ -181,7 +181,7 @@ def test_hashes_out_make_a_list_that_matches_the_next_run(matched, uploads, tmp_
     assert {line["label"] for line in lines} == {"confirmed"} and list(lines[0]) == ["pdq", "label", "uri"]
     copy = tmp_path / "again.png"
     # a smaller copy of a listed upload, still large enough for regions (the listed hash is the view
-    # that scored highest, a region or the whole picture)
+    # that scored highest, or the whole picture's where a region did)
     picture = Image.open(lines[0]["uri"]).convert("RGB")
     scale = max(224 / min(picture.size), 0.8)
     copy.write_bytes(encoded(picture.resize((round(picture.width * scale), round(picture.height * scale))), "JPEG",

@@ -30,9 +30,14 @@ def test_fast_loader_stays_within_a_thousandth_on_photos(scorer):
 def test_run_with_both_opt_ins(tmp_path):
     manifest = tmp_path / "m.txt"
     manifest.write_text("\n".join(str(REAL / f) for f in corpus_files(REAL)) + "\n")
-    # Yahoo's exact steps (not the cascade, whose bfloat16 first pass moves regions' scores by more)
-    exact_summary, exact = run_job(tmp_path / "exact", manifest, extra=["--exact"])
-    summary, rows = run_job(tmp_path / "fast", manifest, extra=["--engine", "onnxruntime", "--loader", "fast"])
+    # Yahoo's exact steps (not the cascade, whose bfloat16 first pass moves scores by more); the
+    # onnxruntime engine takes 224x224 views only: no region maps
+    refused = nsfw_scan("run", "--manifest", str(manifest), "--output", str(tmp_path / "refused"),
+                        "--engine", "onnxruntime")
+    assert refused.returncode == 2 and "--views whole" in refused.stderr and not (tmp_path / "refused").exists()
+    exact_summary, exact = run_job(tmp_path / "exact", manifest, extra=["--exact", "--views", "whole"])
+    summary, rows = run_job(tmp_path / "fast", manifest,
+                            extra=["--engine", "onnxruntime", "--loader", "fast", "--views", "whole"])
     assert summary["engine"] == "onnxruntime" and summary["model_loads"] == 1
     exact, rows = by_uri(exact), by_uri(rows)
     assert {r["loader"] for r in rows.values()} == {"fast"}

@@ -9,16 +9,17 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.preprocess import ViewPolicy
+from nsfw_scan.model.preprocess import RegionMap, ViewPolicy, load_image, region_map_size
 from nsfw_scan.pipeline.config import Cascade
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema
-from support.clips import flagged
+from support.clips import FLAGGED_IN_SCENE, flagged
 from support.corpus import COMPACT, REAL, reference
 from support.images import apng, corrupt_fdat, encoded, gif, marked, rgb, sideways, sixteen_bit, still_score
 
 GENERATED = COMPACT / "generated"
 ASTRONAUT = reference("real")["astronaut.png"]
+INSET = (440, 290, 760, 610)  # where inset.jpg shows flagged content, in its 1200 x 900 pixels
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +41,15 @@ def cases(tmp_path_factory, scorer):
         "astronaut.png": (REAL / "astronaut.png").read_bytes(),
         "many.gif": gif([Image.new("RGB", (32, 32), (i % 251, 0, 0)) for i in range(3000)], duration=30),
         "broken40.png": corrupt_fdat(apng([Image.new("RGB", (64, 64), (i * 4, 0, 0)) for i in range(60)]), 40),
-        "inset.jpg": encoded(with_inset(rgb("coffee.png", (1200, 900)), flagged(), (600, 0, 1200, 450)), "JPEG"),
+        "inset.jpg": encoded(with_inset(rgb("coffee.png", (1200, 900)), flagged(FLAGGED_IN_SCENE), INSET), "JPEG"),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     manifest = folder / "manifest.txt"
     manifest.write_text("".join(f"{folder / name}\n" for name in files))
     expected = {
-        "inset alone": still_score(scorer, Image.open(io.BytesIO(files["inset.jpg"])).convert("RGB").crop(
-            (600, 0, 1200, 450))),
+        "inset's region": scorer.score_views([view.pixels for view in load_image(
+            files["inset.jpg"], policy=ViewPolicy()).views])[1],
         "hubble": still_score(scorer, hubble),
         "gif first": still_score(scorer, Image.open(io.BytesIO(tenth)).convert("RGB")),
         "gif astronaut": still_score(scorer, astronaut_frame),
@@ -108,12 +109,13 @@ def test_rows_say_what_was_seen(all_views):
 
 
 def test_stills_add_their_regions_others_do_not(with_regions, all_views):
-    """Stills of 224 pixels a side or more add five regions to their views; animations, HEIC
-    sequences and small stills do not; Yahoo's view scores as without them."""
+    """Stills of 224 pixels a side or more add their region map's windows to their views;
+    animations, HEIC sequences and small stills do not; Yahoo's view scores as without them."""
     _, _, rows = with_regions
     _, _, whole = all_views
     for name, row in rows.items():
-        regions = 5 if row["frames"] == 1 and min(row["width"], row["height"]) >= 224 else 0
+        size = (row["width"], row["height"])
+        regions = RegionMap(size, region_map_size(*size)).count if row["frames"] == 1 and min(size) >= 224 else 0
         assert row["views"] == whole[name]["views"] + regions, name
         # a still with regions is decoded whole by the first pass too (without: at reduced scale)
         assert abs(row["yahoo_score"] - whole[name]["yahoo_score"]) < 0.025, name
@@ -121,15 +123,18 @@ def test_stills_add_their_regions_others_do_not(with_regions, all_views):
 
 
 def test_a_region_sees_an_inset_yahoos_view_misses(with_regions, all_views, cases):
-    """The flagged picture shown in the top-right quarter of a photo: Yahoo's view scores it safe,
-    the region that holds it scores it as the inset alone, and the row is nsfw, decided at the
-    regions' own thresholds; without regions, the row is Yahoo's view's."""
-    expected = cases[2]
+    """Flagged content shown at about a third of a photo's side: Yahoo's view scores it safe,
+    the region map's window over it flags it, and the row is nsfw, decided at the regions' own
+    thresholds, naming that window; without regions, the row is Yahoo's view's."""
+    score, window = cases[2]["inset's region"]
     row = with_regions[2]["inset.jpg"]
     own = ViewPolicy().region_thresholds
-    assert row["yahoo_score"] < 0.2 and row["views"] == 6
-    assert row["view"] == "region top-right 600,0,1200,450"
-    assert abs(row["view_score"] - expected["inset alone"]) < 1e-3 and row["view_score"] >= own.nsfw_from
+    assert row["yahoo_score"] < 0.2 and row["views"] == 1 + 8 * 12  # 1200 x 900: a 640 x 512 map
+    assert row["view"] == RegionMap((1200, 900), (640, 512)).name(window)
+    left, top, right, bottom = map(int, row["view"].split()[1].split(","))
+    assert left < INSET[2] and INSET[0] < right and top < INSET[3] and INSET[1] < bottom
+    # the exact steps' score, or the first pass's within its margin
+    assert abs(row["view_score"] - score) < (1e-3 if row["exact"] else 0.11) and row["view_score"] >= own.nsfw_from
     assert row["score"] == pytest.approx(own.counted(row["view_score"]), abs=1e-6) and row["decision"] == "nsfw"
     _, _, whole = all_views
     assert (whole["inset.jpg"]["views"], whole["inset.jpg"]["view"]) == (1, "yahoo")
