@@ -7,6 +7,7 @@ of a scorer is asked through methods here.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 import numpy as np
@@ -55,20 +56,30 @@ class Scorer:
         """Each of ``views``' pixels (``model.preprocess.View.pixels``: 224x224 views and region
         maps, in any order) scored, as ``(score, window)``: a view's score and ``None``, or a
         region map's highest window's score and its (row, column), the first of equals. Views of
-        one size are scored together, as one batch."""
+        one size are scored together, as one batch, and the batches of different sizes at the same
+        time: a batch of one map alone would keep one core busy (a batch runs in one piece per
+        core, ``model.scorer``), while two such run side by side."""
         by_size: dict[tuple, list[int]] = {}
         for index, pixels in enumerate(views):
             by_size.setdefault(pixels.shape, []).append(index)
         scored: list = [None] * len(views)
-        for shape, indices in by_size.items():
+
+        def score_size(shape, indices):
             batch = np.stack([views[i] for i in indices])
             if shape == INPUT_SHAPE:
                 for i, score in zip(indices, self.score_pixels(batch).tolist()):
                     scored[i] = (score, None)
-                continue
+                return
             for i, windows in zip(indices, self.score_windows(batch)):
                 row, column = np.unravel_index(int(np.argmax(windows)), windows.shape)
                 scored[i] = (float(windows[row, column]), (int(row), int(column)))
+
+        if len(by_size) == 1:
+            score_size(*next(iter(by_size.items())))
+            return scored
+        with concurrent.futures.ThreadPoolExecutor(min(len(by_size), cpu_threads())) as pool:
+            for done in [pool.submit(score_size, shape, indices) for shape, indices in by_size.items()]:
+                done.result()
         return scored
 
     def take_load_report(self) -> float | None:
