@@ -61,10 +61,10 @@ REGIONS_VIEW = "regions"  # the view of a still's region map; a row names the wi
 # A still's regions: its region map is the picture resized to REGION_MAP_SHORT pixels on its
 # shorter side and one of REGION_MAP_LONGS on its longer (the nearest to its own aspect), through
 # a JPEG round trip, less REGION_MAP_BORDER pixels at every edge (as Yahoo's view is 256 pixels
-# less 16 at every edge, at twice the size); each 224-pixel window in it, every 32 pixels, is a
-# region (``model.network``): 8x8 windows on a square picture, each about 44% of its side.
-REGION_MAP_SHORT = 512
-REGION_MAP_LONGS = (512, 640, 768)
+# less 16 at every edge, at nearly twice the size); each 224-pixel window in it, every 32
+# pixels, is a region (``model.network``): 7x7 windows on a square picture, each about 47% of its side.
+REGION_MAP_SHORT = 480
+REGION_MAP_LONGS = (480, 608, 736)
 REGION_MAP_BORDER = 32
 # 16- and 32-bit modes, which convert("RGB") clips instead of scaling
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -295,7 +295,7 @@ class RegionMap:
 
     def name(self, window: tuple[int, int]) -> str:
         """The view name of the window at (row, column), its box in the picture's pixels:
-        ``region 84,63,504,378`` (left, top, right, bottom)."""
+        ``region 64,64,512,512`` (left, top, right, bottom)."""
         (width, height), (map_width, map_height) = self.size, self.resized
         row, column = window
         left, top = REGION_MAP_BORDER + column * WINDOW_STRIDE, REGION_MAP_BORDER + row * WINDOW_STRIDE

@@ -30,13 +30,13 @@ def test_ordinary_still_has_yahoo_view_only_without_regions():
 
 
 def test_a_stills_regions_are_one_map_through_yahoos_steps_at_twice_the_size():
-    """The region map: the picture resized to 512 pixels on its shorter side and, on its longer,
-    512, 640 or 768 (nearest its aspect), through a JPEG round trip, less 32 pixels at each edge:
-    Yahoo's steps at twice the size. Each 224-pixel window in it, every 32 pixels, is a region,
-    named by its box in the picture's pixels."""
+    """The region map: the picture resized to 480 pixels on its shorter side and, on its longer,
+    480, 608 or 736 (nearest its aspect), through a JPEG round trip, less 32 pixels at each edge:
+    Yahoo's steps at nearly twice the size. Each 224-pixel window in it, every 32 pixels, is a
+    region, named by its box in the picture's pixels."""
     rng = np.random.default_rng(3)
-    for size, resized in (((800, 600), (640, 512)), ((600, 800), (512, 640)), ((1600, 900), (768, 512)),
-                          ((500, 480), (512, 512)), ((3000, 600), (768, 512))):
+    for size, resized in (((800, 600), (608, 480)), ((600, 800), (480, 608)), ((1600, 900), (736, 480)),
+                          ((500, 480), (480, 480)), ((3000, 600), (736, 480))):
         picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8))
         for loader in ("yahoo", "fast"):
             image = load_image(encoded(picture, "PNG"), loader, policy=ALL)
@@ -56,12 +56,13 @@ def test_a_stills_regions_are_one_map_through_yahoos_steps_at_twice_the_size():
 
 
 def test_a_regions_name_is_its_windows_box_in_the_pictures_pixels():
-    windows = load_image(encoded(Image.new("RGB", (1200, 900)), "PNG"), policy=ALL).views[1].windows
-    assert windows.resized == (640, 512)
-    # the first window: pixels 32 to 256 of the map's 640 x 512, in the picture's 1200 x 900
-    assert windows.name((0, 0)) == "region 60,56,480,450"
-    # the last: 11 and 7 windows on, 32 pixels each
-    assert windows.name((7, 11)) == "region 720,450,1140,844"
+    windows = load_image(encoded(Image.new("RGB", (1216, 960)), "PNG"), policy=ALL).views[1].windows
+    assert windows.resized == (608, 480)  # half the picture's size
+    # the first window: pixels 32 to 256 of the map's 608 x 480, in the picture's 1216 x 960
+    assert windows.name((0, 0)) == "region 64,64,512,512"
+    # the last: 10 and 6 windows on, 32 pixels each
+    assert windows.name((6, 10)) == "region 704,448,1152,896"
+    assert windows.count == 11 * 7
 
 
 def test_regions_only_for_stills_large_enough():
