@@ -195,7 +195,7 @@ class Cascade:
     enabled: bool = True
     loader: str = "fast"
     precision: str = AUTO  # or one of PRECISIONS, forced
-    margin: float = 0.11
+    margin: float = 0.07
 
     def problems(self):
         if self.loader not in LOADERS:
