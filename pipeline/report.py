@@ -83,7 +83,7 @@ def _tables(directory: str):
 
 
 def _view_kind(view: str) -> str:
-    """``frame 17`` -> ``frame``, ``region top-left 0,0,960,540`` -> ``region``; other view
+    """``frame 17`` -> ``frame``, ``region 64,64,512,512`` -> ``region``; other view
     names as they are."""
     return "frame" if view.startswith("frame ") else "region" if view.startswith(REGION_PREFIX) else view
 
