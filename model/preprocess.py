@@ -97,11 +97,11 @@ class ViewPolicy:
     # the thresholds of their own that a still's regions, and a video's frames after the first,
     # are decided at (``model.decision``; Yahoo's view and the other whole views count as they
     # are). The defaults are fitted by benchmarks/review_load.py.
-    region_thresholds: OwnThresholds = OwnThresholds(0.3, 0.9)
+    region_thresholds: OwnThresholds = OwnThresholds(0.25, 0.9)
     clip_thresholds: OwnThresholds = OwnThresholds(0.7, 0.8)
     # stills whose shorter side has at least this many pixels also get their region map as a
     # view (``region_map_view``, with ``views="all"``)
-    region_min_side: int = 224
+    region_min_side: int = 64
 
     @property
     def regions(self) -> bool:

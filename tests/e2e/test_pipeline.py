@@ -49,9 +49,9 @@ def test_whole_corpus_one_row_per_uri_with_reference_scores(tmp_path, corpus):
         # Yahoo's view of every file matches the reference; so does the score of every file
         # Yahoo's view decides, the others score at least as high
         assert max(abs(rows[u]["yahoo_score"] - expected[u]) for u in expected) < 1e-3
-        # stills of 224 pixels a side or more have Yahoo's view and a region map's 49 windows or more
+        # stills of 64 pixels a side or more have Yahoo's view and a region map's 49 windows or more
         assert all(rows[u]["views"] >= 50 for u in expected
-                   if rows[u]["frames"] == 1 and min(rows[u]["width"], rows[u]["height"]) >= 224)
+                   if rows[u]["frames"] == 1 and min(rows[u]["width"], rows[u]["height"]) >= 64)
         by_yahoo = [u for u in expected if rows[u]["view"] == "yahoo"]
         assert max((abs(rows[u]["score"] - expected[u]) for u in by_yahoo), default=0) < 1e-3
         assert all(rows[u]["score"] == rows[u]["yahoo_score"] for u in by_yahoo)

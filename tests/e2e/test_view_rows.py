@@ -109,13 +109,14 @@ def test_rows_say_what_was_seen(all_views):
 
 
 def test_stills_add_their_regions_others_do_not(with_regions, all_views):
-    """Stills of 224 pixels a side or more add their region map's windows to their views;
+    """Stills of 64 pixels a side or more add their region map's windows to their views;
     animations, HEIC sequences and small stills do not; Yahoo's view scores as without them."""
     _, _, rows = with_regions
     _, _, whole = all_views
     for name, row in rows.items():
         size = (row["width"], row["height"])
-        regions = RegionMap(size, region_map_size(*size)).count if row["frames"] == 1 and min(size) >= 224 else 0
+        gets = row["frames"] == 1 and min(size) >= ViewPolicy().region_min_side
+        regions = RegionMap(size, region_map_size(*size)).count if gets else 0
         assert row["views"] == whole[name]["views"] + regions, name
         # a still with regions is decoded whole by the first pass too (without: at reduced scale)
         assert abs(row["yahoo_score"] - whole[name]["yahoo_score"]) < 0.025, name

@@ -66,10 +66,11 @@ def test_a_regions_name_is_its_windows_box_in_the_pictures_pixels():
 
 
 def test_regions_only_for_stills_large_enough():
-    small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (223, 900, 3), np.uint8))
+    small = Image.fromarray(np.random.default_rng(4).integers(0, 256, (63, 900, 3), np.uint8))
     assert [v.name for v in load_image(encoded(small, "PNG"), policy=ALL).views] == ["yahoo"]
-    assert [v.name for v in load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=223)).views] == [
-        "yahoo", "regions"]
+    strip = load_image(encoded(small, "PNG"), policy=ViewPolicy(region_min_side=63))
+    assert [v.name for v in strip.views] == ["yahoo", "regions"]
+    assert strip.views[1].windows.resized == (736, 480)  # upscaled: a thin strip is seen too
     frames = [Image.new("RGB", (500, 500), (i * 40, 0, 0)) for i in range(3)]
     animated = load_image(encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]), policy=ALL)
     assert not [v for v in animated.views if v.windows] and len(animated.views) == 3
