@@ -83,6 +83,11 @@ def test_calibrate_a_labelled_sample_then_run_with_its_thresholds(tmp_path):
             continue
         assert (row["safe_below"], row["nsfw_from"]) == (safe_below, nsfw_from)
         exact = rows[row["uri"]]["score"]  # the first run's: Yahoo's exact steps
+        if min(abs(exact - safe_below), abs(exact - nsfw_from)) < 1e-6:
+            # a threshold at this row's own score (calibrate puts them at scores): scored again in a
+            # batch of another size, float32 moves it by ~1e-8, to either side
+            assert abs(row["score"] - exact) < 1e-6
+            continue
         assert row["decision"] == ("safe" if exact < safe_below else "nsfw" if exact >= nsfw_from else "review")
 
 
