@@ -282,11 +282,12 @@ def test_hashes_of_an_older_file_leave_out_rows_whose_flagged_view_s_hash_was_no
     older = older.append_column("pdq", table["yahoo_pdq"]).append_column("pdq_quality", table["yahoo_pdq_quality"])
     pq.write_table(older, part)
     lines, left_out = hash_lines(str(out), "safe")
+    # (with regions, a window decides most stills: their rows are left out as well)
     expected = {r["pdq"] for r in rows.values() if r["decision"] == "safe" and r["view"] == "yahoo" and r["pdq_quality"] >= 50}
-    assert expected and {line[0] for line in lines} == expected
+    assert {line[0] for line in lines} == expected
     late = rows["astronaut-late.gif"]
     assert late["decision"] == "safe" and late["yahoo_pdq"] not in {line[0] for line in lines}
-    assert left_out["no_hash"] == sum(r["decision"] == "safe" and r["view"] != "yahoo" for r in rows.values())
+    assert left_out["no_hash"] == sum(r["decision"] == "safe" and r["view"] != "yahoo" for r in rows.values()) > 1
 
 
 def test_hashes_of_the_rows_labelled_nsfw(matched, uploads, tmp_path):
