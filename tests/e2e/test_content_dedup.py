@@ -10,9 +10,9 @@ from support.corpus import HOSTILE, REAL, reference
 
 def test_identical_files_share_one_result_within_and_across_runs(tmp_path):
     copies = []
-    for i in range(3):  # the same upload under three names
+    for i in range(3):  # the same upload under three names (far from every threshold, on both paths)
         copies.append(tmp_path / f"reupload_{i}.png")
-        shutil.copy(REAL / "astronaut.png", copies[-1])
+        shutil.copy(REAL / "chelsea.png", copies[-1])
     broken = [tmp_path / "broken_a.png", tmp_path / "broken_b.png"]
     for path in broken:
         shutil.copy(HOSTILE / "truncated_image.png", path)
@@ -20,22 +20,22 @@ def test_identical_files_share_one_result_within_and_across_runs(tmp_path):
     manifest.write_text("\n".join(map(str, [*copies, REAL / "coffee.png", *broken, tmp_path / "gone.png"])) + "\n")
 
     summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
-    assert summary["content_duplicates"] == 3  # two astronaut copies, one broken copy
+    assert summary["content_duplicates"] == 3  # two copies of the upload, one broken copy
     assert summary["rows"] == 7 and summary["scored"] == 4 and summary["errors"] == 3
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
     assert len(rows) == 7
-    expected = reference("real")["astronaut.png"]
+    expected = reference("real")["chelsea.png"]
     for path in copies:
         row = rows[str(path)]
-        assert abs(row["yahoo_score"] - expected) < 1e-3 and row["width"] == 512
+        assert abs(row["yahoo_score"] - expected) < 1e-3 and row["width"] == 451
         assert (row["score"], row["view"], row["sha256"]) == tuple(rows[str(copies[0])][k] for k in ("score", "view", "sha256"))
     assert {rows[str(p)]["error"].split(":")[0] for p in broken} == {"truncated"}
     assert rows[str(tmp_path / "gone.png")]["error"].startswith("not_found")
 
     # the next night: a new URI with bytes an earlier run already scored
     later = tmp_path / "reupload_late.png"
-    shutil.copy(REAL / "astronaut.png", later)
-    manifest.write_text(f"{later}\n{REAL / 'chelsea.png'}\n")
+    shutil.copy(REAL / "chelsea.png", later)
+    manifest.write_text(f"{later}\n{REAL / 'coins.png'}\n")
     summary = run(["--manifest", str(manifest), "--output", str(out), "--content-dedup"])
     assert summary["content_reused"] == 1 and summary["scored"] == 2 and summary["model_loads"] == 1
     rows = {r["uri"]: r for r in pq.read_table(out).to_pylist()}
