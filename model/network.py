@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, WINDOW_STRIDE
+from .scorer_base import EXACT_PRECISION
 
 # (stage index, blocks, (branch2a, branch2b, branch2c) filters, stride of the first block)
 STAGES = (
@@ -121,11 +121,6 @@ def _build() -> keras.Model:
     x = layers.Dense(2, name="fc_nsfw", dtype="float32")(x)
     outputs = layers.Softmax(name="prob", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="resnet_50_1by2_nsfw")
-
-
-def windows_per_side(side: int) -> int:
-    """Windows along an input side of ``side`` pixels (224 + a multiple of 32)."""
-    return (side - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1
 
 
 def weight_layers(model: keras.Model) -> dict[str, layers.Layer]:

@@ -42,7 +42,7 @@ from PIL import Image, ImageOps
 from . import pdq
 from .decision import AS_PICTURE, OwnThresholds
 from .errors import Unscorable
-from .scorer_base import INPUT_SHAPE, WINDOW_STRIDE
+from .scorer_base import INPUT_SHAPE, WINDOW_STRIDE, windows_per_side
 from .signatures import is_image, is_video, signature_of
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -290,7 +290,7 @@ class RegionMap:
     @property
     def count(self) -> int:
         """Its windows: each is scored as a view."""
-        columns, rows = ((side - 2 * REGION_MAP_BORDER - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1 for side in self.resized)
+        columns, rows = (windows_per_side(side - 2 * REGION_MAP_BORDER) for side in self.resized)
         return rows * columns
 
     def name(self, window: tuple[int, int]) -> str:

@@ -8,10 +8,10 @@ import logging
 
 import numpy as np
 
-from .network import INPUT_SHAPE, build_resnet50_thin, windows_per_side
+from .network import build_resnet50_thin
 from .precision import AUTO, fastest_precision
 from .preprocess import MEAN_BGR
-from .scorer_base import EXACT_PRECISION, Scorer, cpu_threads
+from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, Scorer, cpu_threads, windows_per_side
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
 
 log = logging.getLogger(__name__)

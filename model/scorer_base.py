@@ -15,6 +15,11 @@ import numpy as np
 INPUT_SHAPE = (224, 224, 3)  # a view's pixels: ``model.network``'s input for one window
 WINDOW_STRIDE = 32  # pixels of a larger input between neighbouring windows (the network's total stride)
 
+
+def windows_per_side(side: int) -> int:
+    """Windows along an input side of ``side`` pixels (224 + a multiple of 32)."""
+    return (side - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1
+
 # The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
 # convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
 # that checking a setting does not import TensorFlow.

@@ -254,7 +254,7 @@ class Config:
     def loading(self, loader: str | None = None) -> Loading:
         """How images are read and preprocessed (``transforms.loading.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
-        if self.views == "all" and self.engine != TensorFlowSpec.name:
+        if self.view_policy().regions and self.engine != TensorFlowSpec.name:
             raise ConfigError(f"engine: the {self.engine} engine scores 224x224 views only, not the region maps of "
                               "views: all; add --views whole (views: whole), or use the tensorflow engine")
         return Loading(loader or self.loader, self.limits.max_bytes, self.limits.max_pixels, self.reading, self.http,
