@@ -29,7 +29,7 @@ setup(
     python_requires=">=3.11,<3.14",
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    package_data={"nsfw_scan.configs": ["*.yaml"]},
+    package_data={"nsfw_scan.configs": ["*.yaml"], "nsfw_scan.pipeline": ["*.html"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.62.0,<2.78",

@@ -28,7 +28,7 @@ from measure import run_cli
 
 from nsfw_scan.model import pdq
 from nsfw_scan.model.hash_list import HashList
-from nsfw_scan.model.preprocess import _decode_rgb, _finish, _hash, _open, _resize
+from nsfw_scan.model.preprocess import _decode_rgb, _finish, _hash, _resize, open_image
 
 
 def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:
@@ -36,14 +36,14 @@ def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:
     a first pass over the files fills the hash's estimators)."""
     for path in paths:
         data = Path(path).read_bytes()
-        image = _open(data, 10**9)
+        image = open_image(data, 10**9)
         size = image.size
         decoded = _decode_rgb(image, draft=loader == "fast")
         _hash(_resize(decoded), decoded.size, size)
     stages = dict.fromkeys(("decode", "resize", "jpeg+crop", "pdq"), 0.0)
     for path in paths:
         data = Path(path).read_bytes()
-        image = _open(data, 10**9)
+        image = open_image(data, 10**9)
         size = image.size
         t0 = time.process_time()
         decoded = _decode_rgb(image, draft=loader == "fast")
@@ -101,7 +101,7 @@ def main() -> None:
                   f"{s['pdq'] / pre:15.3f} {s['pdq'] / (pre + model_ms):16.3f}")
         print(f"pdq's estimator for a size not seen before: {new_size_ms():.1f} ms (once per size and process)")
 
-        queries = [_hash(_resize(_decode_rgb(_open(Path(p).read_bytes(), 10**9))), (1, 1), (1, 1)).hex
+        queries = [_hash(_resize(_decode_rgb(open_image(Path(p).read_bytes(), 10**9))), (1, 1), (1, 1)).hex
                    for p in paths[:200]]
         print("\n2. Matching one view's hash")
         print(f"{'list':>9} {'build s':>8} {'MiB':>6} {'µs/hash':>8}")

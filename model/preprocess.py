@@ -178,7 +178,9 @@ def _allowed_formats() -> tuple[str, ...]:
     return _formats
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """The upload opened by Pillow (header only), its format one Pillow may decode here and its
+    size within ``max_pixels``; failures are :class:`Unscorable`."""
     if not data:
         raise Unscorable("empty", "the file has no bytes")
     if data.startswith(_POSTSCRIPT_MAGIC):
@@ -218,7 +220,7 @@ def _unidentified(data: bytes) -> str:
 
 def image_format(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """The format (Pillow's name, e.g. ``JPEG``, ``HEIF``) of an image, from its header."""
-    return _open(data, max_pixels).format
+    return open_image(data, max_pixels).format
 
 
 def _describe(exc: BaseException) -> str:
@@ -260,7 +262,7 @@ def fast_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: ViewPo
 
 
 def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) -> Preprocessed:
-    image = _open(data, max_pixels)
+    image = open_image(data, max_pixels)
     width, height = image.size
     stored_mode = image.mode
     regions = policy.gets_regions(width, height)
@@ -572,7 +574,7 @@ def tensorflow_array(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, policy: 
     global _tf_single
     import tensorflow as tf
 
-    width, height = _open(data, max_pixels).size  # header only: size and bomb check
+    width, height = open_image(data, max_pixels).size  # header only: size and bomb check
     if _tf_single is None:
         _tf_single = tf.function(tf_preprocess, input_signature=[tf.TensorSpec([], tf.string)])
     try:

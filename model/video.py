@@ -295,3 +295,34 @@ class _Sampler:
         return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size),
                               self._pp.AS_PICTURE if index == 0 else self._counts)
                 for index, (seconds, resized, size) in enumerate(ordered)]
+
+
+class _Picture(_Sampler):
+    """A sampler that keeps the picture shown at its one time as it is, not resized."""
+
+    picture = None
+
+    def _keep(self, frame) -> None:
+        if self.picture is None:
+            picture = frame.to_image()  # RGB
+            self.picture = picture.rotate(frame.rotation, expand=True) if frame.rotation else picture
+
+
+def frame_at(data: bytes, seconds: float, max_pixels: int, budget: int) -> Image.Image:
+    """The picture the shown stream shows ``seconds`` after its start (as a player turns it),
+    decoded as :func:`video_views` decodes (each frame within ``max_pixels``, ``budget`` pixels
+    decoded at most); the last one decoded where the clip is shorter or the budget runs out."""
+    from . import preprocess
+
+    av = _pyav()
+    with _opened(av, data) as container:
+        stream = shown_stream(container)
+        if stream.codec_context is None:
+            raise Unscorable("undecodable", "its video stream is in a codec FFmpeg does not decode")
+        place, timeline = stream.index, Timeline.read(container, stream)
+    sampler = _Picture(timeline, [max(0.0, seconds)], max_pixels, budget, preprocess, None)
+    with _opened(av, data) as container:
+        sampler.decode(container, container.streams[place], to_the_end=False)
+    if sampler.picture is None:
+        raise Unscorable("truncated" if sampler.broken else "undecodable", "no frame could be decoded")
+    return sampler.picture

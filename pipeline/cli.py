@@ -1,4 +1,5 @@
-"""The ``nsfw-scan`` command: ``run``, ``demo``, ``report``, ``score``, ``bench``, ``export-savedmodel``."""
+"""The ``nsfw-scan`` command: ``run``, ``demo``, ``score``, ``report``, ``review``, ``calibrate``,
+``redecide``, ``hashes``, ``match``, ``export``, ``bench``, ``export-savedmodel``."""
 
 from __future__ import annotations
 
@@ -177,6 +178,19 @@ def cmd_calibrate(args) -> int:
     return EXIT_OK if "thresholds" in written else EXIT_ERRORS
 
 
+def cmd_review(args) -> int:
+    from ..storage.options import StorageOptions
+    from ..storage.paths import absolute
+    from .flags import config_from_args
+    from .review import Choice, format_review, write_review
+
+    config = config_from_args(args)
+    StorageOptions.from_flags(args).apply()  # before any file is read
+    choice = Choice(tuple(args.decisions), args.limit, args.audit, args.audit_min, args.seed, args.order, args.blur)
+    print(format_review(write_review(absolute(args.directory), config, choice)))
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
     from ..model.precision import cpu_description, fastest_precision
@@ -215,7 +229,17 @@ def cmd_bench(args) -> int:
 def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
     """The command line's parser. ``storage_flags``: with Beam's storage flags on the commands
     that take them; without, Beam is not imported (see :func:`_parsed`)."""
-    from .flags import add_config_file_flag, add_config_flags, add_run_flags, add_verbose_flag, positive_float, share
+    from .flags import (
+        REVIEW_GROUPS,
+        add_config_file_flag,
+        add_config_flags,
+        add_run_flags,
+        add_verbose_flag,
+        at_least,
+        positive_float,
+        review_groups,
+        share,
+    )
 
     if storage_flags:
         from ..storage.options import add_storage_flags
@@ -301,6 +325,22 @@ def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
                              "reads it) instead, whatever their decision")
     hashes.add_argument("--label", help="the label of every line (default: the decision)")
     hashes.add_argument("--out", metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...; default: print it)")
+
+    review = results_command("review", "a page to review the rows in DIR by (DIR/_review/index.html): the review band, "
+                                       "an audit sample of the rest, errors; thumbnails blurred until shown, "
+                                       "labels for calibrate and hashes", cmd_review, config=True)
+    review.add_argument("--decisions", type=review_groups, default=list(REVIEW_GROUPS), metavar="LIST",
+                        help="which rows, comma-separated: review (the band), nsfw and safe (audit samples), error "
+                             "(errors whose files may show something) (default: all four)")
+    review.add_argument("--limit", type=at_least(1), default=1000, metavar="N", help="items per group at most (default 1000)")
+    review.add_argument("--audit", type=share(0, 1), default=0.01, metavar="SHARE",
+                        help="share of the nsfw rows, and of the safe rows, in the audit sample (default 0.01)")
+    review.add_argument("--audit-min", type=at_least(0), default=5, metavar="N",
+                        help="at least this many of each in the audit sample, where there are (default 5)")
+    review.add_argument("--seed", type=int, default=0, help="the audit sample's draw (default 0: the same sample each time)")
+    review.add_argument("--order", choices=("score", "uri", "manifest"), default="score",
+                        help="order within each group: score (highest first), uri, or manifest and line (default score)")
+    review.add_argument("--blur", type=at_least(0), default=24, metavar="PX", help="blur of a thumbnail until shown (default 24)")
 
     export_rows = results_command("export", "every row of all runs in DIR as one CSV file (spreadsheet-safe)", cmd_export)
     export_rows.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write (local, gs://, s3://, ...)")

@@ -29,6 +29,20 @@ def at_least(minimum: int):
     return parse
 
 
+# nsfw-scan review --decisions: the review band, the audit samples of the rows decided nsfw and
+# safe, the errors (pipeline/review.py)
+REVIEW_GROUPS = ("review", "nsfw", "safe", "error")
+
+
+def review_groups(text: str) -> list[str]:
+    """An argparse type: ``review,nsfw`` -> those of :data:`REVIEW_GROUPS`, in the order given."""
+    groups = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [group for group in groups if group not in REVIEW_GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"{','.join(unknown) or repr(text)}: choose from {','.join(REVIEW_GROUPS)}")
+    return list(dict.fromkeys(groups))
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

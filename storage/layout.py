@@ -3,6 +3,7 @@
     DIR/_LOCK                      the lock of the run in progress
     DIR/_SUMMARY.json              the latest run's summary
     DIR/_report/                   what ``nsfw-scan report`` writes by default
+    DIR/_review/                   ``nsfw-scan review``'s page (index.html) and its thumbs/
     DIR/run-<UTC time>[-partKofN]/ one folder per run (or part of a partitioned run; a Dataflow
                                    template's launches: run-<build time>-template/):
         part-*.parquet             its results, once it finished (Beam renames them into place)
@@ -18,6 +19,7 @@ import datetime
 LOCK_FILE = "_LOCK"
 SUMMARY_FILE = "_SUMMARY.json"
 REPORT_DIR = "_report"
+REVIEW_DIR = "_review"  # nsfw-scan review's page and thumbnails
 CALIBRATION_DIR = "_calibration"  # nsfw-scan calibrate's thresholds.yaml and chart
 RUN_PREFIX = "run-"
 RUN_GLOB = RUN_PREFIX + "*"
