@@ -50,7 +50,7 @@ def read_labels(path: str) -> dict[str, bool]:
     CRLF or CR, an unusable line named). Any fault is one :class:`ConfigError` line naming the
     file and line, the file's text in it escaped and cut (:func:`model.errors.printable`)."""
     try:
-        plan = plan_manifests([path], DEFAULT_URI_COLUMN, LABELS_USAGE)
+        plan = plan_manifests([path], DEFAULT_URI_COLUMN, LABELS_USAGE, into_rows=False)
     except ManifestError as exc:
         raise ConfigError(f"labels: {printable(str(exc))}") from None
     if LABEL_COLUMN not in plan.columns:

@@ -86,11 +86,7 @@ def _read_header(path: str, uri_column: str, usage: ManifestHelp) -> dict[str, p
         types = {name: pa.string() for name in names}
     if uri_column not in names:
         raise ManifestError(f"{path}: no {uri_column!r} column (found {names[:20]}); {usage.no_uri_column}")
-    columns = {name: dtype for name, dtype in types.items() if name != uri_column}
-    clashes = sorted(set(columns) & RESERVED)
-    if clashes:
-        raise ManifestError(f"{path}: columns {clashes} clash with output columns of the same name; rename them")
-    return columns
+    return {name: dtype for name, dtype in types.items() if name != uri_column}
 
 
 def _not_text(path: str) -> str | None:
@@ -149,13 +145,19 @@ def _matched(pattern: str, usage: ManifestHelp) -> list[str]:
 
 
 def plan_manifests(patterns: list[str], uri_column: str = DEFAULT_URI_COLUMN,
-                   usage: ManifestHelp = ManifestHelp()) -> ManifestPlan:
+                   usage: ManifestHelp = ManifestHelp(), into_rows: bool = True) -> ManifestPlan:
     """Expand the patterns, check that every manifest opens, and read their headers. Fails
-    early, naming the pattern or the file, and the fix in the flags ``usage`` names."""
+    early, naming the pattern or the file, and the fix in the flags ``usage`` names.
+    ``into_rows``: the manifests' columns pass into result rows, so none may have a result
+    column's name (a labels file's ``score`` or ``decision`` is its own)."""
     files = list(dict.fromkeys(path for pattern in patterns for path in _matched(pattern, usage)))
     columns: dict[str, pa.DataType] = {}
     for path in files:
-        for name, dtype in _header_columns(path, uri_column, usage).items():
+        header = _header_columns(path, uri_column, usage)
+        clashes = sorted(set(header) & RESERVED) if into_rows else []
+        if clashes:
+            raise ManifestError(f"{path}: columns {clashes} clash with output columns of the same name; rename them")
+        for name, dtype in header.items():
             if name in columns and columns[name] != dtype:
                 dtype = pa.string()  # the same column typed differently in two manifests
             columns[name] = dtype

@@ -15,7 +15,7 @@ from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema
 from support.clips import FLAGGED_IN_SCENE, flagged
 from support.corpus import COMPACT, REAL, reference
-from support.images import apng, corrupt_fdat, encoded, gif, marked, rgb, sideways, sixteen_bit, still_score
+from support.images import apng, corrupt_fdat, encoded, gif, marked, rgb, sideways, sixteen_bit, still_score, with_inset
 
 GENERATED = COMPACT / "generated"
 ASTRONAUT = reference("real")["astronaut.png"]
@@ -56,13 +56,6 @@ def cases(tmp_path_factory, scorer):
         "gray 8-bit": still_score(scorer, Image.open(REAL / "astronaut.png").convert("L")),
     }
     return folder, manifest, expected
-
-
-def with_inset(scene, content, box):
-    """``scene`` with ``content`` resized into ``box`` (left, top, right, bottom)."""
-    scene = scene.copy()
-    scene.paste(content.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.BILINEAR), box[:2])
-    return scene
 
 
 def job(folder, manifest, name, *flags):

@@ -18,6 +18,13 @@ def rgb(name: str, size=(512, 512)) -> Image.Image:
     return Image.open(REAL / name).convert("RGB").resize(size, Image.Resampling.BILINEAR)
 
 
+def with_inset(scene: Image.Image, content: Image.Image, box) -> Image.Image:
+    """``scene`` with ``content`` resized into ``box`` (left, top, right, bottom)."""
+    scene = scene.copy()
+    scene.paste(content.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.BILINEAR), box[:2])
+    return scene
+
+
 def encoded(image: Image.Image, fmt="PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
