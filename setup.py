@@ -63,7 +63,10 @@ setup(
         "bench": ["py-spy>=0.4"],
         # the store and fault-injection tests run the job against real S3 and GCS servers on 127.0.0.1
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15,<0.18", "apache-beam[aws,gcp]>=2.62.0,<2.78",
-                 "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8", "av>=14,<19"],
+                 "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8", "av>=14,<19",
+                 # the review page's tests drive Debian's chromium through its chromedriver
+                 # (tests/install-browser.sh): Selenium (Apache-2.0), the standard WebDriver client
+                 "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},
 )
