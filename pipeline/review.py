@@ -224,7 +224,7 @@ def write_review(directory: str, config: Config, choice: Choice = Choice(), thre
                           f"writable") from exc
     counts = {group: rows.num_rows for group, rows in groups}
     failed = sum("thumb_error" in item for item in items)
-    return {"page": page, "items": len(items), "groups": counts, "thumbnails_made": len(wanted) - reused - failed,
+    return {"directory": directory, "page": page, "items": len(items), "groups": counts, "thumbnails_made": len(wanted) - reused - failed,
             "thumbnails_reused": reused, "thumbnails_failed": failed, "choose_s": round(chosen_s, 3),
             "seconds": round(time.monotonic() - started, 3)}
 
@@ -234,4 +234,4 @@ def format_review(result: dict) -> str:
     return (f"review page: {shown(result['page'])} ({result['items']} items: {groups}); thumbnails: "
             f"{result['thumbnails_made']} made, {result['thumbnails_reused']} reused, "
             f"{result['thumbnails_failed']} could not be shown; open it in a browser (no server needed), "
-            f"then: nsfw-scan calibrate DIR --labels labels.csv")
+            f"then: nsfw-scan calibrate {shown(result['directory'])} --labels labels.csv")

@@ -100,3 +100,15 @@ def test_every_flag_of_every_command_is_a_table_entry_or_no_setting():
             assert action.dest in in_table | not_settings, f"nsfw-scan {name} {action.option_strings}"
             seen.add(action.dest)
     assert in_table <= seen
+
+
+def test_review_takes_known_groups_in_the_given_order_and_names_an_unknown_one(capsys):
+    parser = build_parser()
+    args = parser.parse_args(["review", "out", "--decisions", "error, review,error", "--limit", "7"])
+    assert (args.decisions, args.limit, args.order, args.audit) == (["error", "review"], 7, "score", 0.01)
+    assert parser.parse_args(["review", "out"]).decisions == ["review", "nsfw", "safe", "error"]
+    for bad in (["--decisions", "review,unsure"], ["--limit", "0"], ["--order", "size"], ["--audit", "2"]):
+        with pytest.raises(SystemExit) as exit:
+            parser.parse_args(["review", "out", *bad])
+        assert exit.value.code == 2
+    assert "unsure: choose from review,nsfw,safe,error" in capsys.readouterr().err
