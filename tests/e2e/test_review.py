@@ -23,6 +23,7 @@ from support.cli import nsfw_scan
 from support.clips import FLAGGED, FLAGGED_IN_SCENE, flagged
 from support.corpus import HOSTILE, REAL, corpus_files
 from support.images import encoded, rgb, with_inset
+from support.pages import review_items
 
 # a file name and a hash-list label that would run script if the page took them for markup
 HOSTILE_NAME = 'coffee "<script>window.pwned=1<img src=x onerror=window.pwned=2>.png'
@@ -60,10 +61,7 @@ def scanned(tmp_path_factory):
 
 
 def items_of(page) -> list[dict]:
-    """The items the page holds (its JSON, as the page's script reads it)."""
-    text = page.read_text(encoding="utf-8")
-    start = text.index("const ITEMS = ") + len("const ITEMS = ")
-    return json.loads(text[start:text.index(";\n", start)])
+    return review_items(page.read_text(encoding="utf-8"))
 
 
 def test_the_page_lists_the_band_then_an_audit_sample_then_errors_with_thumbnails(scanned):
@@ -240,3 +238,15 @@ def test_a_reviewer_labels_the_queue_by_keyboard_and_the_labels_drive_calibrate_
     hashed = {line["uri"] for line in csv.DictReader(io.StringIO(listed.stdout))}
     nsfw_hashed = {uri for uri, label in expected.items() if label == "nsfw" and scanned["rows"][uri]["pdq"]}
     assert hashed == nsfw_hashed and hashed
+
+
+def test_thumbnails_are_read_as_the_job_reads_refusing_private_addresses(tmp_path):
+    from nsfw_scan.pipeline.config import Config
+    from nsfw_scan.pipeline.review import Thumbnailer
+
+    maker = Thumbnailer(str(tmp_path), Config())
+    for uri in ("http://127.0.0.1:1/a.jpg", "http://169.254.169.254/latest/meta-data/x.png"):
+        assert maker.make(uri, "yahoo")["thumb_error"].startswith("blocked_address"), uri
+    assert maker.make(str(tmp_path / "gone.jpg"), "yahoo")["thumb_error"].startswith("not_found")
+    assert maker.make(str(REAL / "coins.png"), "yahoo")["thumb"].startswith("thumbs/")
+    assert list(tmp_path.iterdir()) == [tmp_path / (maker.make(str(REAL / "coins.png"), "yahoo")["thumb"][7:])]

@@ -14,6 +14,7 @@ import pytest
 
 from nsfw_scan.pipeline.run import run
 from support.cli import nsfw_scan
+from support.pages import review_items
 from support.stores import counts, image_bytes, one_row_per_uri
 
 
@@ -68,6 +69,15 @@ def test_runs_in_a_bucket_keep_one_row_per_uri_and_report(store, tmp_path):
     elsewhere = nsfw_scan("report", out, "--report-dir", tmp_path / "rep", *store.flags)
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert (tmp_path / "rep" / "review_queue.csv").is_file() and (tmp_path / "rep" / "report.png").is_file()
+
+    # the review page in the bucket, its thumbnails made from the uploads in it
+    review = nsfw_scan("review", out, "--config", policy, *store.flags)
+    assert review.returncode == 0, review.stderr
+    items = review_items(store.get("out/_review/index.html").decode())
+    assert {item["uri"] for item in items} == set(images + [late]) and not any("thumb_error" in i for i in items)
+    thumbs = store.keys("out/_review/thumbs/")
+    assert len([key for key in thumbs if not key.endswith("-whole.jpg")]) == 6  # a region's whole picture beside
+    assert all(store.get(key).startswith(b"\xff\xd8") for key in thumbs)  # JPEGs
 
 
 def test_store_errors_stop_the_run(store, tmp_path):
