@@ -66,7 +66,10 @@ setup(
                  "moto[server]>=5.0.20", "gcp-storage-emulator>=2024.8", "av>=14,<19",
                  # the review page's tests drive Debian's chromium through its chromedriver
                  # (tests/install-browser.sh): Selenium (Apache-2.0), the standard WebDriver client
-                 "selenium>=4.20"],
+                 "selenium>=4.20",
+                 # the suite's two processes (pytest -n 2): most of its time is one core's
+                 # (Beam's in-process runner, imports, start-ups), so two halve it here
+                 "pytest-xdist>=3.5"],
     },
     entry_points={"console_scripts": ["nsfw-scan=nsfw_scan.pipeline.cli:main"]},
 )

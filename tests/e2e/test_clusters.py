@@ -17,7 +17,8 @@ from support.corpus import HOSTILE, REAL, corpus_files
 from support.jobs import assert_same_outcomes, by_uri, run_job
 from support.stores import counts, image_bytes, one_row_per_uri, s3_store
 
-pytestmark = [pytest.mark.slow, pytest.mark.engines]
+# one test process runs them all (pytest -n 2 --dist loadgroup): one cluster of each engine
+pytestmark = [pytest.mark.slow, pytest.mark.engines, pytest.mark.xdist_group("engines")]
 
 # real photos, hostile files with their error rows (truncated, bombs, undecodable), a missing file
 SAMPLE = ([str(REAL / f) for f in corpus_files(REAL)]

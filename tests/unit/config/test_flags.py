@@ -39,7 +39,8 @@ CASES = {
 # Flags that are no setting: what to read and write, how to run, what to print.
 NOT_SETTINGS = {"help", "verbose", "config", "paths", "manifest", "output", "rescore_errors", "force",
                 "break_lock", "directory", "report_dir", "csv", "seconds", "json", "input_type",
-                "labels", "target_precision", "missed", "base_rate", "decision", "label", "out"}
+                "labels", "target_precision", "missed", "base_rate", "decision", "label", "out",
+                "decisions", "limit", "audit", "audit_min", "seed", "order", "blur"}  # review's choice of rows
 
 
 def settings(config) -> dict:
