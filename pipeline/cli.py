@@ -81,6 +81,9 @@ def cmd_run(args, argv) -> int:
 
     summary = run(argv)
     print_run(summary)
+    if problem := summary.get("accounting_problem"):
+        print(f"nsfw-scan: warning: {problem}", file=sys.stderr)
+        return EXIT_ERRORS
     if warning := nothing_scored(summary):
         print(f"nsfw-scan: warning: {warning}", file=sys.stderr)
         return EXIT_ERRORS

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -18,6 +19,7 @@ from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp, template_fo
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.output_dir import (
+    Written,
     drop_superseded_errors,
     earlier_rows,
     finish_killed_runs,
@@ -26,6 +28,7 @@ from ..storage.output_dir import (
     run_folders,
     run_result_files,
     unfinished_templates,
+    written_rows,
 )
 from ..storage.paths import absolute, shown
 from ..storage.rows import remove_rows
@@ -53,12 +56,10 @@ from .runners import (
     template_location,
 )
 from .summary import (
-    AccountingError,
-    check_accounting,
+    accounting_problem,
     format_summary,
     latest_results,
     read_summary,
-    rows_written,
     summarize,
     write_summary,
 )
@@ -255,6 +256,10 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
             raise interrupts.Interrupted(_kept(job.output, stamp, folders, results, durable)) from None
         raise
     seconds = time.monotonic() - started
+    # the rows as the result files hold them (a runner that retried work counts it twice in its metrics)
+    written = {folder: written_rows(folder) for folder in folders}
+    total = Written(sum((w.decisions for w in written.values()), Counter()),
+                    sum((w.errors for w in written.values()), Counter()))
 
     summary = summarize(results, seconds, {"output": shown(job.output), "model": model,
                                            "loader": job.config.loader, "views": job.config.views,
@@ -265,12 +270,9 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
                                            "manifests": len(plan.files),
                                            "runner": runner, "engine": job.config.engine, "partitions": parts,
                                            "earlier_result_files": len(earlier),
-                                           "salvaged_rows": sum(salvaged.values())})
-    try:
-        check_accounting(summary)  # a lost line fails the run: nothing of it is kept
-    except AccountingError:
-        remove_folders([folder for folder in folders if folder in run_folders(job.output)])
-        raise
+                                           "salvaged_rows": sum(salvaged.values())}, total)
+    if problem := accounting_problem(summary):  # told, never a reason to throw rows away
+        log.warning("%s", problem)
 
     lock.check()  # never remove or rewrite anything unless this run still holds the folder
     if job.force and replaced:
@@ -284,7 +286,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
         log.info("%d earlier error rows replaced by this run's rows", dropped)
 
     # a pipeline (or part) that wrote no row leaves no folder of empty result files
-    empty = [folder for folder, result in zip(folders, results) if rows_written([result]) == 0]
+    empty = [folder for folder in folders if written[folder].rows == 0]
     remove_folders([folder for folder in empty if folder in run_folders(job.output)])
     kept = [folder for folder in folders if folder not in empty]
     results_name = None if not kept else f"{shown(job.output).rstrip('/')}/{run_folder_name(stamp)}" + ("" if parts == 1 else "-part*")
@@ -294,6 +296,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
                # error rows that may pass if read again: this run's, and earlier runs' still in the folder
                "retryable": {kind: n for kind, n in summary["errors_by_kind"].items() if kind in RETRYABLE},
                "retryable_earlier": {} if job.rescore_errors else left.errors,
+               **({"accounting_problem": problem} if problem else {}),
                # earlier rows in the folder decided at other thresholds than this run's (null: not recorded)
                "earlier_thresholds": [{"safe_below": pair and pair[0], "nsfw_from": pair and pair[1], "rows": n}
                                       for pair, n in left.decided_at.items() if pair != this]}
@@ -343,7 +346,7 @@ def keep_unfinished(output: str, folders: list[str]) -> int:
 def _kept(output: str, stamp: str, folders: list[str], results: list, durable: int) -> str:
     """What an interrupted run keeps, in words: the parts that finished (those with rows), and
     the rows the unfinished one had made durable (``durable``, kept by ``keep_unfinished``)."""
-    rows = [rows_written([result]) for result in results]
+    rows = [written_rows(folder).rows for folder in folders[:len(results)]]  # the parts that finished
     remove_folders([folder for folder, n in zip(folders, rows) if n == 0 and folder in run_folders(output)])
     resume = f"the same command resumes (rows already in {shown(output)} are not scored again)"
     where = f"{shown(output).rstrip('/')}/{run_folder_name(stamp)}"

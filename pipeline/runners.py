@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from ..model.errors import UsageError
 from ..storage.compat import add_option_flags, beam_flag_parser, flag_names, provision_with_options
+from . import engine_options  # noqa: F401  (declares the engines' own options to Beam)
 from .config import ConfigError
 
 LOCAL_RUNNER_NAMES = {None, "", "DirectRunner", "directrunner", "direct"}

@@ -1,4 +1,9 @@
-"""The end-of-run summary, from Beam's metrics (no second pass over the data)."""
+"""The end-of-run summary: the rows from what the run's result files hold, everything else from
+Beam's metrics (no second pass over the data).
+
+A runner that retried work (a lost TaskManager or executor) may report its counters as
+attempted, counting the retried work twice; the rows are counted from the files, and a run whose
+counters then do not add up keeps its rows and says what did not (``accounting_problem``)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,13 @@ from ..transforms.metrics import CONTINUED, ENTRIES, HEADERS, LINES, NAMESPACE, 
 def _query(result, kind: str):
     for metric in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))[kind]:
         yield metric.key.metric.name, metric.committed if metric.committed is not None else metric.attempted
+
+
+def counters_attempted(results) -> bool:
+    """Whether a runner reported any counter as attempted only (no committed value)."""
+    return any(metric.committed is None
+               for result in results
+               for metric in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"])
 
 
 def counters(results) -> dict[str, int]:
@@ -43,34 +55,29 @@ def _decisions(c: dict[str, int]) -> dict[str, int]:
     return {d: c.get(metrics.decision_counter(d), 0) for d in DECISIONS}
 
 
-def rows_written(results) -> int:
-    """Rows the pipelines wrote (every row gets a decision, ``error`` included)."""
-    return sum(_decisions(counters(results)).values())
-
-
-class AccountingError(RuntimeError):
-    """The manifests' lines and what became of them do not add up: some line was lost."""
-
-
-def accounting(c: dict[str, int], rows: int) -> dict[str, int]:
+def accounting(c: dict[str, int], rows: int, bad: int) -> dict[str, int]:
     """What became of every physical line of the manifests: ``lines`` is the sum of the others
     when none was lost (each entry is a row with a URI, a bad line's row, a duplicate or a URI
-    earlier runs covered; rows without a manifest line do not exist)."""
-    bad = c.get(metrics.error_counter(BAD_MANIFEST_LINE), 0)
+    earlier runs covered; rows without a manifest line do not exist). ``rows`` and ``bad``:
+    the rows written, and those of bad lines among them."""
     return {"lines": c.get(LINES, 0), "rows": rows - bad, "bad_lines": bad, "duplicates": c.get(metrics.DUPLICATES, 0),
             "already_done": c.get(metrics.ALREADY_DONE, 0), "blank_or_comment": c.get(SKIPPED, 0),
             "headers": c.get(HEADERS, 0), "continued": c.get(CONTINUED, 0)}
 
 
-def check_accounting(summary: dict) -> None:
-    """Raises :class:`AccountingError` when the lines read are not all accounted for."""
+def accounting_problem(summary: dict) -> str | None:
+    """What does not add up when the lines read are not all accounted for, else None. Every row
+    written is kept either way: a line without a row is scored by the same command run again."""
     a = summary["accounting"]
     accounted = sum(n for name, n in a.items() if name != "lines")
     entries = a["rows"] + a["bad_lines"] + a["duplicates"] + a["already_done"]
-    if accounted != a["lines"] or summary["manifest_rows"] != entries:
-        raise AccountingError(
-            f"the manifests' lines do not add up: {a['lines']} read, {accounted} accounted for "
-            f"({_equation(a)}), {summary['manifest_rows']} entries; this run's results were discarded")
+    if accounted == a["lines"] and summary["manifest_rows"] == entries:
+        return None
+    retried = (" The runner reports its counters as attempted: work it retried (a lost worker) is counted twice there, "
+               "while the rows are counted from the files." if summary.get("counters_attempted") else "")
+    return (f"the manifests' lines do not add up: {a['lines']} read, {accounted} accounted for ({_equation(a)}), "
+            f"{summary['manifest_rows']} entries.{retried} Every row written is kept; the same command run again "
+            f"scores any line that has no row (lines with one are already done)")
 
 
 def _equation(a: dict) -> str:
@@ -96,13 +103,17 @@ def _rates(summary: dict) -> str:
                f" (model load {summary['model_load_seconds']} s)"))
 
 
-def summarize(results, seconds: float, extra: dict) -> dict:
-    """``results``: the PipelineResult of each pipeline the run was made of."""
+def summarize(results, seconds: float, extra: dict, written=None) -> dict:
+    """``results``: the PipelineResult of each pipeline the run was made of; ``written``: what
+    their result files hold (``storage.output_dir.Written``), else the metrics' count of it."""
     c = counters(results)
     loads, load = model_loads(results)
-    decisions = _decisions(c)
+    if written is None:
+        decisions, errors = _decisions(c), metrics.error_kinds(c)
+    else:
+        decisions = {d: written.decisions.get(d, 0) for d in DECISIONS}
+        errors = dict(written.errors.most_common())
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
-    errors = metrics.error_kinds(c)
     return {
         **extra,
         "manifest_lines": c.get(LINES, 0),
@@ -126,7 +137,8 @@ def summarize(results, seconds: float, extra: dict) -> dict:
         "images_per_s": _rate(scored, seconds),
         "model_load_seconds": round(load, 2),
         "images_per_s_after_load": _rate(scored, seconds - load),
-        "accounting": accounting(c, sum(decisions.values())),
+        "accounting": accounting(c, sum(decisions.values()), errors.get(BAD_MANIFEST_LINE, 0)),
+        "counters_attempted": counters_attempted(results),
     }
 
 
@@ -252,6 +264,7 @@ def format_summary(summary: dict) -> str:
           if summary.get("salvaged_rows") else []),
         *_threshold_lines(summary),
         *_retry_lines(summary),
+        *([f"accounting     {summary['accounting_problem']}"] if summary.get("accounting_problem") else []),
         f"results        {summary['results'] or _nothing_new(summary)}",
         f"report         nsfw-scan report {summary['output']}",
     ]

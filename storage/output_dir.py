@@ -45,6 +45,30 @@ def run_result_files(run_folder: str) -> list[str]:
     return match(FileSystems.join(run_folder, RESULT_GLOB))
 
 
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What a run's result files hold: their rows by decision, and error rows by kind."""
+
+    decisions: Counter
+    errors: Counter
+
+    @property
+    def rows(self) -> int:
+        return sum(self.decisions.values())
+
+
+def written_rows(run_folder: str) -> Written:
+    """The rows in a run folder's result files, counted from the files themselves (their
+    ``decision`` and ``error_kind`` columns only): what a runner that retried work (and counted
+    it twice in its metrics) really wrote."""
+    decisions, errors = Counter(), Counter()
+    for path in run_result_files(run_folder):
+        table = read_table(path, [Column.DECISION, Column.ERROR_KIND])
+        decisions.update(table[Column.DECISION].to_pylist())
+        errors.update(table[Column.ERROR_KIND].drop_null().to_pylist())
+    return Written(decisions, errors)
+
+
 def run_folders(output: str) -> dict[str, bool]:
     """Run folders -> whether the run finished (has result files directly in it)."""
     if _is_local(output):  # local folders can be listed, empty ones included

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -83,6 +84,34 @@ class Cluster:
     logs: Path
     procs: dict[str, subprocess.Popen]
     worker_logs_glob: tuple[str, ...]
+    rest: str = ""  # Flink's REST address (http://127.0.0.1:PORT)
+    start_worker: object = None  # (name) -> starts one more TaskManager (Flink), as a cluster manager would
+
+    def rest_json(self, path: str):
+        """Flink's REST API's answer at ``path`` (e.g. ``/jobs/overview``)."""
+        return json.loads(urllib.request.urlopen(self.rest + path, timeout=10).read())
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a cluster process and everything in its process group (a TaskManager's Python
+        workers too): a lost machine."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def executor_pids(self) -> list[int]:
+        """The JVMs of this Spark cluster's executors (their working folders are under its logs)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                here = str(Path(os.readlink(entry / "cwd"))).startswith(str(self.logs))
+            except OSError:
+                continue
+            if b"CoarseGrainedExecutorBackend" in command and here:
+                pids.append(int(entry.name))
+        return pids
 
     def nsfw_scan(self, *args, timeout=900):
         """``nsfw-scan ARGS`` from the engines' environment, as a user of its Beam release runs it."""
@@ -185,9 +214,14 @@ def start_flink(folder: Path) -> Cluster:
     cluster = Cluster("flink", pieces["python"], [], [], folder, procs, ("flink-*-taskexecutor-*.log",))
     try:
         wait_until(lambda: listening(rest), "Flink JobManager", list(procs.values()))
+
+        def start_task_manager(name: str) -> None:
+            procs[name] = _start([str(home / "bin" / "taskmanager.sh"), "start-foreground"], folder / f"{name}.out", env)
+
+        cluster.start_worker = start_task_manager
+        cluster.rest = f"http://127.0.0.1:{rest}"
         for i in (1, 2):  # two TaskManagers, each its own JVM
-            procs[f"taskmanager{i}"] = _start([str(home / "bin" / "taskmanager.sh"), "start-foreground"],
-                                              folder / f"taskmanager{i}.out", env)
+            start_task_manager(f"taskmanager{i}")
 
         def two_task_managers() -> bool:
             try:
