@@ -23,15 +23,14 @@ def _true(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes")
 
 
-# Flink (Beam's FlinkPipelineOptions). A batch job's restarts: Beam's batch translation does not
-# apply number_of_execution_retries (its streaming one does), but it builds the job's execution
-# environment from the Flink configuration in flink_conf_dir, whose restart-strategy.* settings
-# the job then carries (docs/runners.md)
+# Flink (Beam's FlinkPipelineOptions). A batch job's restarts are the cluster's restart strategy
+# (its config.yaml, restart-strategy.*): Beam's batch translation applies neither
+# number_of_execution_retries (its streaming one does) nor a --flink_conf_dir's restart strategy
+# (seen on Flink 1.19 with Beam 2.62: the job's configuration shows "Cluster level default
+# restart strategy"); docs/runners.md
 FLINK = (
-    ("flink_conf_dir", str, "a folder holding a Flink config.yaml whose settings apply to this job over the "
-                            "cluster's (e.g. restart-strategy.type: fixed-delay); on the job server's machine"),
-    ("number_of_execution_retries", int, "times Flink restarts a failed streaming job; a batch job's restarts "
-                                         "are the restart-strategy of the cluster or of --flink_conf_dir"),
+    ("number_of_execution_retries", int, "times Flink restarts a failed streaming job (a batch job's restarts "
+                                         "are the cluster's restart-strategy)"),
     ("execution_retry_delay", int, "milliseconds between a streaming job's restarts"),
     ("checkpointing_interval", int, "milliseconds between checkpoints (-1: none)"),
     ("checkpoint_timeout_millis", int, "milliseconds a checkpoint may take"),

@@ -133,8 +133,8 @@ class Cluster:
     def explain(self) -> str:
         """Where the logs are, and their last lines: for the message of a failing assertion."""
         parts = [f"{self.engine} cluster logs in {self.logs}"]
-        for path in sorted(self.logs.rglob("*")):
-            if path.is_file() and path.stat().st_size:
+        for path in sorted(self.logs.rglob("*")):  # the processes' logs, not the engines' blobs and jars
+            if path.is_file() and path.stat().st_size and (path.suffix in (".log", ".out") or path.name == "stderr"):
                 tail = path.read_text(errors="replace").splitlines()[-15:]
                 parts.append(f"--- {path.relative_to(self.logs)}\n" + "\n".join(tail))
         return "\n".join(parts)
@@ -170,7 +170,7 @@ def _engine_env(pieces: dict, **extra) -> dict:
 def _flink_config(pieces: dict, folder: Path, rpc: int, rest: int) -> Path:
     """A Flink configuration for a one-machine cluster on 127.0.0.1: the distribution's Java
     options (what Java 17 needs), fixed JobManager ports, small memory, network buffers for
-    the job's shuffles."""
+    the job's shuffles, and the restart strategy docs/runners.md recommends."""
     shipped = (Path(pieces["flink_home"]) / "conf" / "config.yaml").read_text()
     java_opts = re.search(r"^\s*all: (.*)$", shipped, re.M)[1]
     conf = folder / "conf"
@@ -194,6 +194,8 @@ taskmanager:
     process: {{size: 1536m}}
     network: {{min: 256mb, max: 256mb}}
 parallelism: {{default: 2}}
+restart-strategy: {{type: fixed-delay, fixed-delay: {{attempts: 10, delay: 10 s}}}}
+heartbeat: {{interval: 3000, timeout: 15000}}
 rest: {{address: 127.0.0.1, bind-address: 127.0.0.1, port: {rest}}}
 blob: {{server: {{port: "0"}}}}
 io: {{tmp: {{dirs: {folder / "tmp"}}}}}
