@@ -100,7 +100,9 @@ def _rows(directory: str) -> pa.Table:
             if name not in table.column_names:
                 table = table.append_column(name, pa.nulls(table.num_rows, TYPES.get(name, pa.string())))
         tables.append(table.select(COLUMNS).cast(pa.schema([pa.field(n, TYPES.get(n, pa.string())) for n in COLUMNS])))
-    table = pa.concat_tables(tables).sort_by([(Column.SCORED_AT, "descending")])
+    table = pa.concat_tables(tables)
+    # rows of malformed manifest lines have no URI, and nothing to show
+    table = table.filter(pc.is_valid(table.column(Column.URI))).sort_by([(Column.SCORED_AT, "descending")])
     uris = table.column(Column.URI).to_numpy(zero_copy_only=False)
     _, newest = np.unique(uris, return_index=True)
     return table.take(np.sort(newest))

@@ -250,3 +250,30 @@ def test_thumbnails_are_read_as_the_job_reads_refusing_private_addresses(tmp_pat
     assert maker.make(str(tmp_path / "gone.jpg"), "yahoo")["thumb_error"].startswith("not_found")
     assert maker.make(str(REAL / "coins.png"), "yahoo")["thumb"].startswith("thumbs/")
     assert list(tmp_path.iterdir()) == [tmp_path / (maker.make(str(REAL / "coins.png"), "yahoo")["thumb"][7:])]
+
+
+def test_one_item_per_uri_its_newest_row_and_rows_without_a_uri_left_out(tmp_path):
+    import datetime
+
+    import pyarrow as pa
+
+    from nsfw_scan.pipeline.review import Choice, choose
+    from nsfw_scan.storage.schema import output_schema
+
+    def run_folder(name, rows):
+        folder = tmp_path / "out" / name
+        folder.mkdir(parents=True)
+        schema = output_schema({})
+        table = pa.Table.from_pylist([{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema)
+        pq.write_table(table, folder / "part-00000-of-00001.parquet")
+
+    then = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    later = then + datetime.timedelta(days=1)
+    run_folder("run-1", [{"uri": "a.jpg", "score": 0.5, "decision": "review", "scored_at": then},
+                         {"uri": "b.jpg", "score": 0.9, "decision": "nsfw", "scored_at": then}])
+    run_folder("run-2", [{"uri": "a.jpg", "score": 0.1, "decision": "safe", "scored_at": later},
+                         {"uri": None, "decision": "error", "error_kind": "bad_manifest_line", "scored_at": later}])
+    groups = dict(choose(str(tmp_path / "out"), Choice()))
+    assert groups["review"].num_rows == 0  # a.jpg's newest row is safe
+    assert groups["safe"].column("uri").to_pylist() == ["a.jpg"] and groups["nsfw"].column("uri").to_pylist() == ["b.jpg"]
+    assert groups["error"].num_rows == 0
