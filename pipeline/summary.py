@@ -51,10 +51,6 @@ def model_loads(results) -> tuple[int, float]:
     return count, seconds
 
 
-def _decisions(c: dict[str, int]) -> dict[str, int]:
-    return {d: c.get(metrics.decision_counter(d), 0) for d in DECISIONS}
-
-
 def accounting(c: dict[str, int], rows: int, bad: int) -> dict[str, int]:
     """What became of every physical line of the manifests: ``lines`` is the sum of the others
     when none was lost (each entry is a row with a URI, a bad line's row, a duplicate or a URI
@@ -103,16 +99,13 @@ def _rates(summary: dict) -> str:
                f" (model load {summary['model_load_seconds']} s)"))
 
 
-def summarize(results, seconds: float, extra: dict, written=None) -> dict:
+def summarize(results, seconds: float, extra: dict, written) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of; ``written``: what
-    their result files hold (``storage.output_dir.Written``), else the metrics' count of it."""
+    their result files hold (``storage.output_dir.Written``)."""
     c = counters(results)
     loads, load = model_loads(results)
-    if written is None:
-        decisions, errors = _decisions(c), metrics.error_kinds(c)
-    else:
-        decisions = {d: written.decisions.get(d, 0) for d in DECISIONS}
-        errors = dict(written.errors.most_common())
+    decisions = {d: written.decisions.get(d, 0) for d in DECISIONS}
+    errors = dict(sorted(written.errors.items()))
     scored = decisions["safe"] + decisions["review"] + decisions["nsfw"]
     return {
         **extra,

@@ -54,11 +54,6 @@ def chosen_precisions(counters: dict[str, int]) -> dict[str, int]:
     return {name[len(_CHOSEN):]: n for name, n in sorted(counters.items()) if name.startswith(_CHOSEN)}
 
 
-def error_kinds(counters: dict[str, int]) -> dict[str, int]:
-    """Rows per error kind, from the counters by name."""
-    return {name[len(_ERROR):]: n for name, n in sorted(counters.items()) if name.startswith(_ERROR)}
-
-
 def counter(name: str):
     """The job's Beam counter ``name``."""
     from apache_beam.metrics import Metrics
