@@ -36,28 +36,31 @@ def uploads(folder, n: int = UPLOADS):
 
 
 def start_job(cluster, manifest, out, *flags) -> subprocess.Popen:
-    """``nsfw-scan run`` on the cluster with its packaged preset and a progress line every 20
-    images, in the background (as the engines' environment runs it)."""
+    """``nsfw-scan run`` on the cluster with its packaged preset, rows made durable every 50 rows
+    or 5 s, in the background (as the engines' environment runs it)."""
     preset = importlib.resources.files("nsfw_scan.configs") / f"{cluster.engine}.yaml"
     config = out.parent / f"{cluster.engine}.yaml"
-    config.write_text(preset.read_text() + "progress_every: 20\n")
+    config.write_text(preset.read_text() + "checkpoint:\n  rows: 50\n  seconds: 5\n")
     return subprocess.Popen([cluster.python, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
                              "--output", str(out), "--config", str(config), *cluster.flags, *map(str, flags)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for_scoring(cluster, logged: dict, job: subprocess.Popen, timeout: float = 300) -> None:
-    """Until a Python worker of the cluster has logged images done since ``logged`` (the logs'
-    lengths before the job)."""
+def durable_rows(out) -> int:
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in out.glob("run-*/_rows/rows-*.parquet"))
+
+
+def wait_until_scoring(cluster, out, job: subprocess.Popen, timeout: float = 300) -> int:
+    """Until the workers have made some rows durable, not all: the job is scoring. Returns them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job.poll() is not None:
             raise AssertionError(f"the job ended before it scored: {job.communicate()}\n{cluster.explain()}")
-        new = "".join(text[logged.get(path, 0):] for path, text in cluster.worker_logs().items())
-        if "images done in worker process" in new:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no worker scored within {timeout} s\n{cluster.explain()}")
+        if rows := durable_rows(out):
+            assert rows < UPLOADS, "the kill is to come while the workers score"
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"no rows made durable within {timeout} s\n{cluster.explain()}")
 
 
 def finished(job: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
@@ -78,11 +81,10 @@ def one_row_each(out, uris) -> None:
 def test_a_lost_task_manager_costs_a_restart_and_nothing_else(flink_cluster, tmp_path):
     cluster = flink_cluster
     manifest, uris = uploads(tmp_path)
-    logged = {path: len(text) for path, text in cluster.worker_logs().items()}
     out = tmp_path / "out"
     # the cluster has the restart strategy docs/runners.md recommends; an engine option of this job
     job = start_job(cluster, manifest, out, "--max_bundle_size", "64")
-    wait_for_scoring(cluster, logged, job)
+    wait_until_scoring(cluster, out, job)
     cluster.kill("taskmanager1")  # the machine is gone, and its Python workers with it
     cluster.start_worker("taskmanager3")  # its replacement, as Kubernetes or YARN would start one
     code, stdout, stderr = finished(job)
@@ -103,10 +105,9 @@ def test_a_lost_task_manager_costs_a_restart_and_nothing_else(flink_cluster, tmp
 def test_a_lost_spark_executor_is_retried_and_the_run_keeps_its_rows(spark_cluster, tmp_path):
     cluster = spark_cluster
     manifest, uris = uploads(tmp_path)
-    logged = {path: len(text) for path, text in cluster.worker_logs().items()}
     out = tmp_path / "out"
     job = start_job(cluster, manifest, out)
-    wait_for_scoring(cluster, logged, job)
+    wait_until_scoring(cluster, out, job)
     executors = cluster.executor_pids()
     assert executors, cluster.explain()
     for pid in executors:
