@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pyarrow.parquet as pq
 import pytest
@@ -124,3 +125,29 @@ def test_a_lost_spark_executor_is_retried_and_the_run_keeps_its_rows(spark_clust
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == UPLOADS
+
+
+def test_a_flink_job_that_fails_for_good_keeps_its_durable_rows_and_the_rerun_scores_the_rest(flink_cluster, tmp_path):
+    """The job ends mid-scoring and is not restarted (cancelled on the cluster, as an operator or
+    an exhausted restart strategy ends it): the rows the workers had made durable are kept, and
+    the same command scores only the URIs without a row."""
+    cluster = flink_cluster
+    manifest, uris = uploads(tmp_path)
+    out = tmp_path / "out"
+    job = start_job(cluster, manifest, out)
+    wait_until_scoring(cluster, out, job)
+    running = [j for j in cluster.rest_json("/jobs/overview")["jobs"] if j["state"] == "RUNNING"]
+    assert len(running) == 1, running
+    request = urllib.request.Request(f"{cluster.rest}/jobs/{running[0]['jid']}?mode=cancel", method="PATCH")
+    urllib.request.urlopen(request, timeout=10).read()
+    code, stdout, stderr = finished(job)
+    assert code != 0 and "CANCEL" in stderr.upper(), stderr
+    kept = pq.read_table(out).to_pylist()
+    assert 0 < len(kept) < UPLOADS and len({r["uri"] for r in kept}) == len(kept), len(kept)
+    again = subprocess.run([cluster.python, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
+                            "--output", str(out), "--config", cluster.engine, *cluster.flags],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "_SUMMARY.json").read_text())
+    assert (summary["already_done"], summary["rows"]) == (len(kept), UPLOADS - len(kept)), summary
+    one_row_each(out, uris)
