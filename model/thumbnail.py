@@ -27,7 +27,7 @@ import warnings
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 
 from .errors import Unscorable
-from .preprocess import REGION_PREFIX, _displayed_rgb, open_image
+from .preprocess import REGION_PREFIX, _describe, _displayed_rgb, open_image
 from .signatures import is_video, signature_of
 
 THUMB_SIDE = 256
@@ -88,7 +88,7 @@ def _failure(exc: Exception) -> Unscorable:
         return exc
     if isinstance(exc, MemoryError):
         return Unscorable("too_large", "not enough memory to decode the image")
-    return Unscorable("undecodable", str(exc)[:300] or type(exc).__name__)  # Pillow's many failures
+    return Unscorable("undecodable", _describe(exc))  # Pillow's many failures
 
 
 def _region(image: Image.Image, box: tuple[int, int, int, int]) -> Thumbnails:

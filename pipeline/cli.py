@@ -234,6 +234,7 @@ def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
     that take them; without, Beam is not imported (see :func:`_parsed`)."""
     from .flags import (
         REVIEW_GROUPS,
+        REVIEW_ORDERS,
         add_config_file_flag,
         add_config_flags,
         add_run_flags,
@@ -341,7 +342,7 @@ def build_parser(storage_flags: bool = True) -> argparse.ArgumentParser:
     review.add_argument("--audit-min", type=at_least(0), default=5, metavar="N",
                         help="at least this many of each in the audit sample, where there are (default 5)")
     review.add_argument("--seed", type=int, default=0, help="the audit sample's draw (default 0: the same sample each time)")
-    review.add_argument("--order", choices=("score", "uri", "manifest"), default="score",
+    review.add_argument("--order", choices=REVIEW_ORDERS, default="score",
                         help="order within each group: score (highest first), uri, or manifest and line (default score)")
     review.add_argument("--blur", type=at_least(0), default=24, metavar="PX", help="blur of a thumbnail until shown (default 24)")
 

@@ -32,6 +32,7 @@ def at_least(minimum: int):
 # nsfw-scan review --decisions: the review band, the audit samples of the rows decided nsfw and
 # safe, the errors (pipeline/review.py)
 REVIEW_GROUPS = ("review", "nsfw", "safe", "error")
+REVIEW_ORDERS = ("score", "uri", "manifest")  # --order within each group
 
 
 def review_groups(text: str) -> list[str]:

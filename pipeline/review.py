@@ -51,9 +51,9 @@ from ..storage.layout import REVIEW_DIR
 from ..storage.output_dir import match
 from ..storage.paths import shown
 from ..storage.read import read_bytes
-from ..storage.schema import Column
+from ..storage.schema import Column, output_schema
 from .config import Config, ConfigError
-from .flags import REVIEW_GROUPS
+from .flags import REVIEW_GROUPS, REVIEW_ORDERS
 from .report import finished_result_files, write_bytes
 
 log = logging.getLogger(__name__)
@@ -63,17 +63,15 @@ THUMBS = "thumbs"
 TEMPLATE = "review_page.html"
 ITEMS_MARK = "/*ITEMS*/null"  # where the template takes the items (JSON)
 SETTINGS_MARK = "/*SETTINGS*/null"
-ORDERS = {"score": [(Column.SCORE, "descending"), (Column.URI, "ascending")],
-          "uri": [(Column.URI, "ascending")],
-          "manifest": [(Column.SOURCE_MANIFEST, "ascending"), (Column.SOURCE_LINE, "ascending")]}
+ORDERS = dict(zip(REVIEW_ORDERS, ([(Column.SCORE, "descending"), (Column.URI, "ascending")],  # score
+                                  [(Column.URI, "ascending")],  # uri
+                                  [(Column.SOURCE_MANIFEST, "ascending"), (Column.SOURCE_LINE, "ascending")])))  # manifest
 # errors of files that were read but could not be scored: a thumbnail may still show what they hold
 SHOWABLE_ERRORS = ("truncated", "undecodable", "unsupported_format")
 COLUMNS = (Column.URI, Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND,
            Column.ERROR, Column.VIEW, Column.YAHOO_SCORE, Column.MATCH, Column.MATCH_DISTANCE,
            Column.SOURCE_MANIFEST, Column.SOURCE_LINE, Column.SCORED_AT)
-TYPES = {Column.SCORE: pa.float32(), Column.SAFE_BELOW: pa.float64(), Column.NSFW_FROM: pa.float64(),
-         Column.YAHOO_SCORE: pa.float32(), Column.MATCH_DISTANCE: pa.int32(), Column.SOURCE_LINE: pa.int64(),
-         Column.SCORED_AT: pa.timestamp("us", tz="UTC")}
+SCHEMA = pa.schema([output_schema({}).field(name) for name in COLUMNS])  # their types, as the job writes them
 SHOWN_ERROR = 300  # characters of an error message on the page
 PROGRESS_S = 5.0  # seconds between progress lines while thumbnails are made
 
@@ -96,10 +94,10 @@ def _rows(directory: str) -> pa.Table:
     tables = []
     for path in finished_result_files(directory):
         table = read_table(path, COLUMNS, present_only=True)
-        for name in COLUMNS:  # files of older versions lack newer columns
-            if name not in table.column_names:
-                table = table.append_column(name, pa.nulls(table.num_rows, TYPES.get(name, pa.string())))
-        tables.append(table.select(COLUMNS).cast(pa.schema([pa.field(n, TYPES.get(n, pa.string())) for n in COLUMNS])))
+        for field in SCHEMA:  # files of older versions lack newer columns
+            if field.name not in table.column_names:
+                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+        tables.append(table.select(COLUMNS).cast(SCHEMA))
     table = pa.concat_tables(tables)
     # rows of malformed manifest lines have no URI, and nothing to show
     table = table.filter(pc.is_valid(table.column(Column.URI))).sort_by([(Column.SCORED_AT, "descending")])
@@ -207,15 +205,14 @@ def write_review(directory: str, config: Config, choice: Choice = Choice(), thre
             os.makedirs(thumbs, exist_ok=True)
         maker = Thumbnailer(thumbs, config)
         reused = sum(thumb_name(item[Column.URI], item[Column.VIEW]) + ".jpg" in maker.existing for item in items)
-        wanted = items  # the error rows listed are those whose files may show something
         done, last = 0, time.monotonic()
         with ThreadPoolExecutor(threads or min(32, 2 * (os.cpu_count() or 1))) as pool:
-            for item, fields in zip(wanted, pool.map(lambda item: maker.make(item[Column.URI], item[Column.VIEW]),
-                                                     wanted)):
+            for item, fields in zip(items, pool.map(lambda item: maker.make(item[Column.URI], item[Column.VIEW]),
+                                                    items)):
                 item.update(fields)
                 done += 1
                 if time.monotonic() - last >= PROGRESS_S:
-                    log.info("thumbnails: %d of %d", done, len(wanted))
+                    log.info("thumbnails: %d of %d", done, len(items))
                     last = time.monotonic()
         settings = {"directory": shown(directory), "labels_key": f"nsfw-scan review {directory}", "blur": choice.blur,
                     "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -226,7 +223,7 @@ def write_review(directory: str, config: Config, choice: Choice = Choice(), thre
                           f"writable") from exc
     counts = {group: rows.num_rows for group, rows in groups}
     failed = sum("thumb_error" in item for item in items)
-    return {"directory": directory, "page": page, "items": len(items), "groups": counts, "thumbnails_made": len(wanted) - reused - failed,
+    return {"directory": directory, "page": page, "items": len(items), "groups": counts, "thumbnails_made": len(items) - reused - failed,
             "thumbnails_reused": reused, "thumbnails_failed": failed, "choose_s": round(chosen_s, 3),
             "seconds": round(time.monotonic() - started, 3)}
 

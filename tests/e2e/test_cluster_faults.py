@@ -120,9 +120,7 @@ def test_a_lost_spark_executor_is_retried_and_the_run_keeps_its_rows(spark_clust
     assert summary["rows"] == UPLOADS  # counted from the files, whatever the retried tasks' metrics say
     if code == 1:  # the runner's attempted metrics counted the retried work twice: said, and nothing lost
         assert "Every row written is kept" in summary["accounting_problem"], summary
-    again = subprocess.run([cluster.python, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
-                            "--output", str(out), "--config", cluster.engine, *cluster.flags],
-                           capture_output=True, text=True, timeout=600)
+    again = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == UPLOADS
 
@@ -144,9 +142,7 @@ def test_a_flink_job_that_fails_for_good_keeps_its_durable_rows_and_the_rerun_sc
     assert code != 0 and "CANCEL" in stderr.upper(), stderr
     kept = pq.read_table(out).to_pylist()
     assert 0 < len(kept) < UPLOADS and len({r["uri"] for r in kept}) == len(kept), len(kept)
-    again = subprocess.run([cluster.python, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
-                            "--output", str(out), "--config", cluster.engine, *cluster.flags],
-                           capture_output=True, text=True, timeout=600)
+    again = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
     assert again.returncode == 0, again.stderr
     summary = json.loads((out / "_SUMMARY.json").read_text())
     assert (summary["already_done"], summary["rows"]) == (len(kept), UPLOADS - len(kept)), summary
