@@ -12,6 +12,7 @@ Beam's own.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import signal
@@ -140,12 +141,18 @@ def _beam_flag_parser():
     return parser
 
 
+def _refused(message: str):
+    raise ConfigError(message)
+
+
 def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
     """Beam would only warn about flags it does not know ("Discarding unparseable args") and
     run with its defaults; here a flag that neither nsfw-scan nor Beam knows, or a runner Beam
     cannot load, is a :class:`ConfigError` naming it. The runner is loaded first, so that its
     own options (e.g. Flink's ``--flink_master``) are known."""
-    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    chosen = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    chosen.add_argument("--runner")
+    runner = chosen.parse_known_args(beam_args)[0].runner  # before Beam parses a value it cannot take
     if runner not in LOCAL_RUNNER_NAMES:
         from apache_beam.runners.runner import create_runner
 
@@ -154,6 +161,7 @@ def check_beam_args(beam_args: list[str], own_flags: list[str] = ()) -> None:
         except (ValueError, ImportError, AttributeError) as exc:
             raise ConfigError(f"--runner {runner}: Beam cannot load this runner ({exc})") from None
     parser = _beam_flag_parser()
+    parser.error = _refused  # a value a flag cannot take is one line, not Beam's usage of every flag
     _, unknown = parser.parse_known_args(beam_args)
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
     if flags:

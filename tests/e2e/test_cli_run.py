@@ -118,6 +118,8 @@ def test_malformed_lines_of_same_named_manifests_stay_apart(tmp_path):
     (["--runner", "SparkyRunner"], ["--runner SparkyRunner", "cannot load this runner"]),
     (["--forc"], ["unknown flag --forc", "did you mean --force"]),  # never taken for --force
     (["--rescore"], ["unknown flag --rescore"]),
+    (["--max_bundel_size", "3"], ["unknown flag --max_bundel_size", "did you mean --max_bundle_size"]),
+    (["--max_bundle_size", "many"], ["argument --max_bundle_size: invalid int value: 'many'"]),  # an engine's option
 ])
 def test_flags_nobody_knows_are_errors(tmp_path, flags, parts):
     (tmp_path / "m.txt").write_text(f"{REAL / 'coffee.png'}\n")
