@@ -52,6 +52,11 @@ class UsageError(Exception):
     prints it on one line, without a traceback."""
 
 
+class JobFailed(Exception):
+    """A job that failed on its engine (a cluster): the message gives the engine's reason, what
+    the run kept and what to do. The command line prints it on one line."""
+
+
 def printable(text: str, limit: int | None = None) -> str:
     """``text`` from an input (a label, a URI), safe to print on a console, in a one-line message
     or a CSV cell: every character that is not printable (control characters such as ESC, NUL

@@ -449,7 +449,7 @@ def _main(argv: list[str]) -> int:
     if unknown and not getattr(args, "beam_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose, quiet_native=True)
-    from ..model.errors import UsageError
+    from ..model.errors import JobFailed, UsageError
 
     try:
         if getattr(args, "beam_flags", False):
@@ -458,13 +458,13 @@ def _main(argv: list[str]) -> int:
         return args.func(args)
     except BrokenPipeError:
         raise  # not the job's failure: see main
-    except UsageError as exc:
+    except (UsageError, JobFailed) as exc:  # a message that says it all
         if interrupts.received():
             raise
         if args.verbose:
             traceback.print_exc()
         print(f"nsfw-scan: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERRORS
     except Exception as exc:  # the job failed: one line, the traceback with --verbose
         if interrupts.received():
             raise

@@ -13,7 +13,7 @@ from collections import Counter
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from ..model.errors import RETRYABLE
+from ..model.errors import RETRYABLE, JobFailed
 from ..storage.compat import flag_names
 from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp, template_folder_name
 from ..storage.lock import OutputLock
@@ -48,6 +48,7 @@ from .config import Config, ConfigError
 from .flags import add_run_flags, config_from_args
 from .runners import (
     check_beam_args,
+    engine_failure,
     is_local,
     make_pipeline,
     running_children,
@@ -246,7 +247,7 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
                 log.info("part %d of %d finished", i + 1, parts)
             if interrupts.received():  # a stop that the pipeline's code caught and went past
                 raise KeyboardInterrupt
-    except BaseException:
+    except BaseException as exc:
         stopped = interrupts.acknowledge()  # from here on no signal cuts the clean-up short
         flush_kept_rows()  # the rows finished in this process, and in the local runner's worker processes
         if runner == "DirectRunner":
@@ -254,6 +255,8 @@ def _run_locked(job: Job, plan: ManifestPlan, model: str, lock: OutputLock, spec
         durable = keep_unfinished(job.output, folders)
         if stopped:
             raise interrupts.Interrupted(_kept(job.output, stamp, folders, results, durable)) from None
+        if failure := engine_failure(exc, runner):
+            raise JobFailed(f"{failure}; {_kept(job.output, stamp, folders, results, durable)}") from exc
         raise
     seconds = time.monotonic() - started
     # the rows as the result files hold them (a runner that retried work counts it twice in its metrics)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import signal
 import time
 
@@ -131,6 +132,36 @@ def submit(pipeline: beam.Pipeline):
         endpoint = pipeline.options.get_all_options().get("job_endpoint")
         raise JobServerUnreachable(f"--job_endpoint {endpoint}: no Beam job server answered there; start it, or give the job "
                           "server's jar instead (--flink_job_server_jar / --spark_job_server_jar)") from None
+
+
+# What an engine says when it lost a machine or a Python worker mid-job (Beam passes the
+# engine's reason on as the failed job's message), and how to make the next run survive it.
+LOST_WORKER = re.compile(r"TaskManager with id \S+ is no longer reachable|Heartbeat of TaskManager with id \S+ timed out"
+                         r"|ExecutorLostFailure|Lost executor|SDK harness \S+ disconnected"
+                         r"|Connection unexpectedly closed by remote task manager", re.I)
+SURVIVE_LOST_WORKERS = {
+    "FlinkRunner": "give the Flink cluster a restart strategy (restart-strategy.type: fixed-delay, 10 attempts, "
+                   "10 s apart, in its config.yaml) and a way to replace a lost TaskManager",
+    "SparkRunner": "raise the cluster's spark.task.maxFailures (4 by default) or give its executors more memory",
+}
+
+
+def engine_failure(exc: BaseException, runner: str | None) -> str | None:
+    """In words, why a job failed on a cluster (its engine's reason, and for a lost worker what
+    to change), or None where ``exc`` is not a cluster job's failure (the local runner's
+    errors, a failed submission)."""
+    text = str(exc)
+    failed = re.match(r"Pipeline \S+ failed in state (\w+): (.*)", text, re.S)
+    if runner in LOCAL_RUNNER_NAMES or not failed:
+        return None
+    engine = (runner or "the").removesuffix("Runner")
+    reason = " ".join(failed[2].split())[:300]
+    said = f"the {engine} job {failed[1].lower()}: {reason}"
+    if lost := LOST_WORKER.search(text):
+        said += (f" ({lost[0]}: a worker was lost, and the job was not restarted; "
+                 f"to survive that, {SURVIVE_LOST_WORKERS.get(runner, 'let the engine retry or restart the job')}: "
+                 "docs/runners.md, \"Long runs\")")
+    return said
 
 
 def _beam_flag_parser():

@@ -113,6 +113,21 @@ class Cluster:
                 pids.append(int(entry.name))
         return pids
 
+    def sdk_worker_pids(self, name: str) -> list[int]:
+        """The Python SDK workers that the cluster process ``name`` (a TaskManager, Spark's
+        Worker for its executors) started: Beam's boot program's children, in its session."""
+        session, pids = self.procs[name].pid, []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                if b"sdk_worker_main" in command and os.getsid(int(entry.name)) == session:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
     def nsfw_scan(self, *args, timeout=900):
         """``nsfw-scan ARGS`` from the engines' environment, as a user of its Beam release runs it."""
         return nsfw_scan(*args, timeout=timeout, python=self.python)
@@ -167,16 +182,19 @@ def _engine_env(pieces: dict, **extra) -> dict:
             "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1", **extra}
 
 
-def _flink_config(pieces: dict, folder: Path, rpc: int, rest: int) -> Path:
+def _flink_config(pieces: dict, folder: Path, rpc: int, rest: int, restarts: bool) -> Path:
     """A Flink configuration for a one-machine cluster on 127.0.0.1: the distribution's Java
     options (what Java 17 needs), fixed JobManager ports, small memory, network buffers for
-    the job's shuffles, and the restart strategy docs/runners.md recommends."""
+    the job's shuffles, and the restart strategy docs/runners.md recommends (``restarts``) or
+    Flink's default for a batch job, none."""
     shipped = (Path(pieces["flink_home"]) / "conf" / "config.yaml").read_text()
     java_opts = re.search(r"^\s*all: (.*)$", shipped, re.M)[1]
     conf = folder / "conf"
     conf.mkdir()
     for name in ("log4j.properties", "log4j-console.properties"):
         shutil.copy(Path(pieces["flink_home"]) / "conf" / name, conf / name)
+    restart_strategy = ("{type: fixed-delay, fixed-delay: {attempts: 10, delay: 10 s}}" if restarts
+                        else "{type: none}")
     (conf / "config.yaml").write_text(f"""\
 env:
   java:
@@ -194,7 +212,7 @@ taskmanager:
     process: {{size: 1536m}}
     network: {{min: 256mb, max: 256mb}}
 parallelism: {{default: 2}}
-restart-strategy: {{type: fixed-delay, fixed-delay: {{attempts: 10, delay: 10 s}}}}
+restart-strategy: {restart_strategy}
 heartbeat: {{interval: 3000, timeout: 15000}}
 rest: {{address: 127.0.0.1, bind-address: 127.0.0.1, port: {rest}}}
 blob: {{server: {{port: "0"}}}}
@@ -203,10 +221,12 @@ io: {{tmp: {{dirs: {folder / "tmp"}}}}}
     return conf
 
 
-def start_flink(folder: Path) -> Cluster:
+def start_flink(folder: Path, restarts: bool = True) -> Cluster:
+    """A Flink cluster; ``restarts``: with the restart strategy docs/runners.md recommends (else
+    a job fails when it loses a TaskManager)."""
     pieces = engine_pieces()
     rpc, rest, job_port = free_port(), free_port(), free_port()
-    conf = _flink_config(pieces, folder, rpc, rest)
+    conf = _flink_config(pieces, folder, rpc, rest, restarts)
     (folder / "tmp").mkdir()
     home = Path(pieces["flink_home"])
     env = _engine_env(pieces, FLINK_HOME=str(home), FLINK_CONF_DIR=str(conf), FLINK_LOG_DIR=str(folder),

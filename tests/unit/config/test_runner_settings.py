@@ -31,3 +31,22 @@ def test_impossible_thread_settings_name_the_file_and_key(text, key, tmp_path):
     with pytest.raises(ConfigError, match=f"^{path}: {key}: "):
         load_config(str(path))
     assert decode_pool(load_config(None).decoding.threads)._max_workers >= 1
+
+
+def test_a_cluster_jobs_failure_names_the_engines_reason_and_for_a_lost_worker_the_fix():
+    """The failed job's message as Beam's portable runner raises it (the engine's reason after
+    the state), from a Flink job that lost a TaskManager with no restart strategy."""
+    from nsfw_scan.pipeline.runners import engine_failure
+
+    lost = RuntimeError("Pipeline BeamApp-root-1207_947d failed in state FAILED: org.apache.flink.runtime.jobmaster."
+                        "JobMasterException: TaskManager with id 127.0.0.1:39665-60a5e9 is no longer reachable.")
+    said = engine_failure(lost, "FlinkRunner")
+    assert said.startswith("the Flink job failed: org.apache.flink.runtime.jobmaster.JobMasterException: TaskManager")
+    assert "a worker was lost" in said and "restart strategy" in said and "docs/runners.md" in said
+    spark = RuntimeError("Pipeline B failed in state FAILED: org.apache.spark.SparkException: Job aborted due to stage "
+                         "failure: Task 0 in stage 2.0 failed 4 times (ExecutorLostFailure (executor 3 exited))")
+    assert "spark.task.maxFailures" in engine_failure(spark, "SparkRunner")
+    other = RuntimeError("Pipeline B failed in state FAILED: java.lang.OutOfMemoryError: Java heap space")
+    assert engine_failure(other, "SparkRunner") == "the Spark job failed: java.lang.OutOfMemoryError: Java heap space"
+    assert engine_failure(lost, "DirectRunner") is None  # the local runner's errors are its own
+    assert engine_failure(ValueError("no pipeline"), "FlinkRunner") is None
