@@ -45,6 +45,7 @@ SPARK = (
     ("bundle_size", int, "bytes per bundle of a Spark batch job's sources (0: Spark's default parallelism)"),
     ("storage_level", str, "how Spark caches datasets the job reuses (e.g. MEMORY_ONLY, MEMORY_AND_DISK)"),
     ("checkpoint_dir", str, "where Spark writes checkpoints"),
+    ("app_name", str, "the job's name in Spark's UI (Beam's appName; default: the job's name and an id)"),
 )
 
 

@@ -107,7 +107,7 @@ def test_a_lost_spark_executor_is_retried_and_the_run_keeps_its_rows(spark_clust
     cluster = spark_cluster
     manifest, uris = uploads(tmp_path)
     out = tmp_path / "out"
-    job = start_job(cluster, manifest, out)
+    job = start_job(cluster, manifest, out, "--app_name", "nightly-scan")  # an engine option of this job
     wait_until_scoring(cluster, out, job)
     executors = cluster.executor_pids()
     assert executors, cluster.explain()
@@ -120,6 +120,8 @@ def test_a_lost_spark_executor_is_retried_and_the_run_keeps_its_rows(spark_clust
     assert summary["rows"] == UPLOADS  # counted from the files, whatever the retried tasks' metrics say
     if code == 1:  # the runner's attempted metrics counted the retried work twice: said, and nothing lost
         assert "Every row written is kept" in summary["accounting_problem"], summary
+    # from the engine's side: the application had the name this run gave
+    assert "nightly-scan" in [app["name"] for app in cluster.rest_json("/json")["completedapps"]]
     again = cluster.nsfw_scan("run", "--manifest", manifest, "--output", out, "--config", cluster.engine, *cluster.flags)
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "_SUMMARY.json").read_text())["already_done"] == UPLOADS

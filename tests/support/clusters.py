@@ -84,11 +84,12 @@ class Cluster:
     logs: Path
     procs: dict[str, subprocess.Popen]
     worker_logs_glob: tuple[str, ...]
-    rest: str = ""  # Flink's REST address (http://127.0.0.1:PORT)
+    rest: str = ""  # Flink's REST API, Spark Master's web UI (http://127.0.0.1:PORT)
     start_worker: object = None  # (name) -> starts one more TaskManager (Flink), as a cluster manager would
 
     def rest_json(self, path: str):
-        """Flink's REST API's answer at ``path`` (e.g. ``/jobs/overview``)."""
+        """The engine's answer at ``path``: Flink's REST API (e.g. ``/jobs/overview``), Spark
+        Master's state (``/json``)."""
         return json.loads(urllib.request.urlopen(self.rest + path, timeout=10).read())
 
     def kill(self, name: str) -> None:
@@ -278,7 +279,8 @@ def start_spark(folder: Path) -> Cluster:
     master = f"spark://127.0.0.1:{master_port}"
     procs = {"master": _start([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(master_port), "--webui-port", str(ui_port)], folder / "master.log", env)}
-    cluster = Cluster("spark", pieces["python"], [], [], folder, procs, ("work/*/*/stderr",))
+    cluster = Cluster("spark", pieces["python"], [], [], folder, procs, ("work/*/*/stderr",),
+                      rest=f"http://127.0.0.1:{ui_port}")
     try:
         wait_until(lambda: listening(master_port), "Spark Master", list(procs.values()))
         procs["worker"] = _start([spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
