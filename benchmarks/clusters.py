@@ -51,17 +51,18 @@ from support import clusters  # noqa: E402
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _process_groups() -> dict[int, int]:
-    """pid -> process group of every process."""
-    groups = {}
+def _sessions() -> dict[int, int]:
+    """pid -> session of every process (a cluster process's Python workers, started by Beam's
+    boot program, stay in its session, not always in its process group)."""
+    sessions = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
-                groups[int(entry)] = int(stat.rsplit(")", 1)[1].split()[2])
+                sessions[int(entry)] = int(stat.rsplit(")", 1)[1].split()[3])
             except (OSError, IndexError, ValueError):
                 pass
-    return groups
+    return sessions
 
 
 def _rss_mib(pids) -> float:
@@ -93,9 +94,9 @@ def durable_rows(output: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("run-*/_rows/rows-*.parquet"))
 
 
-def run_measured(python: str, argv: list[str], groups, fault=None) -> Measured:
-    """Run ``nsfw-scan`` of ``python``'s environment in a process group of its own; returns its
-    wall time and the memory of it and of the process groups ``groups()`` gives. ``fault``:
+def run_measured(python: str, argv: list[str], sessions, fault=None) -> Measured:
+    """Run ``nsfw-scan`` of ``python``'s environment in a session of its own; returns its
+    wall time and the memory of it and of the sessions ``sessions()`` gives. ``fault``:
     called once from the sampler, when it returns True (it injects the fault then)."""
     peak, largest, done = [0.0], {}, threading.Event()
     started = time.time()
@@ -105,8 +106,8 @@ def run_measured(python: str, argv: list[str], groups, fault=None) -> Measured:
     def sample():
         pending = fault
         while not done.is_set():
-            watched = groups() | {proc.pid}
-            pids = [p for p, g in _process_groups().items() if g in watched]
+            watched = sessions() | {proc.pid}
+            pids = [p for p, g in _sessions().items() if g in watched]
             peak[0] = max(peak[0], _rss_mib(pids))
             for pid in pids:
                 kind = _kind(pid)
@@ -170,7 +171,7 @@ def main() -> None:
     print(f"{len(paths)} generated uploads; cluster logs in {work} (removed if the run ends well)", file=sys.stderr)
 
     # per runner: the Python whose nsfw-scan submits (a cluster's is the engines' environment,
-    # with the Beam release of its job server), its flags, the process groups it runs in
+    # with the Beam release of its job server), its flags, and its cluster (None: the local runner)
     runners: dict[str, tuple[str, list[str], object]] = {"local": (sys.executable, [], None)}
     started_clusters = []
     try:
@@ -194,11 +195,11 @@ def main() -> None:
                 for faulty in (False, True) if cluster and not args.no_faults else (False,):
                     label = f"{name}, a worker lost midway" if faulty else name
                     output = work / f"out-{name}-{round_}{'-fault' if faulty else ''}"
-                    groups = (lambda c=cluster: {p.pid for p in c.procs.values()}) if cluster else set
+                    sessions = (lambda c=cluster: {p.pid for p in c.procs.values()}) if cluster else set
                     fault = lose_a_worker(cluster, output, len(paths)) if faulty else None
                     started = time.time()
                     measured = run_measured(python, ["run", "--manifest", manifest, "--output", output, *flags],
-                                            groups, fault)
+                                            sessions, fault)
                     startup, rate, rows = timings(output, started, paths)
                     local_rate = rate if name == "local" else local_rate
                     cost = f"{measured.wall - walls[name]:.1f}" if faulty else ""

@@ -139,11 +139,14 @@ def submit(pipeline: beam.Pipeline):
 LOST_WORKER = re.compile(r"TaskManager with id \S+ is no longer reachable|Heartbeat of TaskManager with id \S+ timed out"
                          r"|ExecutorLostFailure|Lost executor|SDK harness \S+ disconnected"
                          r"|Connection unexpectedly closed by remote task manager", re.I)
-SURVIVE_LOST_WORKERS = {
-    "FlinkRunner": "give the Flink cluster a restart strategy (restart-strategy.type: fixed-delay, 10 attempts, "
-                   "10 s apart, in its config.yaml) and a way to replace a lost TaskManager",
-    "SparkRunner": "raise the cluster's spark.task.maxFailures (4 by default) or give its executors more memory",
+LOST_WORKER_FIX = {
+    "FlinkRunner": "the job was not restarted; to survive that, give the Flink cluster a restart strategy "
+                   "(restart-strategy.type: fixed-delay, 10 attempts, 10 s apart, in its config.yaml) and a way "
+                   "to replace a lost TaskManager",
+    "SparkRunner": "its tasks' retries ran out; to survive that, raise the cluster's spark.task.maxFailures "
+                   "(4 by default), or give the executors more memory if the kernel ended them",
 }
+ENDED = {"FAILED": "failed", "CANCELLED": "was cancelled"}
 
 
 def engine_failure(exc: BaseException, runner: str | None) -> str | None:
@@ -154,13 +157,11 @@ def engine_failure(exc: BaseException, runner: str | None) -> str | None:
     failed = re.match(r"Pipeline \S+ failed in state (\w+): (.*)", text, re.S)
     if runner in LOCAL_RUNNER_NAMES or not failed:
         return None
-    engine = (runner or "the").removesuffix("Runner")
-    reason = " ".join(failed[2].split())[:300]
-    said = f"the {engine} job {failed[1].lower()}: {reason}"
+    engine = runner.removesuffix("Runner")
+    said = f"the {engine} job {ENDED.get(failed[1], f'ended in state {failed[1]}')}: {' '.join(failed[2].split())[:300]}"
     if lost := LOST_WORKER.search(text):
-        said += (f" ({lost[0]}: a worker was lost, and the job was not restarted; "
-                 f"to survive that, {SURVIVE_LOST_WORKERS.get(runner, 'let the engine retry or restart the job')}: "
-                 "docs/runners.md, \"Long runs\")")
+        fix = LOST_WORKER_FIX.get(runner, "to survive that, let the engine retry or restart the job")
+        said += f" ({lost[0]}: a worker was lost, and {fix}: docs/runners.md, \"Long runs\")"
     return said
 
 
