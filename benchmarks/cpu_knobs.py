@@ -2,7 +2,8 @@
 
 The default job (the cascade, its first pass's precision chosen per worker process) on the upload
 mix of ``benchmarks/end_to_end.py``, once per setting below and in rounds (every setting once per
-round, in turn, so that the machine's drift touches each alike): the decoding pool's size against
+round, in turn, each round starting one setting further, so that the machine's drift and a
+setting's place in the round touch each alike): the decoding pool's size against
 TensorFlow's threads, how a batch is split among the cores, and oneDNN's optimisations off. Per
 setting: images/s after the model load (``images_per_s_after_load`` of the run's summary), the
 median over the rounds, the median of its ratios to the default run of the same round, their
@@ -69,7 +70,8 @@ def main() -> None:
         rates: dict[str, list[float]] = {label: [] for label, _, _ in SETTINGS}
         chosen: dict[str, set] = {label: set() for label, _, _ in SETTINGS}
         for round_ in range(args.rounds):
-            for i, (label, _, env) in enumerate(SETTINGS):
+            for i in range(len(SETTINGS)):  # each round starts one setting further (no setting always first)
+                label, _, env = SETTINGS[(i + round_) % len(SETTINGS)]
                 summary = run_job(manifest, work / f"out-{round_}-{i}", configs.get(label), env)
                 rates[label].append(summary["images_per_s_after_load"])
                 chosen[label] |= set(summary.get("first_pass_precisions") or {})

@@ -1,7 +1,9 @@
-"""The job on the real Flink and Spark clusters (``tests/support/clusters.py``) when a machine is
-lost mid-run: a TaskManager or a Spark executor killed with SIGKILL while the Python workers
-score. The engine's own recovery (Flink's restart strategy, Spark's task retries) finishes the
-job, and the run keeps one row per URI, nothing lost, nothing twice."""
+"""The job on the real Flink and Spark clusters (``tests/support/clusters.py``) when a machine or
+a worker is lost mid-run: a TaskManager, a Spark executor or the Python SDK workers killed with
+SIGKILL while they score. The engine's own recovery (Flink's restart strategy, Spark's task
+retries) finishes the job, and the run keeps one row per URI, nothing lost, nothing twice; where
+the engine does not recover (a Flink cluster without a restart strategy), the run keeps what its
+workers had made durable, says why and what to do, and the same command scores the rest."""
 
 from __future__ import annotations
 
