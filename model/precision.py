@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -29,6 +30,11 @@ _CALLS = 5  # timed calls per precision, in turn, after one to warm up; the fast
 # flags of /proc/cpuinfo that decide bfloat16's speed, named as people know them
 CPU_FLAGS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16", "avx512_vnni": "AVX-512 VNNI",
              "avx512f": "AVX-512"}
+
+# TensorFlow's oneDNN kernels: on unless this variable says 0 or false (TensorFlow's default on
+# x86 Linux). Off, the default job ran at 0.59x its speed and bfloat16 lost its lead
+# (benchmarks/cpu_knobs.py); the job's other CPU settings measured within noise of the defaults.
+ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +105,28 @@ def _block(precision: str):
     return lambda: block(data).numpy()
 
 
+def onednn_on() -> bool:
+    """Whether TensorFlow's oneDNN kernels are on in this process."""
+    return os.environ.get(ONEDNN_SWITCH, "1").strip().lower() not in ("0", "false")
+
+
+@functools.cache
+def warn_if_onednn_off() -> None:
+    """Once per process: a warning where oneDNN's kernels are switched off."""
+    if not onednn_on():
+        log.warning("%s=%s in this process's environment: TensorFlow's oneDNN kernels are off, and the job runs at "
+                    "about 0.6x its speed (bfloat16 slower still); unset it", ONEDNN_SWITCH, os.environ[ONEDNN_SWITCH])
+
+
 def cpu_description() -> str:
-    """The CPU's model name and which of the flags that decide bfloat16's speed it has."""
+    """The CPU's model name, which of the flags that decide bfloat16's speed it has, and whether
+    TensorFlow's oneDNN kernels are on."""
+    onednn = "oneDNN on" if onednn_on() else f"oneDNN off ({ONEDNN_SWITCH}={os.environ[ONEDNN_SWITCH]})"
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "unknown CPU (no /proc/cpuinfo)"
+        return f"unknown CPU (no /proc/cpuinfo); {onednn}"
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return f"{model}; " + ", ".join(f"{name} {'yes' if flag in flags else 'no'}" for flag, name in CPU_FLAGS.items())
+    return (f"{model}; " + ", ".join(f"{name} {'yes' if flag in flags else 'no'}" for flag, name in CPU_FLAGS.items())
+            + f"; {onednn}")

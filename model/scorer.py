@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .network import build_resnet50_thin
-from .precision import AUTO, fastest_precision
+from .precision import AUTO, fastest_precision, warn_if_onednn_off
 from .preprocess import MEAN_BGR
 from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, Scorer, cpu_threads, windows_per_side
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
@@ -63,6 +63,7 @@ class TensorFlowScorer(Scorer):
 
         parts = parallel_batches or cpu_threads()
         set_threads(intra_op_threads, inter_op_threads, parts)
+        warn_if_onednn_off()
         # ``auto``: the precision fastest on this CPU, measured once per process (``model.precision``)
         self.precision_choice = fastest_precision() if precision == AUTO else None
         precision = self.precision_choice.precision if self.precision_choice else precision
