@@ -63,3 +63,33 @@ def test_editable_install_twice_into_the_same_environment(tmp_path):
         sh(py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ROOT)
     where = sh(py, "-c", "import nsfw_scan.pipeline.cli as cli; print(cli.__file__)", cwd=tmp_path).stdout.strip()
     assert where == str(ROOT / "pipeline" / "cli.py")
+
+
+GROUPED = """
+import os, pathlib, pytest
+pytestmark = [pytest.mark.xdist_group("engines")]
+RAN = pathlib.Path(__file__).parent / "ran"
+@pytest.fixture(params=["flink", "spark"])
+def engine(request):
+    return request.param
+def test_engine(engine):
+    (RAN / f"{pathlib.Path(__file__).stem}-{engine}").write_text(os.environ["PYTEST_XDIST_WORKER"])
+def test_alone():
+    (RAN / f"{pathlib.Path(__file__).stem}-alone").write_text(os.environ["PYTEST_XDIST_WORKER"])
+"""
+
+
+def test_the_suites_engine_group_runs_in_one_process(tmp_path):
+    """The README's test command (``-n 2 --dist loadgroup``) keeps the tests marked
+    ``xdist_group("engines")`` in one process, parametrized ones too: one Flink and one Spark
+    cluster for the suite, not one per process (the installed pytest and pytest-xdist agree)."""
+    (tmp_path / "ran").mkdir()
+    for name in ("test_a.py", "test_b.py"):
+        (tmp_path / name).write_text(GROUPED)
+    for i in range(4):  # tests of no group, which the other process takes
+        (tmp_path / f"test_other_{i}.py").write_text("def test_other():\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-n", "2", "--dist", "loadgroup",
+                           "-p", "no:cacheprovider", "-q"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = {path.name: path.read_text() for path in (tmp_path / "ran").iterdir()}
+    assert len(workers) == 6 and len(set(workers.values())) == 1, workers
