@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from end_to_end import make_corpus  # noqa: E402
 
 from support import clusters  # noqa: E402
+from support.jobs import durable_rows  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -88,10 +89,6 @@ class Measured:
     wall: float  # s
     peak: float  # MiB, every watched process together
     largest: dict[str, float]  # kind -> MiB of the largest one process of that kind
-
-
-def durable_rows(output: Path) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("run-*/_rows/rows-*.parquet"))
 
 
 def run_measured(python: str, argv: list[str], sessions, fault=None) -> Measured:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from support.clusters import start_flink
+from support.jobs import durable_rows
 from support.stores import image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.engines, pytest.mark.xdist_group("engines")]
@@ -47,10 +48,6 @@ def start_job(cluster, manifest, out, *flags) -> subprocess.Popen:
     return subprocess.Popen([cluster.python, "-m", "nsfw_scan.pipeline.cli", "run", "--manifest", str(manifest),
                              "--output", str(out), "--config", str(config), *cluster.flags, *map(str, flags)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def durable_rows(out) -> int:
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in out.glob("run-*/_rows/rows-*.parquet"))
 
 
 def wait_until_scoring(cluster, out, job: subprocess.Popen, timeout: float = 300) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from nsfw_scan.pipeline.run import run
 from support.corpus import HOSTILE, REAL, corpus_files
-from support.jobs import assert_same_outcomes
+from support.jobs import assert_same_outcomes, durable_rows
 from support.stores import image_bytes
 
 REAL_URIS = [str(REAL / f) for f in corpus_files(REAL)]
@@ -101,11 +101,6 @@ def test_killed_run_leaves_no_results_and_resumes(tmp_path):
     assert summary["already_done"] == 4 and summary["rows"] == len(uris) - 4
     assert set(rows_by_uri(out)) == set(uris)
     assert not list(out.rglob("beam-temp-*"))
-
-
-def durable_rows(output) -> int:
-    """Rows a run that has not finished has made durable so far."""
-    return sum(pq.read_metadata(f).num_rows for f in output.glob("run-*/_rows/rows-*.parquet"))
 
 
 def _started_run(tmp_path, images: int, config_text: str, mode: list[str]):

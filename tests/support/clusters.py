@@ -101,33 +101,14 @@ class Cluster:
 
     def executor_pids(self) -> list[int]:
         """The JVMs of this Spark cluster's executors (their working folders are under its logs)."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                command = (entry / "cmdline").read_bytes()
-                here = str(Path(os.readlink(entry / "cwd"))).startswith(str(self.logs))
-            except OSError:
-                continue
-            if b"CoarseGrainedExecutorBackend" in command and here:
-                pids.append(int(entry.name))
-        return pids
+        return [pid for pid, command in _processes()
+                if b"CoarseGrainedExecutorBackend" in command and _cwd(pid).startswith(str(self.logs))]
 
     def sdk_worker_pids(self, name: str) -> list[int]:
         """The Python SDK workers that the cluster process ``name`` (a TaskManager, Spark's
         Worker for its executors) started: Beam's boot program's children, in its session."""
-        session, pids = self.procs[name].pid, []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                command = (entry / "cmdline").read_bytes()
-                if b"sdk_worker_main" in command and os.getsid(int(entry.name)) == session:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-        return pids
+        session = self.procs[name].pid
+        return [pid for pid, command in _processes() if b"sdk_worker_main" in command and _session(pid) == session]
 
     def nsfw_scan(self, *args, timeout=900):
         """``nsfw-scan ARGS`` from the engines' environment, as a user of its Beam release runs it."""
@@ -158,6 +139,30 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
             stop(proc)
+
+
+def _processes():
+    """``(pid, command line)`` of every process that can be read."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def _start(command: list[str], log: Path, env: dict, cwd: Path | None = None) -> subprocess.Popen:

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from nsfw_scan.pipeline.run import run
+from nsfw_scan.storage.layout import ROWS_DIR, ROWS_PREFIX
 
 
 def results(output) -> list[dict]:
@@ -27,6 +28,11 @@ def assert_same_outcomes(a: dict[str, dict], b: dict[str, dict], tolerance: floa
             assert b[uri]["score"] is None, uri
         else:
             assert abs(row["score"] - b[uri]["score"]) <= tolerance, uri
+
+
+def durable_rows(output) -> int:
+    """Rows the runs in ``output`` that have not finished have made durable so far."""
+    return sum(pq.read_metadata(f).num_rows for f in output.glob(f"run-*/{ROWS_DIR}/{ROWS_PREFIX}*.parquet"))
 
 
 def run_job(tmp_path, *manifests, extra=()):
