@@ -37,8 +37,9 @@ import pyarrow.parquet as pq
 from cpu_profile import print_profiles, profiled_run, py_spy
 from measure import run_cli
 
-from nsfw_scan.model.preprocess import CROP, _decode_rgb, _finish, _resize, open_image
+from nsfw_scan.model.preprocess import _decode_rgb, open_image
 from nsfw_scan.model.scorer_base import cpu_threads
+from nsfw_scan.model.yahoo_steps import CROP, finish, resize
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)
@@ -87,7 +88,7 @@ def cpu_breakdown(paths: list[str], loader: str) -> dict[str, float]:
         t1 = time.process_time()
         decoded = _decode_rgb(open_image(data, 10**9), draft=loader == "fast")
         t2 = time.process_time()
-        _finish(_resize(decoded))
+        finish(resize(decoded))
         t3 = time.process_time()
         stages["read"] += t1 - t0
         stages["decode"] += t2 - t1

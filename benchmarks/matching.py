@@ -28,7 +28,8 @@ from measure import run_cli
 
 from nsfw_scan.model import pdq
 from nsfw_scan.model.hash_list import HashList
-from nsfw_scan.model.preprocess import _decode_rgb, _finish, _hash, _resize, open_image
+from nsfw_scan.model.preprocess import _decode_rgb, open_image
+from nsfw_scan.model.yahoo_steps import finish, hash_as_displayed, resize
 
 
 def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:
@@ -39,7 +40,7 @@ def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:
         image = open_image(data, 10**9)
         size = image.size
         decoded = _decode_rgb(image, draft=loader == "fast")
-        _hash(_resize(decoded), decoded.size, size)
+        hash_as_displayed(resize(decoded), decoded.size, size)
     stages = dict.fromkeys(("decode", "resize", "jpeg+crop", "pdq"), 0.0)
     for path in paths:
         data = Path(path).read_bytes()
@@ -48,11 +49,11 @@ def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:
         t0 = time.process_time()
         decoded = _decode_rgb(image, draft=loader == "fast")
         t1 = time.process_time()
-        resized = _resize(decoded)
+        resized = resize(decoded)
         t2 = time.process_time()
-        _finish(resized)
+        finish(resized)
         t3 = time.process_time()
-        _hash(resized, decoded.size, size)
+        hash_as_displayed(resized, decoded.size, size)
         t4 = time.process_time()
         for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[stage] += seconds * 1000 / len(paths)
@@ -101,7 +102,7 @@ def main() -> None:
                   f"{s['pdq'] / pre:15.3f} {s['pdq'] / (pre + model_ms):16.3f}")
         print(f"pdq's estimator for a size not seen before: {new_size_ms():.1f} ms (once per size and process)")
 
-        queries = [_hash(_resize(_decode_rgb(open_image(Path(p).read_bytes(), 10**9))), (1, 1), (1, 1)).hex
+        queries = [hash_as_displayed(resize(_decode_rgb(open_image(Path(p).read_bytes(), 10**9))), (1, 1), (1, 1)).hex
                    for p in paths[:200]]
         print("\n2. Matching one view's hash")
         print(f"{'list':>9} {'build s':>8} {'MiB':>6} {'µs/hash':>8}")

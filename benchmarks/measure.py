@@ -16,10 +16,11 @@ WRAPPER = (
 )
 
 
-def run_cli(*args: str) -> tuple[str, float, int]:
-    """stdout, wall seconds, and peak RSS in MiB of the largest process (the job or a worker)."""
+def run_cli(*args: str, python: str = sys.executable) -> tuple[str, float, int]:
+    """stdout, wall seconds, and peak RSS in MiB of the largest process (the job or a worker);
+    ``python``: the interpreter (and so the nsfw-scan installation) to run it with."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", WRAPPER, *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run([python, "-c", WRAPPER, *map(str, args)], capture_output=True, text=True)
     seconds = time.monotonic() - started
     # `score` exits 1 when some inputs were errors, which benchmarks may include
     if result.returncode != 0 and not (args[0] == "score" and result.returncode == 1):

@@ -68,3 +68,9 @@ def printable(text: str, limit: int | None = None) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     return text + "..." if cut else text
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one short line of text, for an error message."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -39,25 +39,30 @@ import numpy as np
 import pi_heif
 from PIL import Image, ImageOps
 
-from . import pdq
-from .decision import AS_PICTURE, OwnThresholds
-from .errors import Unscorable
+from .decision import OwnThresholds
+from .errors import Unscorable, describe
 from .scorer_base import INPUT_SHAPE, WINDOW_STRIDE, windows_per_side
 from .signatures import is_image, is_video, signature_of
+from .views import REGION_PREFIX, REGIONS_VIEW, YAHOO_ONLY, YAHOO_VIEW, ViewPolicy
+from .yahoo_steps import (
+    AS_DISPLAYED,
+    CROP,
+    MEAN_BGR,
+    OFFSET,
+    ORIENTATION_TAG,
+    RESIZE,
+    Preprocessed,
+    View,
+    finish,
+    hash_as_displayed,
+    jpeg_round_trip,
+    resize,
+)
 
-MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
-RESIZE = 256
-CROP = 224
-OFFSET = (RESIZE - CROP) // 2
 # Pillow raises DecompressionBombError above twice its MAX_IMAGE_PIXELS; the same default here.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 
-YAHOO_VIEW = "yahoo"
-WHOLE_VIEWS = "whole"  # every view of the whole picture, no regions
-VIEW_MODES = ("all", WHOLE_VIEWS, YAHOO_VIEW)
-REGION_PREFIX = "region "
-REGIONS_VIEW = "regions"  # the view of a still's region map; a row names the window that scored
 # A still's regions: its region map is the picture resized to REGION_MAP_SHORT pixels on its
 # shorter side and one of REGION_MAP_LONGS on its longer (the nearest to its own aspect), through
 # a JPEG round trip, less REGION_MAP_BORDER pixels at every edge (as Yahoo's view is 256 pixels
@@ -68,98 +73,10 @@ REGION_MAP_LONGS = (480, 608, 736)
 REGION_MAP_BORDER = 32
 # 16- and 32-bit modes, which convert("RGB") clips instead of scaling
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-# Orientation tag values that display the stored pixels otherwise (1: as stored), and how
-# (as ``ImageOps.exif_transpose``)
-_ORIENTATION = 0x0112
-_AS_DISPLAYED = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                 8: Image.Transpose.ROTATE_90}
 # Browsers show GIF frames with a delay of 10 ms or less (or none) for 100 ms.
 _SHORTEST_FRAME_MS, _DEFAULT_FRAME_MS = 10, 100
 
 
-@dataclasses.dataclass(frozen=True)
-class ViewPolicy:
-    """Which views of a file are scored. ``views``: ``all`` (Yahoo's view, every other one a
-    viewer sees, and a still's regions), ``whole`` (the same without regions) or ``yahoo``
-    (Yahoo's only). ``max_frames``: frames of an animation scored
-    at most, sampled evenly over its duration, first and last included (counting Yahoo's first
-    frame). ``max_frame_pixels``: pixels decoded per file for frames; each frame costs its
-    canvas, and at least 256x256, so that tiny frames are bounded in number too."""
-
-    views: str = "all"
-    max_frames: int = 22
-    max_frame_pixels: int = 200_000_000
-    # videos (``model.video``): frames sampled at most (one per second up to this many), and
-    # pixels decoded per file (each frame counting at least 128x128)
-    video_max_frames: int = 301
-    video_max_pixels: int = 20_000_000_000
-    # the thresholds of their own that a still's regions, and a video's frames after the first,
-    # are decided at (``model.decision``; Yahoo's view and the other whole views count as they
-    # are). The defaults are fitted by benchmarks/review_load.py.
-    region_thresholds: OwnThresholds = OwnThresholds(0.25, 0.9)
-    clip_thresholds: OwnThresholds = OwnThresholds(0.7, 0.8)
-    # stills whose shorter side has at least this many pixels also get their region map as a
-    # view (``region_map_view``, with ``views="all"``)
-    region_min_side: int = 64
-
-    @property
-    def regions(self) -> bool:
-        return self.views == "all"
-
-    def gets_regions(self, width: int, height: int, frames: int = 1) -> bool:
-        """Whether a file of this size and number of frames gets its regions as views: a still of
-        at least ``region_min_side`` pixels a side (an animation's frames are its views)."""
-        return self.regions and frames == 1 and min(width, height) >= self.region_min_side
-
-
-YAHOO_ONLY = ViewPolicy(YAHOO_VIEW)
-
-
-@dataclasses.dataclass(frozen=True)
-class View:
-    name: str  # "yahoo", "frame 17" (from 0), "exif-rotated", "8-bit from 16-bit", "regions", ...
-    # uint8 [224, 224, 3], BGR: the network's input before the mean is subtracted, a quarter of
-    # its size, which is how views wait for the model (``network_input`` makes the input); a
-    # region map's is larger (``region_map_view``)
-    pixels: np.ndarray
-    # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
-    # loader cannot make one (the TensorFlow loader)
-    pdq: pdq.Pdq | None = None
-    # how its score counts in its file's (``model.decision.OwnThresholds``)
-    counts: OwnThresholds = AS_PICTURE
-    # a region map's windows, by which its score is named (None: a view of one window)
-    windows: "RegionMap | None" = None
-
-    @property
-    def array(self) -> np.ndarray:
-        """The network's input: float32 [224, 224, 3], BGR, mean-subtracted."""
-        return network_input(self.pixels)
-
-
-def network_input(pixels: np.ndarray) -> np.ndarray:
-    """uint8 BGR pixels (``[..., 224, 224, 3]``) -> the network's float32 input, mean-subtracted."""
-    if pixels.dtype != np.uint8:
-        raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
-    return np.asarray(pixels, dtype=np.float32) - MEAN_BGR
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessed:
-    views: tuple[View, ...]  # Yahoo's first
-    width: int  # of the original image
-    height: int
-    frames: int = 1  # in the file (Pillow's n_frames)
-
-    @property
-    def array(self) -> np.ndarray:
-        """Yahoo's view."""
-        return self.views[0].array
-
-    @property
-    def scored(self) -> int:
-        """How many views its views are scored as: a region map's windows each count as one."""
-        return sum(view.windows.count if view.windows else 1 for view in self.views)
 
 
 # Pillow decodes PostScript by running Ghostscript on it: never for untrusted uploads.
@@ -196,7 +113,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         except Image.UnidentifiedImageError:
             raise Unscorable("undecodable", _unidentified(data)) from None
         except Exception as exc:  # Pillow's plugins raise many types for garbage input
-            raise Unscorable("undecodable", _describe(exc)) from None
+            raise Unscorable("undecodable", describe(exc)) from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise Unscorable("undecodable", f"image has size {width}x{height}")
@@ -223,11 +140,6 @@ def image_format(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     return open_image(data, max_pixels).format
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _decode_rgb(image: Image.Image, draft: bool = False) -> Image.Image:
     """The decoded RGB image (Yahoo's: the first frame, as stored, ``convert("RGB")``); with
     ``draft``, a JPEG decoded at reduced scale, no smaller than the resize."""
@@ -245,7 +157,7 @@ def _decode_rgb(image: Image.Image, draft: bool = False) -> Image.Image:
     except MemoryError:
         raise Unscorable("too_large", "not enough memory to decode the image") from None
     except Exception as exc:
-        message = _describe(exc)
+        message = describe(exc)
         kind = "truncated" if "truncated" in message or isinstance(exc, EOFError) else "undecodable"
         raise Unscorable(kind, message) from None
     return image
@@ -269,9 +181,9 @@ def _pil_views(data: bytes, max_pixels: int, policy: ViewPolicy, draft: bool) ->
     # a still with regions is decoded whole by every loader: regions cut from a reduced decode
     # scored up to 0.09 from the exact ones (docs/cascade.md), more than the cascade's margin
     decoded = _decode_rgb(image, draft and not regions)
-    resized = _resize(decoded)
-    displayed = _hash(resized, decoded.size, (width, height), _orientation(image))
-    views = [View(YAHOO_VIEW, _finish(resized), displayed)]
+    resized = resize(decoded)
+    displayed = hash_as_displayed(resized, decoded.size, (width, height), _orientation(image))
+    views = [View(YAHOO_VIEW, finish(resized), displayed)]
     frames = _frame_count(image, data)
     regions = policy.gets_regions(width, height, frames)
     if policy.views != YAHOO_VIEW:
@@ -325,7 +237,7 @@ def region_map_view(decoded: Image.Image, size: tuple[int, int], counts: OwnThre
     its own (``model.scorer.TensorFlowScorer.score_windows``); the view has no hash of its own."""
     resized_size = region_map_size(*size)
     resized = decoded.resize(resized_size, resample=Image.Resampling.BILINEAR)
-    return View(REGIONS_VIEW, _jpeg_round_trip(resized, REGION_MAP_BORDER), None, counts,
+    return View(REGIONS_VIEW, jpeg_round_trip(resized, REGION_MAP_BORDER), None, counts,
                 RegionMap(size, resized_size))
 
 
@@ -334,23 +246,10 @@ def _orientation(image: Image.Image) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            orientation = image.getexif().get(_ORIENTATION, 1)
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
         except Exception:  # a broken EXIF block: shown as stored
             return 1
-    return orientation if isinstance(orientation, int) and orientation in _AS_DISPLAYED else 1
-
-
-def _hash(resized: Image.Image, decoded: tuple[int, int], full: tuple[int, int], orientation: int = 1) -> pdq.Pdq:
-    """The PDQ hash of an image as displayed (``orientation``), from its 256x256 resize
-    (``pdq.hash_of_resized``); ``decoded``: the size of the pixels that were resized, ``full``
-    the image's."""
-    if orientation in _AS_DISPLAYED:
-        method = _AS_DISPLAYED[orientation]
-        resized = resized.transpose(method)
-        if method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
-                      Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
-            decoded, full = decoded[::-1], full[::-1]
-    return pdq.hash_of_resized(np.asarray(resized), decoded, full)
+    return orientation if isinstance(orientation, int) and orientation in AS_DISPLAYED else 1
 
 
 def _frame_count(image: Image.Image, data: bytes) -> int:
@@ -465,8 +364,8 @@ def _still_view(image: Image.Image, stored_mode: str) -> list[View]:
         if deep:
             changes.append("8-bit from 16-bit" if _fits_16(image) else "8-bit from 32-bit")
         picture = _displayed_rgb(picture)
-    resized = _resize(picture)
-    return [View(", ".join(changes), _finish(resized), _hash(resized, picture.size, picture.size))]
+    resized = resize(picture)
+    return [View(", ".join(changes), finish(resized), hash_as_displayed(resized, picture.size, picture.size))]
 
 
 def _fits_16(image: Image.Image) -> bool:
@@ -512,7 +411,7 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
             for k in range(first_k, int(np.ceil(end / step))):
                 if k not in samples:
                     if resized is None:
-                        resized = _resize(_displayed_rgb(image))
+                        resized = resize(_displayed_rgb(image))
                     samples[k] = (index, resized, image.size)
             while len(samples) > grid_points:
                 step *= 2
@@ -522,30 +421,10 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
             if spent >= policy.max_frame_pixels:
                 break
         if not broken and last is not None and last > 0 and last not in {f for f, _, _ in samples.values()}:
-            samples[max(samples, default=0) + 1] = (last, _resize(_displayed_rgb(image)), image.size)
+            samples[max(samples, default=0) + 1] = (last, resize(_displayed_rgb(image)), image.size)
     chosen = sorted({frame: (resized, size) for frame, resized, size in samples.values()}.items())
-    return [View(f"frame {frame}", _finish(resized), _hash(resized, size, size))
+    return [View(f"frame {frame}", finish(resized), hash_as_displayed(resized, size, size))
             for frame, (resized, size) in chosen if frame > 0]
-
-
-def _resize(image: Image.Image) -> Image.Image:
-    return image.resize((RESIZE, RESIZE), resample=Image.Resampling.BILINEAR)
-
-
-def _finish(resized: Image.Image) -> np.ndarray:
-    """Yahoo's steps after the resize: JPEG round-trip with PIL's defaults, center crop, BGR
-    (uint8; ``network_input`` subtracts the mean)."""
-    return _jpeg_round_trip(resized, OFFSET)
-
-
-def _jpeg_round_trip(resized: Image.Image, border: int) -> np.ndarray:
-    """``resized`` saved as JPEG with PIL's defaults and read back, less ``border`` pixels at
-    every edge, BGR."""
-    buffer = io.BytesIO()
-    resized.save(buffer, format="JPEG")
-    buffer.seek(0)
-    rgb = np.asarray(Image.open(buffer))[border:resized.height - border, border:resized.width - border]
-    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 # --- TensorFlow loader ------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import numpy as np
 
 from .network import build_resnet50_thin
 from .precision import AUTO, fastest_precision, warn_if_onednn_off
-from .preprocess import MEAN_BGR
 from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, Scorer, cpu_threads, windows_per_side
 from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
+from .yahoo_steps import MEAN_BGR
 
 log = logging.getLogger(__name__)
 

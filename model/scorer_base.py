@@ -46,7 +46,7 @@ class Scorer:
     def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` (``View.pixels``) -> float32 ``[N]``,
         as ``score`` of their network input (``model.preprocess.network_input``)."""
-        from .preprocess import network_input
+        from .yahoo_steps import network_input
 
         return self.score(network_input(pixels))
 

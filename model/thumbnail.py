@@ -26,9 +26,10 @@ import warnings
 
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 
-from .errors import Unscorable
-from .preprocess import REGION_PREFIX, _describe, _displayed_rgb, open_image
+from .errors import Unscorable, describe
+from .preprocess import _displayed_rgb, open_image
 from .signatures import is_video, signature_of
+from .views import REGION_PREFIX
 
 THUMB_SIDE = 256
 JPEG_QUALITY = 85
@@ -88,7 +89,7 @@ def _failure(exc: Exception) -> Unscorable:
         return exc
     if isinstance(exc, MemoryError):
         return Unscorable("too_large", "not enough memory to decode the image")
-    return Unscorable("undecodable", _describe(exc))  # Pillow's many failures
+    return Unscorable("undecodable", describe(exc))  # Pillow's many failures
 
 
 def _region(image: Image.Image, box: tuple[int, int, int, int]) -> Thumbnails:

@@ -42,7 +42,10 @@ from array import array
 import numpy as np
 from PIL import Image
 
-from .errors import Unscorable
+from .decision import AS_PICTURE
+from .errors import Unscorable, describe
+from .views import YAHOO_VIEW
+from .yahoo_steps import Preprocessed, View, finish, hash_as_displayed, resize
 
 EXTRA = "pip install 'nsfw-scan[video]'"
 _SMALLEST_FRAME = 128 * 128  # pixels that a decoded frame costs the budget at least, however small
@@ -68,12 +71,10 @@ def sample_times(duration: float | None, max_frames: int) -> tuple[list[float], 
     return [k * step for k in range(max_frames)], False
 
 
-def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa: F821
-    """The views of a video file (``model.preprocess.Preprocessed``): its sampled frames, each
+def video_views(data: bytes, max_pixels: int, policy) -> Preprocessed:
+    """The views of a video file (``Preprocessed``): its sampled frames, each
     through Yahoo's steps after the resize (``policy``: a ``ViewPolicy``; with ``views: yahoo``
     the first frame only)."""
-    from . import preprocess
-
     av = _pyav()
     with _opened(av, data) as container:
         stream = shown_stream(container)
@@ -83,8 +84,8 @@ def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa
         if width * height > max_pixels:
             raise Unscorable("decompression_bomb", f"{width}x{height} frames exceed the limit of {max_pixels} pixels")
         timeline = Timeline.read(container, stream)
-    wanted = 1 if policy.views == preprocess.YAHOO_VIEW else max(1, policy.video_max_frames)
-    sampler = _Sampler(timeline, timeline.targets(wanted), max_pixels, policy.video_max_pixels, preprocess,
+    wanted = 1 if policy.views == YAHOO_VIEW else max(1, policy.video_max_frames)
+    sampler = _Sampler(timeline, timeline.targets(wanted), max_pixels, policy.video_max_pixels,
                        policy.clip_thresholds)
     with _opened(av, data) as container:  # a new demuxer: from the first packet, whatever the file's index says
         sampler.decode(container, container.streams[place], to_the_end=wanted > 1)
@@ -93,7 +94,7 @@ def video_views(data: bytes, max_pixels: int, policy) -> "Preprocessed":  # noqa
         raise Unscorable("truncated" if sampler.broken else "undecodable",
                          "the video breaks before its first frame" if sampler.broken else "the video has no frames")
     width, height = sampler.size or (width, height)
-    return preprocess.Preprocessed(tuple(views), width, height, min(max(timeline.frames, len(views)), _MOST_FRAMES))
+    return Preprocessed(tuple(views), width, height, min(max(timeline.frames, len(views)), _MOST_FRAMES))
 
 
 def _pyav():
@@ -105,13 +106,11 @@ def _pyav():
 
 
 def _opened(av, data: bytes):
-    from . import preprocess
-
     try:
         return av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except Exception as exc:  # FFmpeg's errors for garbage and cut headers
         raise Unscorable("undecodable", f"starts like a video, but FFmpeg cannot read it: damaged, cut short "
-                                        f"before its index, or a format it does not know ({preprocess._describe(exc)})") from None
+                                        f"before its index, or a format it does not know ({describe(exc)})") from None
 
 
 def shown_stream(container):
@@ -206,15 +205,13 @@ class _Sampler:
     file's order; where a sample's keyframe is worth it (``Timeline.jumps``), the packets before
     that keyframe are read but not decoded."""
 
-    def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, preprocess,
-                 clip_thresholds):
+    def __init__(self, timeline: Timeline, times: list[float], max_pixels: int, budget: int, clip_thresholds):
         self._timeline = timeline
         self._counts = clip_thresholds  # of the frames after the first (``ViewPolicy.clip_thresholds``)
         self._times = times
         self._jumps = timeline.jumps(times)
         self._max_pixels = max_pixels
         self._budget = budget
-        self._pp = preprocess
         self._samples: dict[int, tuple[float, Image.Image, tuple[int, int]]] = {}  # pts -> (time, resized, size)
         self._pending = 0  # the first sample time not yet passed
         self._shown = None  # the last frame decoded: shown until the next one
@@ -288,12 +285,12 @@ class _Sampler:
         picture = frame.to_image()  # RGB
         if frame.rotation:  # degrees counterclockwise, as players turn it
             picture = picture.rotate(frame.rotation, expand=True)
-        self._samples[key] = (self._seconds(frame), self._pp._resize(picture), picture.size)
+        self._samples[key] = (self._seconds(frame), resize(picture), picture.size)
 
     def views(self) -> list:
         ordered = sorted(self._samples.values(), key=lambda sample: sample[0])
-        return [self._pp.View(frame_name(seconds), self._pp._finish(resized), self._pp._hash(resized, size, size),
-                              self._pp.AS_PICTURE if index == 0 else self._counts)
+        return [View(frame_name(seconds), finish(resized), hash_as_displayed(resized, size, size),
+                     AS_PICTURE if index == 0 else self._counts)
                 for index, (seconds, resized, size) in enumerate(ordered)]
 
 
@@ -312,15 +309,13 @@ def frame_at(data: bytes, seconds: float, max_pixels: int, budget: int) -> Image
     """The picture the shown stream shows ``seconds`` after its start (as a player turns it),
     decoded as :func:`video_views` decodes (each frame within ``max_pixels``, ``budget`` pixels
     decoded at most); the last one decoded where the clip is shorter or the budget runs out."""
-    from . import preprocess
-
     av = _pyav()
     with _opened(av, data) as container:
         stream = shown_stream(container)
         if stream.codec_context is None:
             raise Unscorable("undecodable", "its video stream is in a codec FFmpeg does not decode")
         place, timeline = stream.index, Timeline.read(container, stream)
-    sampler = _Picture(timeline, [max(0.0, seconds)], max_pixels, budget, preprocess, None)
+    sampler = _Picture(timeline, [max(0.0, seconds)], max_pixels, budget, None)
     with _opened(av, data) as container:
         sampler.decode(container, container.streams[place], to_the_end=False)
     if sampler.picture is None:

@@ -17,9 +17,10 @@ from ..model.decision import OwnThresholds, Thresholds
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
 from ..model.precision import AUTO
-from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS, VIEW_MODES, ViewPolicy
+from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS
 from ..model.scorer_base import EXACT_PRECISION, PRECISIONS
 from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
+from ..model.views import VIEW_MODES, ViewPolicy
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy

@@ -30,11 +30,11 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.errors import UsageError, printable
 from ..model.hash_list import LABEL_COLUMN
-from ..model.preprocess import REGION_PREFIX, YAHOO_VIEW
+from ..model.views import REGION_PREFIX, YAHOO_VIEW
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
-from ..storage.output_dir import result_files
 from ..storage.paths import shown
+from ..storage.results_folder import result_files
 from ..storage.schema import Column, output_schema
 from ..transforms.results import with_result_columns
 from .config import ConfigError

@@ -48,9 +48,9 @@ from ..model.thumbnail import thumbnails
 from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REVIEW_DIR
-from ..storage.output_dir import match
 from ..storage.paths import shown
 from ..storage.read import read_bytes
+from ..storage.results_folder import match
 from ..storage.schema import Column, output_schema
 from .config import Config, ConfigError
 from .flags import REVIEW_GROUPS, REVIEW_ORDERS

@@ -18,7 +18,8 @@ from ..storage.compat import flag_names
 from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp, template_folder_name
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
-from ..storage.output_dir import (
+from ..storage.paths import absolute, shown
+from ..storage.results_folder import (
     Written,
     drop_superseded_errors,
     earlier_rows,
@@ -30,7 +31,6 @@ from ..storage.output_dir import (
     unfinished_templates,
     written_rows,
 )
-from ..storage.paths import absolute, shown
 from ..storage.rows import remove_rows
 from ..storage.schema import output_schema
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores

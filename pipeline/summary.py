@@ -101,7 +101,7 @@ def _rates(summary: dict) -> str:
 
 def summarize(results, seconds: float, extra: dict, written) -> dict:
     """``results``: the PipelineResult of each pipeline the run was made of; ``written``: what
-    their result files hold (``storage.output_dir.Written``)."""
+    their result files hold (``storage.results_folder.Written``)."""
     c = counters(results)
     loads, load = model_loads(results)
     decisions = {d: written.decisions.get(d, 0) for d in DECISIONS}

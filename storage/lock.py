@@ -42,7 +42,7 @@ from .filesystems import FileSystems
 from .layout import LOCK_FILE
 from .lock_stores import Store, object_store
 from .options import StorageOptions
-from .output_dir import OutputDirError
+from .results_folder import OutputDirError
 
 REFRESH_SECONDS = 30.0
 STALE_SECONDS = 300.0

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.parse
 
-from ..model.preprocess import Unscorable
+from ..model.errors import Unscorable
 from . import s3read
 from .deadline import Deadline
 from .httpfs import BlockedAddress, HttpSettings, HttpStatusError, open_url

@@ -89,9 +89,32 @@ RESULT_FIELDS = [
     pa.field(Column.DUPLICATES, pa.int32()),
     pa.field(Column.SCORED_AT, pa.timestamp("us", tz="UTC")),
 ]
+RESERVED = {Column.URI, *(f.name for f in RESULT_FIELDS)}  # names a manifest's own column cannot have
+
+# Groups of columns, by what the steps that read or copy rows need of them.
 # each hash a row has and its quality: the flagged view's, then Yahoo's view's
 HASH_COLUMNS = ((Column.PDQ, Column.PDQ_QUALITY), (Column.YAHOO_PDQ, Column.YAHOO_PDQ_QUALITY))
-RESERVED = {Column.URI, *(f.name for f in RESULT_FIELDS)}  # names a manifest's own column cannot have
+HASH_FACTS = tuple(name for pair in HASH_COLUMNS for name in pair)
+# what the views scored say of a file
+VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.VIEW_SCORE, Column.YAHOO_SCORE, Column.EXACT,
+              *HASH_FACTS)
+MATCH_FACTS = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
+# where a row's line came from, and what it is not scored again for
+SOURCE_COLUMNS = (Column.SOURCE_MANIFEST, Column.SOURCE_LINE)
+# what a row scored for its content gives the other rows of this run with the same bytes
+COPIED_TO_SAME_CONTENT = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND,
+                          Column.ERROR, Column.WIDTH, Column.HEIGHT, *VIEW_FACTS, *MATCH_FACTS, Column.LOADER,
+                          Column.MODEL, Column.SCORED_AT)
+# what an earlier run's row gives a row of the same content
+REUSED_FROM_EARLIER = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *VIEW_FACTS, Column.MODEL,
+                       Column.LOADER)
+# what scoring a row's file again gives it (its URI, manifest columns, source and duplicates stay)
+SCORED_AGAIN = tuple(f.name for f in RESULT_FIELDS if f.name not in (*SOURCE_COLUMNS, Column.DUPLICATES))
+# what tells which manifest lines earlier runs have done
+DONE_KEY_COLUMNS = (Column.URI, Column.DECISION, *SOURCE_COLUMNS)
+# a row matched by a hash list, as the report lists it
+MATCH_REPORT_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION, Column.VIEW,
+                        Column.PDQ)
 
 
 def output_schema(passthrough: dict[str, pa.DataType]) -> pa.Schema:

@@ -18,7 +18,8 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..model.hash_list import Matching
-from ..model.preprocess import REGION_PREFIX, SQUARE_MAP, YAHOO_VIEW, ViewPolicy
+from ..model.preprocess import SQUARE_MAP
+from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, Column
 from . import metrics
 from .earlier import ReadEarlierResults

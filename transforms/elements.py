@@ -16,7 +16,8 @@ from ..model.decision import AS_PICTURE, OwnThresholds
 from ..model.errors import Unscorable
 from ..model.hash_list import Match
 from ..model.pdq import Pdq
-from ..model.preprocess import RegionMap, View
+from ..model.preprocess import RegionMap
+from ..model.yahoo_steps import View
 
 
 def bad_line_key(manifest: str, line: int) -> str:

@@ -24,8 +24,10 @@ from threadpoolctl import threadpool_limits
 
 from ..model.errors import Unscorable
 from ..model.hash_list import Match, Matching
-from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, View, ViewPolicy, load_image
+from ..model.preprocess import EXACT_LOADER, load_image
 from ..model.scorer_base import cpu_threads
+from ..model.views import YAHOO_ONLY, ViewPolicy
+from ..model.yahoo_steps import View
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from .elements import Entry, Failure, Image, Loaded, Read

@@ -22,7 +22,7 @@ import re
 
 from ..model.decision import AS_PICTURE, NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
-from ..model.preprocess import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
+from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
 from .elements import Entry, Failure, Image, Scored
 

@@ -25,7 +25,7 @@ from ..storage.files import ParquetRowWriter
 from ..storage.filesystems import FileSystems
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
-from ..storage.output_dir import run_result_files
+from ..storage.results_folder import run_result_files
 from ..storage.rows import write_rows
 from .storage_step import WithStorage, storage_of
 

@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
+from nsfw_scan.model.preprocess import Unscorable, load_image
 from nsfw_scan.model.scorer_base import PRECISIONS
+from nsfw_scan.model.views import ViewPolicy
 from nsfw_scan.pipeline.config import Cascade
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference

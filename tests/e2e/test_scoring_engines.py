@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from nsfw_scan.model.preprocess import load_image, network_input
+from nsfw_scan.model.preprocess import load_image
 from nsfw_scan.model.specs import OnnxRuntimeSpec
+from nsfw_scan.model.yahoo_steps import network_input
 from support.cli import nsfw_scan
 from support.corpus import REAL, corpus_files
 from support.jobs import by_uri, run_job

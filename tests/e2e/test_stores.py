@@ -89,7 +89,7 @@ def test_store_errors_stop_the_run(store, tmp_path):
     assert f"{missing}/_LOCK: cannot take the output folder's lock: " in result.stderr
 
     from nsfw_scan.storage.options import StorageOptions
-    from nsfw_scan.storage.output_dir import OutputDirError, result_files
+    from nsfw_scan.storage.results_folder import OutputDirError, result_files
 
     StorageOptions.from_beam_args(store.flags).apply()
     assert result_files(store.uri("nothing-yet")) == []

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from nsfw_scan.model import pdq
-from nsfw_scan.model.preprocess import ViewPolicy
+from nsfw_scan.model.views import ViewPolicy
 from nsfw_scan.pipeline.run import run
 from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import encoded, rgb

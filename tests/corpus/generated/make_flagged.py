@@ -14,7 +14,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from nsfw_scan.model.preprocess import MEAN_BGR, load_image
+from nsfw_scan.model.preprocess import load_image
+
+from nsfw_scan.model.yahoo_steps import MEAN_BGR
 from nsfw_scan.model.scorer import TensorFlowScorer
 
 HERE = Path(__file__).resolve().parent

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nsfw_scan.model.preprocess import Unscorable, ViewPolicy, load_image
+from nsfw_scan.model.preprocess import Unscorable, load_image
+from nsfw_scan.model.views import ViewPolicy
 from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")

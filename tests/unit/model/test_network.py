@@ -59,7 +59,8 @@ def test_a_region_map_scores_every_window_and_one_window_is_a_view(scorer):
 def test_the_window_that_holds_an_inset_flags_it(scorer):
     """Content the model flags, shown at about a third of a photo's side: Yahoo's view scores the
     photo safe; the region map's highest window lies over the inset and flags it."""
-    from nsfw_scan.model.preprocess import ViewPolicy, load_image
+    from nsfw_scan.model.preprocess import load_image
+    from nsfw_scan.model.views import ViewPolicy
     from support.clips import FLAGGED_IN_SCENE, flagged
     from support.images import encoded, rgb
 

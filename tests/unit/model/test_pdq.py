@@ -84,7 +84,8 @@ BOUNDED = """
 import io, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 from PIL import Image
-from nsfw_scan.model.preprocess import ViewPolicy, load_image
+from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.views import ViewPolicy
 
 for width, height, kind, loader in [(1_000_000, 1, "PNG", "yahoo"), (1, 1_000_000, "PNG", "fast"),
                                     (60_000, 600, "JPEG", "fast"), (60_000, 600, "JPEG", "yahoo")]:

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from nsfw_scan.model.decision import AS_PICTURE
-from nsfw_scan.model.preprocess import ViewPolicy, load_image
+from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.views import ViewPolicy
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
 

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.storage.layout import SALVAGED_PART
-from nsfw_scan.storage.output_dir import finish_killed_runs, run_folders
+from nsfw_scan.storage.results_folder import finish_killed_runs, run_folders
 from nsfw_scan.storage.rows import row_files, salvage, write_rows
 from nsfw_scan.storage.schema import output_schema
 from nsfw_scan.transforms.elements import Entry, Failure
