@@ -22,15 +22,15 @@ from apache_beam.io.filesystem import BeamIOError
 from ..model.calibration import Calibration, calibrate, precision_recall_curve
 from ..model.decision import Thresholds
 from ..model.errors import printable
-from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.layout import CALIBRATION_DIR
 from ..storage.paths import shown
+from ..storage.results_folder import ResultsFolder
 from ..storage.schema import Column
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN, ManifestError, read_entries
 from ..transforms.manifest_plan import ManifestHelp, plan_manifests
 from .config import ConfigError
-from .report import COLOURS, finished_result_files, write_bytes
+from .report import COLOURS, write_bytes
 
 LABEL_COLUMN = "label"
 LABELS = {"nsfw": True, "1": True, "true": True, "safe": False, "0": False, "false": False}
@@ -92,10 +92,8 @@ def join(directory: str, labels: dict[str, bool]) -> Joined:
     runs (an error first, then scored again with ``--rescore-errors``) counts once, by its current
     row: a scored row before an error row, then the newest (``scored_at``)."""
     current: dict[str, tuple[tuple, float | None, bool]] = {}  # uri -> (rank, score, first pass)
-    for path in finished_result_files(directory):
-        table = read_table(path, [Column.URI, Column.SCORE, Column.EXACT, Column.SCORED_AT], present_only=True)
-        exact, scored_at = ([None] * table.num_rows if name not in table.column_names else table[name].to_pylist()
-                            for name in (Column.EXACT, Column.SCORED_AT))
+    for table in ResultsFolder(directory).tables([Column.URI, Column.SCORE, Column.EXACT, Column.SCORED_AT]):
+        exact, scored_at = (table[name].to_pylist() for name in (Column.EXACT, Column.SCORED_AT))
         for uri, score, is_exact, at in zip(table[Column.URI].to_pylist(), table[Column.SCORE].to_pylist(), exact,
                                             scored_at):
             if uri in labels:

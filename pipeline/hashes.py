@@ -19,14 +19,13 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 
 from ..model.hash_list import LABEL_COLUMN, PDQ_COLUMN, Matching
-from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.paths import shown
+from ..storage.results_folder import ResultsFolder
 from ..storage.schema import Column
-from ..transforms.results import with_result_columns
 from .calibrate import read_labels
 from .config import ConfigError
-from .report import finished_result_files, spreadsheet_safe
+from .report import spreadsheet_safe
 
 COLUMNS = (PDQ_COLUMN, LABEL_COLUMN, Column.URI)
 NSFW = "nsfw"  # the decision listed by default, and the label reviewers give
@@ -44,9 +43,8 @@ def hash_lines(directory: str, decision: str, label: str | None = None, min_qual
     left_out = {"no_hash": 0, "poor_hash": 0, "same_hash": 0, "no_row": 0}
     chosen = (pc.field(Column.DECISION) == decision if labelled is None
               else pc.field(Column.URI).isin(pa.array(sorted(labelled), pa.string())))
-    for path in finished_result_files(directory):
-        for row in read_table(path, _READ, present_only=True).filter(chosen).to_pylist():
-            row = with_result_columns(row, _READ)  # an older file's pdq was Yahoo's view's
+    for table in ResultsFolder(directory).tables(_READ):  # an older file's pdq was Yahoo's view's: filled
+        for row in table.filter(chosen).to_pylist():
             value, quality = row[Column.PDQ], row[Column.PDQ_QUALITY]
             found.add(row[Column.URI])
             if value is None:

@@ -14,14 +14,12 @@ import collections
 import pyarrow as pa
 
 from ..model.hash_list import HashListError, Matching
-from ..storage.files import read_table, write_table
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import shown
+from ..storage.results_folder import ResultsFolder
 from ..storage.schema import HASH_COLUMNS, RESERVED, Column, output_schema
 from ..transforms.matching import hash_list, match_row
-from ..transforms.results import with_result_columns
-from .report import finished_result_files
 
 
 def match_results(directory: str, matching: Matching, storage: StorageOptions) -> dict:
@@ -33,10 +31,11 @@ def match_results(directory: str, matching: Matching, storage: StorageOptions) -
     hashes = hash_list(matching)
     counts = collections.Counter()
     with OutputLock(directory, storage) as lock:
-        for path in finished_result_files(directory):  # one file at a time
-            table = read_table(path)
+        folder = ResultsFolder(directory)
+        for path in folder.files():  # one file at a time
+            table = folder.read(path)
             schema = output_schema({f.name: f.type for f in table.schema if f.name not in RESERVED})
-            rows = [with_result_columns(row, schema.names) for row in table.to_pylist()]
+            rows = table.select(schema.names).to_pylist()
             changed = False
             for i, row in enumerate(rows):
                 if row[Column.SCORE] is None:
@@ -46,8 +45,7 @@ def match_results(directory: str, matching: Matching, storage: StorageOptions) -
                 counts[_outcome(rows[i])] += 1
                 changed = changed or _changed(row, rows[i])
             if changed:
-                lock.check()  # never rewrite anything unless this command still holds the folder
-                write_table(path, pa.Table.from_pylist(rows, schema=schema))
+                folder.rewrite(path, pa.Table.from_pylist(rows, schema=schema), lock)
                 counts["files"] += 1
     return {key: counts[key] for key in ("matched", "not_matched", "poor_hash", "no_hash", "errors", "files")}
 

@@ -37,24 +37,20 @@ from ..model.hash_list import Matching
 from ..model.preprocess import EXACT_LOADER
 from ..model.scorer_base import EXACT_PRECISION
 from ..model.specs import TensorFlowSpec
-from ..storage.files import read_table, write_table
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import shown
-from ..storage.schema import RESERVED, Column, output_schema
+from ..storage.results_folder import ResultsFolder
+from ..storage.schema import RESERVED, SCORED_AGAIN, Column, output_schema
 from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
-from ..transforms.results import settled, with_result_columns
+from ..transforms.results import settled
 from .config import Config, ConfigError, Frames, Limits, Regions, Video, Weights
-from .report import finished_result_files
 from .run import SCORING_KEY
 from .score_files import score_entries
 
 log = logging.getLogger(__name__)
 
-# what scoring a row's file again gives it (its URI, manifest columns, source and duplicates stay)
-SCORED_COLUMNS = [name for name in RESERVED if name not in (Column.URI, Column.SOURCE_MANIFEST, Column.SOURCE_LINE,
-                                                            Column.DUPLICATES)]
 
 
 SECTIONS = {"frames": Frames, "video": Video, "regions": Regions, "limits": Limits, "matching": Matching}
@@ -113,15 +109,16 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
     rewritten."""
     thresholds, margin = config.thresholds, config.cascade.margin
     target = (thresholds.safe_below, thresholds.nsfw_from)
-    files = finished_result_files(directory)
+    folder = ResultsFolder(directory)
+    files = folder.files()
     counts = collections.Counter()
     steps = ExactSteps()
     with OutputLock(directory, storage) as lock:
         for path in files:  # one file at a time: memory holds one result file's rows
-            table = read_table(path)
+            table = folder.read(path)
             schema = output_schema({f.name: f.type for f in table.schema if f.name not in RESERVED})
             schema = schema.with_metadata(table.schema.metadata)  # the run's record stays with its rows
-            rows = [with_result_columns(row, schema.names) for row in table.to_pylist()]
+            rows = table.select(schema.names).to_pylist()
             before = counts["redecided"] + counts["rescored"]
             again = []  # first-pass rows near the new thresholds, by index
             recorded = run_config(config, table.schema)
@@ -144,8 +141,7 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
                              "again with this command's views, limits, weights and hash list", shown(path))
                 rescore(rows, again, recorded or config, steps, path, counts)
             if counts["redecided"] + counts["rescored"] > before:
-                lock.check()  # never rewrite anything unless this command still holds the folder
-                write_table(path, pa.Table.from_pylist(rows, schema=schema))
+                folder.rewrite(path, pa.Table.from_pylist(rows, schema=schema), lock)
                 counts["files"] += 1
     return {"thresholds": {"safe_below": thresholds.safe_below, "nsfw_from": thresholds.nsfw_from},
             **{key: counts[key] for key in ("redecided", "rescored", "kept", "changed", "unscorable", "unchanged",
@@ -180,7 +176,7 @@ def rescore(rows: list[dict], again: list[int], config: Config, steps: ExactStep
                      row[Column.SHA256], rows[i][Column.SHA256])
             counts["changed"] += 1
         else:  # the exact steps' facts and score: exact true, decided at the new thresholds
-            rows[i] = {**rows[i], **{name: row[name] for name in SCORED_COLUMNS}}
+            rows[i] = {**rows[i], **{name: row[name] for name in SCORED_AGAIN}}
             counts["rescored"] += 1
 
 

@@ -24,19 +24,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
-from ..model.errors import UsageError, printable
+from ..model.errors import printable
 from ..model.hash_list import LABEL_COLUMN
 from ..model.views import REGION_PREFIX, YAHOO_VIEW
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
 from ..storage.paths import shown
-from ..storage.results_folder import result_files
-from ..storage.schema import Column, output_schema
-from ..transforms.results import with_result_columns
+from ..storage.results_folder import ResultsFolder
+from ..storage.schema import MATCH_REPORT_COLUMNS, Column
 from .config import ConfigError
 from .summary import thresholds_text
 
@@ -46,46 +44,28 @@ REVIEW_CSV = "review_queue.csv"
 ERRORS_CSV = "errors.csv"
 MATCHES_CSV = "matches.csv"
 LEGEND_PAIRS = 6  # pairs of thresholds the chart's legend names one by one; the others in one entry
-MATCH_COLUMNS = (Column.URI, Column.MATCH, Column.MATCH_DISTANCE, Column.SCORE, Column.DECISION, Column.VIEW,
-                 Column.PDQ)
 RANK = {"safe": 0, "review": 1, "nsfw": 2}
 COLOURS = {"safe": "#4e9a4e", "review": "#e0a030", "nsfw": "#c83c3c", NOT_SCORED: "#7878c8"}
 
 
-def _with_result_columns(table: pa.Table) -> pa.Table:
-    """A result table with every result column (``with_result_columns``: files an older
-    nsfw-scan wrote lack the newer ones)."""
-    missing = [field for field in output_schema({}) if field.name not in table.column_names]
-    if not missing:
-        return table
-    schema = pa.schema([*table.schema, *missing])
-    return pa.Table.from_pylist([with_result_columns(row, schema.names) for row in table.to_pylist()], schema=schema)
-
-
-class NoResults(UsageError):
-    """An output folder with no finished run's results in it."""
-
-
-def finished_result_files(directory: str) -> list[str]:
-    """The result files of every finished run in ``directory``, for the commands that read
-    results (report, export, redecide, calibrate): none is a :class:`NoResults` naming it."""
-    files = result_files(directory)
-    if not files:
-        raise NoResults(f"{shown(directory)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
-    return files
-
-
-def _tables(directory: str):
-    """Each result file of every run in ``directory``, as a table."""
-    for path in finished_result_files(directory):
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            yield _with_result_columns(pq.read_table(f))
-
-
-def _view_kind(view: str) -> str:
+def _view_kinds(views: pa.ChunkedArray) -> pa.ChunkedArray:
     """``frame 17`` -> ``frame``, ``region 64,64,512,512`` -> ``region``; other view
     names as they are."""
-    return "frame" if view.startswith("frame ") else "region" if view.startswith(REGION_PREFIX) else view
+    region = pc.if_else(pc.starts_with(views, REGION_PREFIX), "region", views)
+    return pc.if_else(pc.starts_with(views, "frame "), "frame", region)
+
+
+def _ranks(scores: pa.ChunkedArray, safe_below: pa.ChunkedArray, nsfw_from: pa.ChunkedArray) -> np.ndarray:
+    """Each score's decision as a rank (safe 0, review 1, nsfw 2) at its row's thresholds."""
+    scores = pc.cast(scores, pa.float64())
+    return (pc.greater_equal(scores, safe_below).to_numpy(zero_copy_only=False).astype(np.int8)
+            + pc.greater_equal(scores, nsfw_from).to_numpy(zero_copy_only=False).astype(np.int8))
+
+
+def _counts(values: pa.ChunkedArray) -> dict:
+    """Each value's count, in the order values first appear."""
+    counted = pc.value_counts(values).flatten()
+    return dict(zip(counted[0].to_pylist(), counted[1].to_pylist()))
 
 
 def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
@@ -96,29 +76,34 @@ def collect(directory: str, thresholds: Thresholds = Thresholds()) -> dict:
     decided_at = collections.Counter()  # scored rows per (safe_below, nsfw_from) they were decided at
     histograms = {d: np.zeros(BINS, np.int64) for d in ("safe", "review", "nsfw")}
     times, queues, failures, matches = [], [], [], []
-    for table in _tables(directory):
-        decisions.update(table.column(Column.DECISION).to_pylist())
-        errors.update(table.column(Column.ERROR_KIND).drop_null().to_pylist())
-        facts = (Column.VIEW, Column.SCORE, Column.YAHOO_SCORE, Column.SAFE_BELOW, Column.NSFW_FROM)
-        for view, score, yahoo, safe, nsfw in zip(*(table.column(c).to_pylist() for c in facts)):
-            if score is None:
-                continue
-            # rows of versions that did not record their thresholds: those given (--config), as before
-            at = thresholds if safe is None else Thresholds(safe, nsfw)
-            decided_at[(at.safe_below, at.nsfw_from)] += 1
-            if view is not None and view != YAHOO_VIEW:
-                other_views[_view_kind(view)] += 1
-                raised += yahoo is not None and RANK[at.decide(score)] > RANK[at.decide(yahoo)]
+    for table in ResultsFolder(directory).tables():
+        decisions.update(_counts(table[Column.DECISION]))
+        errors.update(_counts(table[Column.ERROR_KIND].drop_null()))
+        scored = table.filter(pc.is_valid(table[Column.SCORE]))
+        # rows of versions that did not record their thresholds: those given (--config), as before
+        recorded = pc.is_valid(scored[Column.SAFE_BELOW])
+        safe = pc.if_else(recorded, scored[Column.SAFE_BELOW], thresholds.safe_below)
+        nsfw = pc.if_else(recorded, scored[Column.NSFW_FROM], thresholds.nsfw_from)
+        pairs = pa.table({"safe": safe, "nsfw": nsfw}).group_by(["safe", "nsfw"], use_threads=False).aggregate(
+            [([], "count_all")])
+        for safe_below, nsfw_from, n in zip(*(pairs[c].to_pylist() for c in ("safe", "nsfw", "count_all"))):
+            decided_at[(safe_below, nsfw_from)] += n
+        other = pc.fill_null(pc.not_equal(scored[Column.VIEW], YAHOO_VIEW), False)
+        other_views.update(_counts(_view_kinds(scored[Column.VIEW].filter(other))))
+        with_yahoo = pc.and_(other, pc.is_valid(scored[Column.YAHOO_SCORE]))
+        at = [column.filter(with_yahoo) for column in (safe, nsfw)]
+        raised += int(np.sum(_ranks(scored[Column.SCORE].filter(with_yahoo), *at)
+                             > _ranks(scored[Column.YAHOO_SCORE].filter(with_yahoo), *at)))
         scores = table.column(Column.SCORE).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        decided = np.asarray(table.column(Column.DECISION).to_pylist(), dtype=object)
         for decision, counts in histograms.items():
-            counts += np.histogram(scores[decided == decision], bins=BINS, range=(0.0, 1.0))[0]
+            decided = pc.equal(table[Column.DECISION], decision).to_numpy(zero_copy_only=False)
+            counts += np.histogram(scores[decided], bins=BINS, range=(0.0, 1.0))[0]
         if table.num_rows:
             scored_at = table.column(Column.SCORED_AT)
             times += [pc.min(scored_at).as_py(), pc.max(scored_at).as_py()]
         queues.append(table.filter(pc.field(Column.DECISION).isin(["review", "nsfw"])))
         failures.append(table.filter(pc.field(Column.DECISION) == NOT_SCORED))
-        matches.append(table.filter(pc.is_valid(table[Column.MATCH])).select(MATCH_COLUMNS))
+        matches.append(table.filter(pc.is_valid(table[Column.MATCH])).select(list(MATCH_REPORT_COLUMNS)))
     # runs over manifests with different columns: missing columns are null
     queue = pa.concat_tables(queues, promote_options="default").sort_by([(Column.SCORE, "descending")])
     failed = pa.concat_tables(failures, promote_options="default").sort_by(
@@ -282,16 +267,12 @@ def export_csv(directory: str, path: str) -> int:
     filesystem), one result file at a time: the columns of all of them (a manifest column some
     runs lack is empty there), cells a spreadsheet would take for formulas made text. Returns
     the rows written."""
-    files = finished_result_files(directory)
-    names: list[str] = []
-    for file in files:
-        with FileSystems.open(file, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            names += [name for name in pq.read_schema(f).names if name not in names]
-    names += [field.name for field in output_schema({}) if field.name not in names]
+    folder = ResultsFolder(directory)
+    names = folder.column_names()
     rows = 0
     try:
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-            for i, table in enumerate(_tables(directory)):
+            for i, table in enumerate(folder.tables()):
                 for name in names:
                     if name not in table.column_names:
                         table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))

@@ -45,16 +45,15 @@ from apache_beam.io.filesystem import BeamIOError
 
 from ..model.errors import Unscorable, printable
 from ..model.thumbnail import thumbnails
-from ..storage.files import read_table
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REVIEW_DIR
 from ..storage.paths import shown
 from ..storage.read import read_bytes
-from ..storage.results_folder import match
+from ..storage.results_folder import ResultsFolder, match
 from ..storage.schema import Column, output_schema
 from .config import Config, ConfigError
 from .flags import REVIEW_GROUPS, REVIEW_ORDERS
-from .report import finished_result_files, write_bytes
+from .report import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +91,8 @@ class Choice:
 def _rows(directory: str) -> pa.Table:
     """The page's columns of every finished run's rows, one row per URI (its newest)."""
     tables = []
-    for path in finished_result_files(directory):
-        table = read_table(path, COLUMNS, present_only=True)
-        for field in SCHEMA:  # files of older versions lack newer columns
-            if field.name not in table.column_names:
-                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
-        tables.append(table.select(COLUMNS).cast(SCHEMA))
+    for table in ResultsFolder(directory).tables(COLUMNS):
+        tables.append(table.cast(SCHEMA))
     table = pa.concat_tables(tables)
     # rows of malformed manifest lines have no URI, and nothing to show
     table = table.filter(pc.is_valid(table.column(Column.URI))).sort_by([(Column.SCORED_AT, "descending")])

@@ -46,6 +46,12 @@ def read_table(path: str, columns=None, present_only: bool = False) -> pa.Table:
         return parquet.read(columns=columns)
 
 
+def read_schema(path: str) -> pa.Schema:
+    """A result file's schema, from its footer."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return pq.read_schema(f)
+
+
 def write_table(path: str, table: pa.Table) -> None:
     """``path`` holds ``table`` as Parquet, appearing with all of it or not at all: a local file
     is written under another name and renamed, an object in a bucket is created whole."""

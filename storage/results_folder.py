@@ -1,5 +1,7 @@
 """The output folder: one sub-folder per run, read together as one dataset (its names:
-``storage/layout.py``).
+``storage/layout.py``). :class:`ResultsFolder` is what the commands that read or rewrite results
+go through: its result files, chosen columns of every row as Arrow tables (the columns an older
+nsfw-scan did not write filled in, :func:`filled`), and rewriting a file under the folder's lock.
 
 ``DIR/run-<UTC time>/part-*.parquet`` are the results of the runs that finished; a run that was
 killed leaves Beam's ``beam-temp-*`` folder and the rows it had made durable (``_rows/``, see
@@ -19,21 +21,127 @@ import logging
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .files import OutputDirError, match, read_table, write_table
+from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, UsageError
+from ..model.views import YAHOO_VIEW
+from .files import OutputDirError, match, read_schema, read_table, write_table
 from .filesystems import FileSystems
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file, is_template_folder
+from .paths import shown
 from .rows import salvage
-from .schema import Column
+from .schema import Column, output_schema
 
 log = logging.getLogger(__name__)
 
 
 def _is_local(path: str) -> bool:
     return "://" not in path
+
+
+class NoResults(UsageError):
+    """An output folder with no finished run's results in it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultsFolder:
+    """The results of every finished run in an output folder (local or any Beam filesystem), for
+    the commands that read or rewrite them: one result file at a time, so memory holds one."""
+
+    path: str
+
+    def files(self) -> list[str]:
+        """The result files of every finished run; none is a :class:`NoResults` naming the folder."""
+        files = result_files(self.path)
+        if not files:
+            raise NoResults(f"{shown(self.path)}: no results found (expected run-*/part-*.parquet from nsfw-scan run)")
+        return files
+
+    def tables(self, columns=None) -> Iterator[pa.Table]:
+        """Each result file's rows, as :meth:`read` gives them."""
+        for path in self.files():
+            yield self.read(path, columns)
+
+    def read(self, path: str, columns=None) -> pa.Table:
+        """One result file: every column it has and every result column (``columns=None``), or
+        ``columns`` only (those its rows need, read and nothing else); result columns the file
+        lacks (an older nsfw-scan wrote it) are :func:`filled`, after its own columns."""
+        wanted = [*output_schema({}).names] if columns is None else list(columns)
+        table = read_table(path, None if columns is None else list(dict.fromkeys([*wanted, *_sources(wanted)])))
+        table = filled(table, [name for name in wanted if name not in table.column_names])
+        return table if columns is None else table.select(wanted)
+
+    def column_names(self) -> list[str]:
+        """The columns of all result files together: each file's in order, then the result
+        columns none of them has."""
+        names: list[str] = []
+        for path in self.files():
+            names += [name for name in read_schema(path).names if name not in names]
+        return names + [name for name in output_schema({}).names if name not in names]
+
+    def rewrite(self, path: str, table: pa.Table, lock) -> None:
+        """``path`` replaced by ``table`` whole (``files.write_table``), only while ``lock`` (the
+        folder's ``OutputLock``) is still this command's."""
+        lock.check()
+        write_table(path, table)
+
+
+# what :func:`filled` derives a missing column from, where the file has it
+_DERIVED_FROM = {Column.ERROR_KIND: (Column.ERROR,), Column.SOURCE_MANIFEST: (Column.ERROR,),
+                 Column.SOURCE_LINE: (Column.ERROR,),
+                 Column.YAHOO_PDQ: (Column.PDQ, Column.PDQ_QUALITY, Column.VIEW),
+                 Column.YAHOO_PDQ_QUALITY: (Column.PDQ, Column.PDQ_QUALITY, Column.VIEW)}
+# how ``results.bad_line_error`` words a malformed manifest line's error
+_BAD_LINE = rf"^{BAD_MANIFEST_LINE}: (?P<manifest>.*) line (?P<line>\d+): "
+
+
+def _sources(columns) -> list[str]:
+    return [source for name in columns for source in _DERIVED_FROM.get(name, ())]
+
+
+def filled(table: pa.Table, missing) -> pa.Table:
+    """``table`` of a result file an older nsfw-scan wrote, with the result columns ``missing``
+    appended: ``error_kind`` from the start of ``error`` (which has always begun with it), the
+    source of a malformed manifest line from its message, ``yahoo_pdq`` from ``pdq`` (which was
+    Yahoo's view's hash then; ``pdq`` stays only where Yahoo's view gave the score), the rest
+    empty. Derived only from columns ``table`` has, as rows read with them."""
+    if not missing:
+        return table
+    types = {field.name: field.type for field in output_schema({})}
+    n, has = table.num_rows, set(table.column_names)
+    error = table[Column.ERROR] if Column.ERROR in has else pa.nulls(n, pa.string())
+    values = {name: pa.nulls(n, types[name]) for name in missing}
+    if Column.ERROR_KIND in values:
+        kind = pc.struct_field(pc.extract_regex(error, r"^(?P<kind>[^:]*)"), [0])
+        values[Column.ERROR_KIND] = pc.if_else(pc.is_in(kind, pa.array(sorted(ERROR_KINDS))), kind, None)
+    if Column.SOURCE_MANIFEST in values:
+        source = pc.extract_regex(error, _BAD_LINE)
+        values[Column.SOURCE_MANIFEST] = pc.struct_field(source, [0])
+        line = pc.cast(pc.struct_field(source, [1]), pa.int64())
+        values[Column.SOURCE_LINE] = pc.coalesce(line, table[Column.SOURCE_LINE]) if Column.SOURCE_LINE in has else line
+    if Column.YAHOO_PDQ in values and Column.PDQ in has:
+        pdq = table[Column.PDQ]
+        quality = table[Column.PDQ_QUALITY] if Column.PDQ_QUALITY in has else pa.nulls(n, pa.int32())
+        values[Column.YAHOO_PDQ] = pdq
+        before = table[Column.YAHOO_PDQ_QUALITY] if Column.YAHOO_PDQ_QUALITY in has else pa.nulls(n, pa.int32())
+        values[Column.YAHOO_PDQ_QUALITY] = pc.if_else(pc.is_valid(pdq), quality.cast(pa.int32()), before.cast(pa.int32()))
+        if Column.VIEW in has:  # the flagged view's hash was not kept
+            other = pc.fill_null(pc.and_(pc.is_valid(pdq), pc.not_equal(table[Column.VIEW], YAHOO_VIEW)), False)
+            table = table.set_column(table.schema.get_field_index(Column.PDQ), Column.PDQ,
+                                     pc.if_else(other, pa.scalar(None, pdq.type), pdq))
+            if Column.PDQ_QUALITY in has:
+                table = table.set_column(table.schema.get_field_index(Column.PDQ_QUALITY), Column.PDQ_QUALITY,
+                                         pc.if_else(other, pa.scalar(None, quality.type), quality))
+    for name, value in values.items():
+        value = value.cast(types[name])
+        if name in has:
+            table = table.set_column(table.schema.get_field_index(name), name, value)
+        else:
+            table = table.append_column(pa.field(name, types[name]), value)
+    return table
 
 
 def result_files(output: str) -> list[str]:

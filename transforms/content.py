@@ -20,7 +20,7 @@ from ..model.decision import Thresholds
 from ..model.hash_list import Matching
 from ..model.preprocess import SQUARE_MAP
 from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
-from ..storage.schema import HASH_COLUMNS, Column
+from ..storage.schema import COPIED_TO_SAME_CONTENT, HASH_FACTS, REUSED_FROM_EARLIER, Column
 from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
@@ -30,15 +30,6 @@ from .storage_step import WithStorage, storage_of
 
 FOLLOWERS = "followers"
 REUSED = "reused"
-_HASH_FACTS = tuple(name for pair in HASH_COLUMNS for name in pair)
-_VIEW_FACTS = (Column.FRAMES, Column.VIEWS, Column.VIEW, Column.VIEW_SCORE, Column.YAHOO_SCORE, Column.EXACT,
-               *_HASH_FACTS)
-_MATCH_FACTS = (Column.MATCH, Column.MATCH_DISTANCE, Column.MATCH_CHECKED)
-# what a row scored for its content gives the other rows with the same bytes
-_COPIED = (Column.SCORE, Column.DECISION, Column.SAFE_BELOW, Column.NSFW_FROM, Column.ERROR_KIND, Column.ERROR, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS,
-           *_MATCH_FACTS, Column.LOADER, Column.MODEL, Column.SCORED_AT)
-# what an earlier run's row gives a row of the same content
-_REUSED = (Column.SHA256, Column.SCORE, Column.WIDTH, Column.HEIGHT, *_VIEW_FACTS, Column.MODEL, Column.LOADER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +92,7 @@ class EarlierScores(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadScores" >> ReadEarlierResults(self._files, list(_REUSED))
+            | "ReadScores" >> ReadEarlierResults(self._files, list(REUSED_FROM_EARLIER))
             | "KeyReusableBySha" >> beam.FlatMap(_reusable, self._model, self._loader, self._views, self._first_pass)
         )
 
@@ -128,7 +119,7 @@ class _SplitByContent(WithStorage):
         earlier = next(iter(groups["earlier"]), None)
         if earlier is not None:
             metrics.counter(metrics.CONTENT_REUSED).inc(len(rows))
-            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS, *_HASH_FACTS)
+            facts = (Column.WIDTH, Column.HEIGHT, Column.LOADER, Column.FRAMES, Column.VIEWS, *HASH_FACTS)
             for row in rows:
                 row = {**row, **{name: earlier[name] for name in facts}}
                 if self._hashes is not None:
@@ -151,7 +142,7 @@ def _copy_result(element):
     if scored is None:  # every hash that has followers has its representative's row
         return
     for row in groups["followers"]:
-        yield dict(row, **{k: scored[k] for k in _COPIED})
+        yield dict(row, **{k: scored[k] for k in COPIED_TO_SAME_CONTENT})
 
 
 class ContentDedup(beam.PTransform):

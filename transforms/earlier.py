@@ -5,18 +5,16 @@ from __future__ import annotations
 import apache_beam as beam
 
 from ..model.decision import NOT_SCORED
-from ..storage.schema import Column
+from ..storage.results_folder import filled
+from ..storage.schema import DONE_KEY_COLUMNS, Column
 from .dedup import in_partition
 from .elements import bad_line_key
 from .read_parquet import ReadParquetFiles
-from .results import with_result_columns
-
-COLUMNS = [Column.URI, Column.DECISION, Column.SOURCE_MANIFEST, Column.SOURCE_LINE]
 
 
 class ReadEarlierResults(beam.PTransform):
     """Result files of earlier runs -> their rows, ``columns`` only; those a file lacks because
-    an older nsfw-scan wrote it are filled in (``with_result_columns``)."""
+    an older nsfw-scan wrote it are filled in (``storage.results_folder.filled``)."""
 
     def __init__(self, files: list[str], columns: list[str]):
         super().__init__()
@@ -27,8 +25,13 @@ class ReadEarlierResults(beam.PTransform):
         return (
             pbegin
             | "ReadFiles" >> ReadParquetFiles(self._files, self._columns)
-            | "OlderFiles" >> beam.Map(with_result_columns, self._columns)
+            | "OlderFiles" >> beam.FlatMap(_rows, self._columns)
         )
+
+
+def _rows(table, columns: list[str]) -> list[dict]:
+    """A table of a result file's rows, as rows with every one of ``columns``."""
+    return filled(table, [name for name in columns if name not in table.column_names]).select(columns).to_pylist()
 
 
 def done_key(row: dict, rescore_errors: bool):
@@ -55,7 +58,7 @@ class DoneKeys(beam.PTransform):
         rescore, partition = self._rescore_errors, self._partition
         return (
             pbegin
-            | "ReadEarlierResults" >> ReadEarlierResults(self._files, COLUMNS)
+            | "ReadEarlierResults" >> ReadEarlierResults(self._files, list(DONE_KEY_COLUMNS))
             | "CoveredKeys" >> beam.FlatMap(done_key, rescore)
             | "ThisPart" >> beam.Filter(in_partition, partition)
         )

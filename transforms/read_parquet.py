@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet
+from apache_beam.io.parquetio import ReadAllFromParquetBatched
 
 from .storage_step import UseStorage, storage_of
 
 
 class ReadParquetFiles(beam.PTransform):
-    """Beam's ``ReadAllFromParquet`` over a list of files, with the storage options set in the
-    stages that list them and read them (a shuffle between the two splits them)."""
+    """Beam's ``ReadAllFromParquetBatched`` over a list of files (``columns`` of their rows, a
+    table at a time), with the storage options set in the stages that list them and read them
+    (a shuffle between the two splits them)."""
 
     def __init__(self, files: list[str], columns: list[str]):
         super().__init__()
@@ -23,6 +24,6 @@ class ReadParquetFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "StorageForListing" >> beam.ParDo(use_storage)
-            | "ReadParquet" >> ReadAllFromParquet(columns=self._columns)
+            | "ReadParquet" >> ReadAllFromParquetBatched(columns=self._columns)
             | "StorageForReading" >> beam.ParDo(use_storage)
         )

@@ -18,10 +18,9 @@ Each fact is written by the step that knows it: ``loader`` by the step that ran 
 from __future__ import annotations
 
 import datetime
-import re
 
 from ..model.decision import AS_PICTURE, NOT_SCORED, Thresholds
-from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, Unscorable
+from ..model.errors import BAD_MANIFEST_LINE, Unscorable
 from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
 from .elements import Entry, Failure, Image, Scored
@@ -119,29 +118,3 @@ def failed_row(failure: Failure) -> dict:
 def bad_line_error(entry: Entry) -> Unscorable:
     """Why a malformed manifest line gets no score; the message names the manifest and the line."""
     return Unscorable(BAD_MANIFEST_LINE, f"{entry.manifest} line {entry.line}: {entry.error}")
-
-
-_BAD_LINE = re.compile(rf"^{BAD_MANIFEST_LINE}: (.*) line (\d+): ")  # as ``bad_line_error`` words it
-
-
-def with_result_columns(row: dict, columns) -> dict:
-    """A row read from a result file, with those of ``columns`` it lacks because an older
-    nsfw-scan wrote the file: ``error_kind`` from the start of ``error`` (``fail`` has always
-    begun it so), the source of a malformed manifest line from its message, ``yahoo_pdq`` from
-    ``pdq`` (which was Yahoo's view's hash then; ``pdq`` stays only where Yahoo's view gave the
-    score), the rest empty. Rows that have every column come back as they are."""
-    missing = [name for name in columns if name not in row]
-    if not missing:
-        return row
-    row = dict(row, **dict.fromkeys(missing))
-    message = row.get(Column.ERROR) or ""
-    if Column.ERROR_KIND in missing:
-        kind = message.split(":", 1)[0]
-        row[Column.ERROR_KIND] = kind if kind in ERROR_KINDS else None
-    if Column.SOURCE_MANIFEST in missing and (match := _BAD_LINE.match(message)):
-        row[Column.SOURCE_MANIFEST], row[Column.SOURCE_LINE] = match[1], int(match[2])
-    if Column.YAHOO_PDQ in missing and row.get(Column.PDQ) is not None:
-        row[Column.YAHOO_PDQ], row[Column.YAHOO_PDQ_QUALITY] = row[Column.PDQ], row.get(Column.PDQ_QUALITY)
-        if row.get(Column.VIEW) not in (None, YAHOO_VIEW):  # the flagged view's hash was not kept
-            row[Column.PDQ] = row[Column.PDQ_QUALITY] = None
-    return row
