@@ -26,6 +26,7 @@ from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy
 from ..transforms.loading import Loading
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN
+from ..transforms.results import FirstPassRule
 
 
 class ConfigError(UsageError):
@@ -251,6 +252,10 @@ class Config:
     def first_pass(self) -> tuple[Loading, TensorFlowSpec]:
         """The cascade's first pass: its loading and its engine."""
         return self.loading(self.cascade.loader), self.engine_spec(TensorFlowSpec.name, self.cascade.precision)
+
+    def first_pass_rule(self) -> FirstPassRule:
+        """When a first-pass score stands, at these thresholds and margin, for these views."""
+        return FirstPassRule(self.thresholds, self.cascade.margin, self.view_policy())
 
     def loading(self, loader: str | None = None) -> Loading:
         """How images are read and preprocessed (``transforms.loading.Loading``), for the job's

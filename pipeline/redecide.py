@@ -44,7 +44,6 @@ from ..storage.results_folder import ResultsFolder
 from ..storage.schema import RESERVED, SCORED_AGAIN, Column, output_schema
 from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
-from ..transforms.results import settled
 from .config import Config, ConfigError, Frames, Limits, Regions, Video, Weights
 from .run import SCORING_KEY
 from .score_files import score_entries
@@ -122,13 +121,13 @@ def redecide(directory: str, config: Config, storage: StorageOptions) -> dict:
             before = counts["redecided"] + counts["rescored"]
             again = []  # first-pass rows near the new thresholds, by index
             recorded = run_config(config, table.schema)
-            policy = (recorded or config).view_policy()
+            rule = (recorded or config).first_pass_rule()  # the new thresholds, the run's views
             for i, row in enumerate(rows):
                 if row[Column.SCORE] is None:
                     counts["errors"] += 1
                 elif (row[Column.SAFE_BELOW], row[Column.NSFW_FROM]) == target:
                     counts["unchanged"] += 1
-                elif row[Column.EXACT] is False and not settled(row, thresholds, margin, policy):
+                elif row[Column.EXACT] is False and not rule.keeps_row(row):
                     again.append(i)
                 else:
                     rows[i] = redecide_row(row, thresholds)

@@ -108,10 +108,8 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     first_pass = first_pass_scores = None
     if cascades:
         cheap_loading, cheap_spec = config.first_pass()
-        first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec),
-                               config.cascade.margin)
-        first_pass_scores = FirstPassScores(cheap_spec.model_ids(), config.cascade.loader,
-                                            config.cascade.margin, config.thresholds)
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec), config.first_pass_rule())
+        first_pass_scores = FirstPassScores(cheap_spec.model_ids(), config.cascade.loader, config.first_pass_rule())
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),

@@ -25,7 +25,7 @@ from . import metrics
 from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
 from .matching import hash_list, match_row
-from .results import base_row, failed_row, finish, settled
+from .results import FirstPassRule, base_row, failed_row, finish
 from .storage_step import WithStorage, storage_of
 
 FOLLOWERS = "followers"
@@ -35,13 +35,11 @@ REUSED = "reused"
 @dataclasses.dataclass(frozen=True)
 class FirstPassScores:
     """Which earlier rows of the cascade's first pass (one of ``models`` after ``loader``) a run
-    may reuse: those whose score lies farther than ``margin`` from each of its ``thresholds``, as
-    the cascade itself would have kept them."""
+    may reuse: those its ``rule`` keeps, as the cascade itself would have kept them."""
 
     models: tuple[str, ...]  # every precision the first pass may run in (chosen per worker)
     loader: str
-    margin: float
-    thresholds: Thresholds
+    rule: FirstPassRule
 
 
 def _reusable(row: dict, model: str, loader: str, policy: ViewPolicy, first_pass: FirstPassScores | None = None):
@@ -60,7 +58,7 @@ def _reusable(row: dict, model: str, loader: str, policy: ViewPolicy, first_pass
         return
     elif not _same_views(row, policy):
         return
-    if cheap and not settled(row, first_pass.thresholds, first_pass.margin, policy):
+    if cheap and not first_pass.rule.keeps_row(row):
         return
     yield row[Column.SHA256], row
 

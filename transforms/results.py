@@ -17,6 +17,7 @@ Each fact is written by the step that knows it: ``loader`` by the step that ran 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from ..model.decision import AS_PICTURE, NOT_SCORED, Thresholds
@@ -74,6 +75,35 @@ def redecide(row: dict, thresholds: Thresholds) -> dict:
             Column.NSFW_FROM: thresholds.nsfw_from}
 
 
+@dataclasses.dataclass(frozen=True)
+class FirstPassRule:
+    """The one rule for scores that are not Yahoo's exact ones (the cascade's first pass): its
+    decision stands where its views' scores, each possibly off by up to ``margin``, decide the
+    file one way at ``thresholds`` (``Thresholds.settled``); any other file goes to the exact
+    steps. The cascade applies it to a file's views as they are scored (:meth:`keeps`), content
+    reuse and ``nsfw-scan redecide`` to stored rows (:meth:`keeps_row`); ``policy``: the views the
+    rows' run scored, and how they counted."""
+
+    thresholds: Thresholds
+    margin: float
+    policy: ViewPolicy = ViewPolicy()
+
+    def keeps(self, scored: Scored) -> bool:
+        """Whether a first-pass file's decision stands, from each of its views' scores."""
+        return self.thresholds.settled(((view.score, view.view.counts) for view in scored.views), self.margin)
+
+    def keeps_row(self, row: dict) -> bool:
+        """Whether a stored first-pass row's decision stands, from its row alone
+        (``Thresholds.settled_row``: its other views counted no higher than its best)."""
+        own, policy = row.get(Column.VIEW_SCORE), self.policy
+        counts = AS_PICTURE
+        if own is not None and own != row[Column.SCORE]:  # its best view counted as another score
+            region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
+            counts = policy.region_thresholds if region else policy.clip_thresholds
+        return self.thresholds.settled_row(row[Column.SCORE], counts, self.margin,
+                                           (policy.region_thresholds, policy.clip_thresholds))
+
+
 def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> dict:
     """The row of a scored file: its score and its hash (``pdq``) are its best view's
     (``Scored.best``; a region map has no hash of its own: the picture's, Yahoo's view's),
@@ -86,18 +116,6 @@ def scored_row(scored: Scored, thresholds: Thresholds, exact: bool = True) -> di
             row[value], row[quality] = hashed.hex, hashed.quality
     return finish(row, score=best.counted, model=best.model, thresholds=thresholds,
                   view=best.name, yahoo_score=yahoo.score, view_score=best.score, exact=exact)
-
-
-def settled(row: dict, thresholds: Thresholds, margin: float, policy: ViewPolicy) -> bool:
-    """Whether a scored row's decision stands however its views' scores may be off by up to
-    ``margin`` (``Thresholds.settled_row``); ``policy``: the views its run scored, and how they
-    counted."""
-    own = row.get(Column.VIEW_SCORE)
-    counts = AS_PICTURE
-    if own is not None and own != row[Column.SCORE]:  # its best view counted as another score
-        region = (row[Column.VIEW] or "").startswith(REGION_PREFIX)
-        counts = policy.region_thresholds if region else policy.clip_thresholds
-    return thresholds.settled_row(row[Column.SCORE], counts, margin, (policy.region_thresholds, policy.clip_thresholds))
 
 
 def fail(row: dict, kind: str, message: str) -> dict:

@@ -21,7 +21,7 @@ from ..model.decision import Thresholds
 from . import metrics
 from .elements import Failure, Scored, ScoredView
 from .load import FAILED, LoadImage
-from .results import failed_row, scored_row
+from .results import FirstPassRule, failed_row, scored_row
 from .storage_step import storage_of
 
 log = logging.getLogger(__name__)
@@ -198,26 +198,25 @@ class ScoreFiles(beam.PTransform):
 @dataclasses.dataclass(frozen=True)
 class FirstPass:
     """The cascade's cheap first pass: every file is loaded by ``load`` and scored by
-    ``handler``; a row whose score lies within ``margin`` of a threshold, or whose file ``load``
+    ``handler``; a row that ``rule`` does not keep (near a threshold), or whose file ``load``
     read but could not decode, is made again by the exact steps. The others keep the first
     pass's score (their ``exact`` column is false)."""
 
     load: LoadImage
     handler: OpenNsfwModelHandler
-    margin: float
+    rule: FirstPassRule
 
 
 AGAIN = "again"  # tag of the first pass's entries that the exact steps score again
 
 
-def _kept_or_again(scored: Scored, thresholds: Thresholds, margin: float):
-    """A first-pass row, or (tagged ``again``) its file's entry when its views' scores, off by up
-    to ``margin``, could decide it otherwise (``Thresholds.settled``)."""
-    if not thresholds.settled(((view.score, view.view.counts) for view in scored.views), margin):
+def _kept_or_again(scored: Scored, rule: FirstPassRule):
+    """A first-pass row, or (tagged ``again``) its file's entry when ``rule`` does not keep it."""
+    if not rule.keeps(scored):
         metrics.counter(metrics.RESCORED).inc()
         yield beam.pvalue.TaggedOutput(AGAIN, scored.image.read.entry)
     else:
-        yield scored_row(scored, thresholds, exact=False)
+        yield scored_row(scored, rule.thresholds, exact=False)
 
 
 def _failed_or_again(failure: Failure):
@@ -266,7 +265,7 @@ class ScoreImages(beam.PTransform):
             files = entries | "FirstPassScoreFiles" >> ScoreFiles(first.load, first.handler)
             branches, again = {}, []
             for name, keep in (*((name, _kept_or_again) for name in SCORED_BRANCHES), ("Failed", _failed_or_again)):
-                args = (self._thresholds, first.margin) if keep is _kept_or_again else ()
+                args = (first.rule,) if keep is _kept_or_again else ()
                 split = files[name] | f"FirstPass{name}Near" >> beam.FlatMap(keep, *args).with_outputs(
                     AGAIN, main="kept")
                 branches[f"FirstPass{name}"] = split.kept
