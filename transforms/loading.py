@@ -15,9 +15,7 @@ TensorFlow release the GIL for the heavy parts."""
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from threadpoolctl import threadpool_limits
@@ -28,21 +26,17 @@ from ..model.preprocess import EXACT_LOADER, YAHOO_ONLY, View, ViewPolicy, load_
 from ..model.scorer_base import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
+from ..storage.worker import once_per_process
 from .elements import Entry, Failure, Image, Loaded, Read
 from .matching import hash_list, nearest
 from .results import bad_line_error
 
 _log = logging.getLogger(__name__)
-_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
-_budgets: dict[int, ByteBudget] = {}
-_pools_lock = threading.Lock()
 
 
 def _pool(kind: str, threads: int) -> ThreadPoolExecutor:
-    with _pools_lock:
-        if (kind, threads) not in _pools:
-            _pools[kind, threads] = ThreadPoolExecutor(threads, thread_name_prefix=f"nsfw-scan-{kind}")
-        return _pools[kind, threads]
+    return once_per_process((f"{kind} pool", threads),
+                            lambda: ThreadPoolExecutor(threads, thread_name_prefix=f"nsfw-scan-{kind}"))
 
 
 def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
@@ -54,7 +48,6 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
     return _pool("decode", threads or cpu_threads())
 
 
-@functools.cache
 def one_blas_thread() -> None:
     """Keeps numpy's BLAS (OpenBLAS, in the hashing's and the luma's matrix products) to the
     calling thread, once per process. Its own pool would claim every core again on top of the
@@ -62,7 +55,7 @@ def one_blas_thread() -> None:
     2 cores (benchmarks/cpu_profile.py), on 90 files, where the hashing's solve for each new
     side length weighs most: the hashing cost 5.5 ms of CPU per image with OpenBLAS's pool and
     0.5 ms without. On 1,035 files the steady state did not move measurably."""
-    threadpool_limits(limits=1, user_api="blas")  # a second call (two threads at once) sets the same limit
+    once_per_process("one BLAS thread", lambda: threadpool_limits(limits=1, user_api="blas"))
 
 
 def read_pool(threads: int) -> ThreadPoolExecutor | None:
@@ -72,8 +65,7 @@ def read_pool(threads: int) -> ThreadPoolExecutor | None:
 
 def byte_budget(limit: int) -> ByteBudget:
     """This process's cap on bytes read but not yet decoded (one per limit, shared)."""
-    with _pools_lock:
-        return _budgets.setdefault(limit, ByteBudget(limit))
+    return once_per_process(("byte budget", limit), lambda: ByteBudget(limit))
 
 
 class Ahead:
