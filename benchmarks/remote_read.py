@@ -45,7 +45,7 @@ from nsfw_scan.storage.read import ReadPolicy
 from nsfw_scan.transforms.elements import Entry
 from nsfw_scan.transforms.load import FAILED, LoadImage
 from nsfw_scan.transforms.loading import Loading
-from nsfw_scan.transforms.storage_step import storage_of
+from nsfw_scan.transforms.storage_step import ParDoWithStorage
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 KEYS = ["--s3_access_key_id=testing", "--s3_secret_access_key=testing", "--s3_region_name=us-east-1"]
@@ -96,7 +96,7 @@ def load_rate(uris: list[str], beam_args: list[str], read_threads: int, servers:
     started, cpu, server_cpu = time.monotonic(), time.process_time(), cpu_seconds(servers)
     with beam.Pipeline(runner=local_runner(options), options=options) as p:
         created = p | beam.Create(entries)
-        loaded = created | beam.ParDo(load.using(storage_of(created))).with_outputs(FAILED, main="images")
+        loaded = created | ParDoWithStorage(load).with_outputs(FAILED, main="images")
         loaded[FAILED] | "NoFailures" >> beam.Map(lambda failure: sys.exit(f"read failed: {failure}"))
     per_image = 1000 / len(uris)
     return (len(uris) / (time.monotonic() - started), (time.process_time() - cpu) * per_image,

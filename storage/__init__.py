@@ -10,5 +10,6 @@ steps in ``transforms/`` and the launcher in ``pipeline/`` call it).
   files' columns, its files, the rows a run makes durable while it goes; ``paths``: local paths made absolute and shown short
 - ``lock`` (the output folder's one-writer protocol) and ``lock_stores`` (the lock object in each
   store)
+- ``worker``: what a worker process makes once and shares (one value per key)
 - ``compat``: every use of a private name of Beam or the standard library
 """

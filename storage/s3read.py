@@ -14,13 +14,11 @@ Manifests and results still go through Beam's filesystem.
 from __future__ import annotations
 
 import io
-import threading
 
 from .deadline import Deadline
 from .httpfs import HttpStatusError, IncompleteBody
+from .worker import once_per_process
 
-_clients: dict[tuple, object] = {}
-_lock = threading.Lock()
 CHUNK = 64 << 10
 
 
@@ -32,11 +30,9 @@ def _client(timeout_s: float, connections: int):
     from .options import applied
 
     options = applied()
-    key = (tuple(item for item in options.given if item[0].startswith("s3_")), timeout_s, connections)
-    with _lock:
-        if key not in _clients:
-            _clients[key] = s3_client(options, timeout_s, connections)
-        return _clients[key]
+    s3 = tuple(item for item in options.given if item[0].startswith("s3_"))
+    return once_per_process(("s3 client", s3, timeout_s, connections),
+                            lambda: s3_client(options, timeout_s, connections))
 
 
 def _translated(exc: Exception, uri: str) -> Exception:

@@ -26,7 +26,7 @@ from .earlier import ReadEarlierResults
 from .load import FAILED, HashFile
 from .matching import hash_list, match_row
 from .results import FirstPassRule, base_row, failed_row, finish
-from .storage_step import WithStorage, storage_of
+from .storage_step import ParDoWithStorage, WithStorage
 
 FOLLOWERS = "followers"
 REUSED = "reused"
@@ -160,13 +160,12 @@ class ContentDedup(beam.PTransform):
         self._thresholds = thresholds
 
     def expand(self, inputs):
-        hashed = inputs["entries"] | "HashFiles" >> beam.ParDo(self._hash_file.using(storage_of(inputs["entries"]))).with_outputs(FAILED, main="hashed")
+        hashed = inputs["entries"] | "HashFiles" >> ParDoWithStorage(self._hash_file).with_outputs(FAILED, main="hashed")
         failed = hashed[FAILED] | "FailedRows" >> beam.Map(failed_row)
         content = (
             {"uploads": hashed.hashed, "earlier": inputs["earlier"]}
             | "GroupBySha" >> beam.CoGroupByKey()
-            | "SplitByContent" >> beam.ParDo(
-                _SplitByContent(self._thresholds, self._matching).using(storage_of(inputs["entries"]))).with_outputs(
+            | "SplitByContent" >> ParDoWithStorage(_SplitByContent(self._thresholds, self._matching)).with_outputs(
                 FOLLOWERS, REUSED, main="to_score")
         )
         scored = content.to_score | "ScoreImages" >> self._score

@@ -15,9 +15,7 @@ TensorFlow release the GIL for the heavy parts."""
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from threadpoolctl import threadpool_limits
@@ -30,21 +28,17 @@ from ..model.views import YAHOO_ONLY, ViewPolicy
 from ..model.yahoo_steps import View
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
+from ..storage.worker import once_per_process
 from .elements import Entry, Failure, Image, Loaded, Read
 from .matching import hash_list, nearest
 from .results import bad_line_error
 
 _log = logging.getLogger(__name__)
-_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
-_budgets: dict[int, ByteBudget] = {}
-_pools_lock = threading.Lock()
 
 
 def _pool(kind: str, threads: int) -> ThreadPoolExecutor:
-    with _pools_lock:
-        if (kind, threads) not in _pools:
-            _pools[kind, threads] = ThreadPoolExecutor(threads, thread_name_prefix=f"nsfw-scan-{kind}")
-        return _pools[kind, threads]
+    return once_per_process((f"{kind} pool", threads),
+                            lambda: ThreadPoolExecutor(threads, thread_name_prefix=f"nsfw-scan-{kind}"))
 
 
 def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
@@ -56,7 +50,6 @@ def decode_pool(threads: int | None) -> ThreadPoolExecutor | None:
     return _pool("decode", threads or cpu_threads())
 
 
-@functools.cache
 def one_blas_thread() -> None:
     """Keeps numpy's BLAS (OpenBLAS, in the hashing's and the luma's matrix products) to the
     calling thread, once per process. Its own pool would claim every core again on top of the
@@ -64,7 +57,7 @@ def one_blas_thread() -> None:
     2 cores (benchmarks/cpu_profile.py), on 90 files, where the hashing's solve for each new
     side length weighs most: the hashing cost 5.5 ms of CPU per image with OpenBLAS's pool and
     0.5 ms without. On 1,035 files the steady state did not move measurably."""
-    threadpool_limits(limits=1, user_api="blas")  # a second call (two threads at once) sets the same limit
+    once_per_process("one BLAS thread", lambda: threadpool_limits(limits=1, user_api="blas"))
 
 
 def read_pool(threads: int) -> ThreadPoolExecutor | None:
@@ -74,8 +67,7 @@ def read_pool(threads: int) -> ThreadPoolExecutor | None:
 
 def byte_budget(limit: int) -> ByteBudget:
     """This process's cap on bytes read but not yet decoded (one per limit, shared)."""
-    with _pools_lock:
-        return _budgets.setdefault(limit, ByteBudget(limit))
+    return once_per_process(("byte budget", limit), lambda: ByteBudget(limit))
 
 
 class Ahead:

@@ -14,7 +14,7 @@ from .elements import Entry
 from .manifest_formats import entry_of_record, records
 from .manifest_plan import ManifestPlan
 from .metrics import CONTINUED, ENTRIES, LINE_COUNTERS, LINES
-from .storage_step import WithStorage, storage_of
+from .storage_step import ParDoWithStorage, WithStorage
 
 
 class ReadManifest(WithStorage):
@@ -58,7 +58,7 @@ class ReadManifests(beam.PTransform):
         entries = (
             pbegin
             | "ListManifests" >> beam.Create(self._plan.files)
-            | "ReadLines" >> beam.ParDo(ReadManifest(self._plan, self._partition[0] == 0).using(storage_of(pbegin)))
+            | "ReadLines" >> ParDoWithStorage(ReadManifest(self._plan, self._partition[0] == 0))
         )
         if self._partition[1] > 1:
             partition = self._partition

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import gzip
 import logging
-import threading
 
 from ..model.hash_list import HashList, HashListError, Match, Matching, parse_hash_list
 from ..storage.paths import shown
 from ..storage.schema import HASH_COLUMNS, Column
+from ..storage.worker import once_per_process
 from .manifest_formats import READ_ERRORS, open_raw
 
-_lists: dict[Matching, HashList] = {}
-_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
@@ -47,10 +45,7 @@ def read_hash_list(matching: Matching) -> HashList:
 
 def hash_list(matching: Matching) -> HashList:
     """This process's copy of the list (read on first use)."""
-    with _lock:
-        if matching not in _lists:
-            _lists[matching] = read_hash_list(matching)
-        return _lists[matching]
+    return once_per_process(("hash list", matching), lambda: read_hash_list(matching))
 
 
 def nearest(hashes: HashList, values) -> Match | None:

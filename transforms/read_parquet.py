@@ -5,7 +5,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.io.parquetio import ReadAllFromParquetBatched
 
-from .storage_step import UseStorage, storage_of
+from .storage_step import ParDoWithStorage, UseStorage
 
 
 class ReadParquetFiles(beam.PTransform):
@@ -19,11 +19,10 @@ class ReadParquetFiles(beam.PTransform):
         self._columns = columns
 
     def expand(self, pbegin):
-        use_storage = UseStorage().using(storage_of(pbegin))
         return (
             pbegin
             | "ListFiles" >> beam.Create(self._files)
-            | "StorageForListing" >> beam.ParDo(use_storage)
+            | "StorageForListing" >> ParDoWithStorage(UseStorage())
             | "ReadParquet" >> ReadAllFromParquetBatched(columns=self._columns)
-            | "StorageForReading" >> beam.ParDo(use_storage)
+            | "StorageForReading" >> ParDoWithStorage(UseStorage())
         )

@@ -22,7 +22,7 @@ from . import metrics
 from .elements import Failure, Scored, ScoredView
 from .load import FAILED, LoadImage
 from .results import FirstPassRule, failed_row, scored_row
-from .storage_step import storage_of
+from .storage_step import ParDoWithStorage
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,7 @@ class ScoreFiles(beam.PTransform):
         self._handler = handler
 
     def expand(self, entries):
-        load = self._load.using(storage_of(entries))
-        loaded = entries | "LoadImages" >> beam.ParDo(load).with_outputs(FAILED, main="views")
+        loaded = entries | "LoadImages" >> ParDoWithStorage(self._load).with_outputs(FAILED, main="views")
         scored = (
             loaded.views
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))

@@ -27,40 +27,39 @@ from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
 from ..storage.results_folder import run_result_files
 from ..storage.rows import write_rows
-from .storage_step import WithStorage, storage_of
+from .storage_step import ParDoWithStorage, WithStorage, storage_of
 
 
 class _ParquetSink(FileBasedSink):
     """Result rows as Parquet files ``<prefix>-SSSSS-of-NNNNN.parquet`` (snappy), each written by
-    ``storage/files.py``'s ``ParquetRowWriter``. Each of its steps applies the storage options
-    first: the temporary folder, the writers, and the final renames each run in whichever
-    worker process the runner picks, not necessarily one where another step of ours ran."""
+    ``storage/files.py``'s ``ParquetRowWriter``. Each of its steps sets ``storage``, the
+    pipeline's storage options, first. Beam's own Parquet sink cannot: Beam's ``Write`` makes
+    the temporary folder and does the final renames in steps of its own that start from its own
+    ``Create``, where no step of ours is fused to set the options (as ``UseStorage`` does for
+    reading), and each runs in whichever worker process the runner picks; only the sink's
+    methods run there."""
 
-    def __init__(self, file_path_prefix: str, schema: pa.Schema, storage: StorageOptions | None):
+    def __init__(self, file_path_prefix: str, schema: pa.Schema, storage: StorageOptions):
         super().__init__(file_path_prefix, coder=None, file_name_suffix=".parquet",
                          mime_type="application/x-parquet",
                          compression_type=CompressionTypes.UNCOMPRESSED)  # Parquet compresses its pages
         self._schema = schema
-        self._storage = storage
-
-    def _apply(self):
-        if self._storage is not None:
-            self._storage.apply()
+        self.storage = storage
 
     def initialize_write(self):
-        self._apply()
+        self.storage.apply()
         return super().initialize_write()
 
     def open_writer(self, init_result, uid):
-        self._apply()
+        self.storage.apply()
         return super().open_writer(init_result, uid)
 
     def pre_finalize(self, init_result, writer_results):
-        self._apply()
+        self.storage.apply()
         return super().pre_finalize(init_result, writer_results)
 
     def finalize_write(self, init_result, writer_results, pre_finalize_result):
-        self._apply()
+        self.storage.apply()
         return super().finalize_write(init_result, writer_results, pre_finalize_result)
 
     def open(self, temp_path):
@@ -186,7 +185,7 @@ class KeepRows(beam.PTransform):
         self._fn = _KeepRows(run_folder, schema, rows, seconds, flush_on_stop)
 
     def expand(self, rows):
-        return rows | beam.ParDo(self._fn.using(storage_of(rows)))
+        return rows | ParDoWithStorage(self._fn)
 
 
 class FinishRows(beam.PTransform):
