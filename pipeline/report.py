@@ -133,12 +133,23 @@ def figure(report: dict):
     by kind beside it; the folder and time range in the title. A matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     chart = Figure(figsize=(12, 5.4), dpi=100, layout="constrained")
     FigureCanvasAgg(chart)
     scores_axis, errors_axis = chart.subplots(1, 2, width_ratios=(2.2, 1))
+    _draw_scores(scores_axis, report)
+    _draw_errors(errors_axis, report)
+    span = report.get("time_range")
+    when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
+    chart.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
+    return chart
+
+
+def _draw_scores(scores_axis, report: dict) -> None:
+    """The score histogram per decision, the thresholds and the legend."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
     d = report["decisions"]
     edges = np.linspace(0.0, 1.0, BINS + 1)
     counts = np.asarray(list(report["histograms"].values()), float)  # decision x bin
@@ -179,6 +190,11 @@ def figure(report: dict):
                        bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize="small", title_fontsize="small")
     scores_axis.grid(axis="y", alpha=0.3)
 
+
+def _draw_errors(errors_axis, report: dict) -> None:
+    """Errors by kind, the most frequent 12."""
+    from matplotlib.ticker import MaxNLocator
+
     errors = list(report["errors"].items())[:12][::-1]
     if errors:
         kinds, counts = zip(*errors)
@@ -191,12 +207,7 @@ def figure(report: dict):
         errors_axis.text(0.5, 0.5, "no errors", ha="center", va="center", transform=errors_axis.transAxes)
         errors_axis.set_xticks([])
         errors_axis.set_yticks([])
-    errors_axis.set_title(f"{d['error']:,} errors by kind")
-
-    span = report.get("time_range")
-    when = (f"scored {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M} UTC" if span else "no rows")
-    chart.suptitle(f"nsfw-scan results in {shown(report['directory'])}\n{report['rows']:,} rows, {when}", fontsize=13)
-    return chart
+    errors_axis.set_title(f"{report['decisions']['error']:,} errors by kind")
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -1,7 +1,7 @@
 """Every use of a private name of Beam or of the standard library, each behind one function.
 
 Where no public route exists, the job reaches into a library here and nowhere else, and
-``tests/test_compat.py`` checks each function against the installed library (the name exists
+``tests/unit/storage/test_compat.py`` checks each function against the installed library (the name exists
 and behaves as used), so that an upgrade that moves one fails there, by name, first.
 
 It lives in ``storage/``, the package the others build on (``transforms/`` and ``pipeline/``
