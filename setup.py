@@ -1,6 +1,6 @@
 """nsfw-scan: Yahoo's open_nsfw classifier on TensorFlow, as an Apache Beam batch moderation job.
 
-The source folders map under one import name, ``nsfw_scan``: ``model/`` -> ``nsfw_scan.model``,
+The source folders map under one import name, ``nsfw_scan``: ``model/`` -> ``nsfw_scan.model`` (``model/pictures/`` -> ``nsfw_scan.model.pictures``),
 ``transforms/`` -> ``nsfw_scan.transforms``, ``pipeline/`` -> ``nsfw_scan.pipeline``,
 ``configs/`` -> ``nsfw_scan.configs``, ``storage/`` -> ``nsfw_scan.storage``. The same file
 serves as Dataflow's ``--setup_file``;
@@ -12,6 +12,7 @@ from setuptools import setup
 
 PACKAGES = {
     "nsfw_scan.model": "model",
+    "nsfw_scan.model.pictures": "model/pictures",
     "nsfw_scan.transforms": "transforms",
     "nsfw_scan.pipeline": "pipeline",
     "nsfw_scan.configs": "configs",

@@ -26,7 +26,7 @@ from pathlib import Path
 from end_to_end import make_corpus
 
 from nsfw_scan.model.precision import cpu_description
-from nsfw_scan.model.scorer_base import cpu_threads
+from nsfw_scan.model.scorer import cpu_threads
 
 CORES = cpu_threads()
 # (label, configuration overlay, environment)

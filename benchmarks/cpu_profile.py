@@ -46,11 +46,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # (stage, frame pattern): a sample belongs to the stage of its innermost frame that matches
 STAGES = [
     ("PDQ hash and matching", re.compile(r"[(/](pdq|hash_list|matching)\.py:|\b_match \(transforms/loading\.py")),
-    ("resize + JPEG + crop", re.compile(r"\b(_resize|_finish|network_input|tf_preprocess) \(model/preprocess\.py")),
-    ("decode", re.compile(r"\((model/preprocess|model/video|model/signatures)\.py:")),
+    ("resize + JPEG + crop", re.compile(r"\b(_resize|_finish|network_input|tf_preprocess) \(model/pictures/preprocess\.py")),
+    ("decode", re.compile(r"\((model/pictures/preprocess|model/pictures/video|model/pictures/signatures)\.py:")),
     ("read and sha256", re.compile(r"\(storage/(read|files|s3read|httpfs|deadline)\.py:|\b_read \(transforms/loading\.py"
                                    r"|\bRead\.of \(transforms/elements\.py")),
-    ("model (calling thread)", re.compile(r"\(model/scorer\.py:|tensorflow/|onnxruntime/")),
+    ("model (calling thread)", re.compile(r"\(model/engines\.py:|tensorflow/|onnxruntime/")),
     ("Parquet writes", re.compile(r"\((transforms/write|storage/rows)\.py:|pyarrow/parquet")),
 ]
 START_UP = [  # samples left out of the steady state's shares

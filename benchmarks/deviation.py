@@ -25,9 +25,9 @@ import numpy as np
 from end_to_end import make_corpus
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import Unscorable, load_image
-from nsfw_scan.model.scorer import TensorFlowScorer
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.engines import TensorFlowScorer
+from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpus"

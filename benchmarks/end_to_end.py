@@ -37,9 +37,9 @@ import pyarrow.parquet as pq
 from cpu_profile import print_profiles, profiled_run, py_spy
 from measure import run_cli
 
-from nsfw_scan.model.preprocess import _decode_rgb, open_image
-from nsfw_scan.model.scorer_base import cpu_threads
-from nsfw_scan.model.yahoo_steps import CROP, finish, resize
+from nsfw_scan.model.pictures.preprocess import _decode_rgb, open_image
+from nsfw_scan.model.pictures.yahoo_steps import CROP, finish, resize
+from nsfw_scan.model.scorer import cpu_threads
 from nsfw_scan.pipeline.demo import _encode, _photo, _screenshot
 
 MIX = [  # (name, count, make bytes)
@@ -124,7 +124,7 @@ def print_ceilings(measured: dict, cores: int, when: str) -> None:
 @functools.cache
 def scorer_of(precision: str):
     """One scorer per precision for the whole benchmark (measured twice, traced once)."""
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
 
     return TensorFlowScorer(precision=precision)
 

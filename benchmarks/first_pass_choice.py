@@ -21,8 +21,8 @@ import json, sys, time
 import tensorflow as tf  # imported first, as in a worker, where the model's load imports it
 from nsfw_scan.model.bench import images_per_second
 from nsfw_scan.model.precision import choose, cpu_description, fastest_precision
-from nsfw_scan.model.scorer import TensorFlowScorer, set_threads
-from nsfw_scan.model.scorer_base import cpu_threads
+from nsfw_scan.model.engines import TensorFlowScorer, set_threads
+from nsfw_scan.model.scorer import cpu_threads
 
 batch, seconds = int(sys.argv[1]), float(sys.argv[2])
 set_threads(0, 0, cpu_threads())  # as the scorer sizes TensorFlow's pools before the choice

@@ -49,8 +49,8 @@ def flagged_pictures(count: int, seed: int = 0) -> list[Image.Image]:
     import tensorflow as tf
 
     from nsfw_scan.model.network import build_resnet50_thin
+    from nsfw_scan.model.pictures.yahoo_steps import MEAN_BGR
     from nsfw_scan.model.weights import load_into, load_weights
-    from nsfw_scan.model.yahoo_steps import MEAN_BGR
 
     model = build_resnet50_thin()  # on TensorFlow's default threads: every core
     load_into(model, load_weights().weights)

@@ -26,10 +26,10 @@ import numpy as np
 from end_to_end import MIX, make_corpus, model_cpu_per_image
 from measure import run_cli
 
-from nsfw_scan.model import pdq
 from nsfw_scan.model.hash_list import HashList
-from nsfw_scan.model.preprocess import _decode_rgb, open_image
-from nsfw_scan.model.yahoo_steps import finish, hash_as_displayed, resize
+from nsfw_scan.model.pictures import pdq
+from nsfw_scan.model.pictures.preprocess import _decode_rgb, open_image
+from nsfw_scan.model.pictures.yahoo_steps import finish, hash_as_displayed, resize
 
 
 def stage_cpu(paths: list[str], loader: str) -> dict[str, float]:

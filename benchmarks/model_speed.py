@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from nsfw_scan.model.bench import images_per_second
-from nsfw_scan.model.scorer_base import cpu_threads
-from nsfw_scan.model.specs import OnnxRuntimeSpec, TensorFlowSpec
+from nsfw_scan.model.engine_specs import OnnxRuntimeSpec, TensorFlowSpec
+from nsfw_scan.model.scorer import cpu_threads
 
 
 def main() -> None:

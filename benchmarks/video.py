@@ -19,9 +19,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.scorer import TensorFlowScorer
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.engines import TensorFlowScorer
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
 from nsfw_scan.pipeline.demo import _photo
 
 FPS, SIZE = 25, (1280, 720)

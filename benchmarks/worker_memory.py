@@ -23,7 +23,7 @@ import apache_beam, numpy, PIL.Image, pyarrow
 import nsfw_scan.transforms.load, nsfw_scan.transforms.scoring, nsfw_scan.transforms.write
 if sys.argv[1] == "model":
     import numpy as np
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
     scorer = TensorFlowScorer()
     scorer.score_pixels(np.zeros((int(sys.argv[2]), 224, 224, 3), np.uint8))  # as the job scores
 with open("/proc/self/status") as f:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from .preprocess import tf_preprocess
-from .scorer_base import INPUT_SHAPE
+from .pictures.preprocess import tf_preprocess
+from .scorer import INPUT_SHAPE
 
 INPUT_TYPES = ("tensor", "image_bytes")
 

@@ -1,7 +1,7 @@
 """A team's list of known content, as PDQ hashes with labels, and the search for the nearest one.
 
 The list is a CSV file with a header naming at least the columns ``pdq`` (64 hex digits, Meta's
-form, as ``model.pdq`` and ThreatExchange write them) and ``label``; other columns are allowed
+form, as ``model.pictures.pdq`` and ThreatExchange write them) and ``label``; other columns are allowed
 and ignored. It is untrusted input: any fault is one error naming its line, a header alone is a
 list of no hashes, and a hash listed again is kept once, with its first line's label. Hashes
 are compared by Hamming distance: Meta's Hasher-Matcher-Actioner calls two PDQ hashes a match
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .errors import UsageError, printable
-from .pdq import HEX_DIGITS
+from .pictures.pdq import HEX_DIGITS
 
 PDQ_COLUMN, LABEL_COLUMN = "pdq", "label"
 _PIECES, _PIECE_BITS = 16, 16

@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .scorer_base import EXACT_PRECISION
+from .scorer import EXACT_PRECISION
 
 # (stage index, blocks, (branch2a, branch2b, branch2c) filters, stride of the first block)
 STAGES = (
@@ -86,7 +86,7 @@ def bottleneck_block(x, filters, stride: int, projection: bool, name: str):
     return layers.ReLU(name=f"relu_{name}")(y)
 
 
-DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.scorer_base.PRECISIONS -> Keras policy
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # model.scorer.PRECISIONS -> Keras policy
 
 
 def build_resnet50_thin(precision: str = EXACT_PRECISION) -> keras.Model:

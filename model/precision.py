@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from .scorer_base import EXACT_PRECISION, PRECISIONS
+from .scorer import EXACT_PRECISION, PRECISIONS
 
 AUTO = "auto"
 CANDIDATES = PRECISIONS  # float32 first: the exact one, kept on a tie

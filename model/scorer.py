@@ -1,156 +1,96 @@
-"""The loaded scorers, ``score(batch) -> NSFW probabilities``: the network with its weights on
-TensorFlow, built once and called as one compiled graph per batch (:class:`TensorFlowScorer`),
-and the packaged ONNX file on onnxruntime (:class:`OnnxRuntimeScorer`)."""
+"""What every loaded scorer shares: the cores it sizes to, and how it reports itself.
+
+Scorers are reached through Beam's cross-process model proxies when a model is shared among
+processes (``model_sharing``); only methods pass through those, so what a caller needs to know
+of a scorer is asked through methods here.
+"""
 
 from __future__ import annotations
 
-import logging
+import concurrent.futures
+import os
 
 import numpy as np
 
-from .network import build_resnet50_thin
-from .precision import AUTO, fastest_precision, warn_if_onednn_off
-from .scorer_base import EXACT_PRECISION, INPUT_SHAPE, Scorer, cpu_threads, windows_per_side
-from .weights import WeightsSource, load_into, load_weights, locate, model_id, weights_id
-from .yahoo_steps import MEAN_BGR
-
-log = logging.getLogger(__name__)
+INPUT_SHAPE = (224, 224, 3)  # a view's pixels: ``model.network``'s input for one window
+WINDOW_STRIDE = 32  # pixels of a larger input between neighbouring windows (the network's total stride)
 
 
-def set_threads(intra_op: int, inter_op: int, parts: int = 1) -> None:
-    """Size TensorFlow's thread pools for scoring a batch in ``parts`` concurrent pieces:
-    0 = intra-op: the cores shared among the pieces; inter-op: one per piece (with one piece,
-    TensorFlow's default). Only possible before the TensorFlow runtime starts in this process;
-    later requests are logged and ignored.
+def windows_per_side(side: int) -> int:
+    """Windows along an input side of ``side`` pixels (224 + a multiple of 32)."""
+    return (side - INPUT_SHAPE[0]) // WINDOW_STRIDE + 1
 
-    Setting the intra-op size explicitly, even to what TensorFlow would choose itself, measured
-    4-5% faster at batch 32 than leaving it unset (benchmarks/model_speed.py)."""
-    import tensorflow as tf
-
-    intra_op = intra_op or max(1, cpu_threads() // parts)
-    inter_op = inter_op or (parts if parts > 1 else 0)
-    for setter, getter, wanted in (
-        (tf.config.threading.set_intra_op_parallelism_threads, tf.config.threading.get_intra_op_parallelism_threads, intra_op),
-        (tf.config.threading.set_inter_op_parallelism_threads, tf.config.threading.get_inter_op_parallelism_threads, inter_op),
-    ):
-        if wanted and getter() != wanted:
-            try:
-                setter(wanted)
-            except RuntimeError:
-                log.warning("TensorFlow already started in this process; thread setting %d ignored", wanted)
+# The model's numeric precisions: float32 is exact (the reference scores); bfloat16 runs the
+# convolutions in bfloat16 (TensorFlow engine only). Defined here, apart from the network, so
+# that checking a setting does not import TensorFlow.
+EXACT_PRECISION = "float32"  # the precision whose scores are the reference
+PRECISIONS = (EXACT_PRECISION, "bfloat16")
 
 
-class TensorFlowScorer(Scorer):
-    """open_nsfw on TensorFlow. ``score(batch)`` returns the NSFW probability per image.
+def cpu_threads() -> int:
+    """The cores this process may run on (what the scorers and the decoding pool size to)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    ``parallel_batches``: each batch is split into this many pieces, scored concurrently on
-    TensorFlow's inter-op threads with one intra-op thread each (0: one piece per core). The
-    pieces never wait for each other inside a layer, which measured about 5% faster than one
-    piece on all cores (benchmarks/model_speed.py); scores move by ~1e-8 with the split.
 
-    ``score_pixels`` takes the views' uint8 pixels and makes the network input inside the graph;
-    ``score`` takes that float input made already; ``score_windows`` takes region maps' pixels
-    (``model.preprocess.region_map_view``) and scores every 224-pixel window in them.
-    ``warm_up``: trace the graphs on views' pixels (a batch of one, and one in pieces) as part of
-    loading, so that a job's first batches run at full speed. Without it each graph is traced at
-    its first use (0.3-0.45 s each): ``nsfw-scan score`` of one file then traces only the one it
-    needs; the region maps' graphs are traced at their first use."""
+class Scorer:
+    """``score(batch) -> NSFW probabilities``; ``model_id`` names weights and precision."""
 
-    def __init__(self, source: WeightsSource = WeightsSource(), use_cache: bool = True,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0, precision: str = EXACT_PRECISION,
-                 parallel_batches: int = 0, warm_up: bool = True):
-        import tensorflow as tf
+    model_id: str
+    threads: int  # cores the model uses
+    load_seconds: float | None = None  # set by whoever loaded it, measured around the load
+    _load_unreported = True
 
-        parts = parallel_batches or cpu_threads()
-        set_threads(intra_op_threads, inter_op_threads, parts)
-        warn_if_onednn_off()
-        # ``auto``: the precision fastest on this CPU, measured once per process (``model.precision``)
-        self.precision_choice = fastest_precision() if precision == AUTO else None
-        precision = self.precision_choice.precision if self.precision_choice else precision
-        loaded = load_weights(source, use_cache=use_cache)
-        self.model = build_resnet50_thin(precision)
-        load_into(self.model, loaded.weights)
-        self.model_id = model_id(loaded.model_id, precision)
-        self.weights_from_cache = loaded.from_cache
-        model = self.model
-
-        self._parts = parts
-        self.threads = tf.config.threading.get_intra_op_parallelism_threads() * parts  # cores the model uses
-        side = INPUT_SHAPE[0]
-        self._on_input = _graphs(model, tf.float32, lambda batch: batch, parts, side, side)
-        # uint8 pixels in: the float input is made inside the graph, on TensorFlow's threads
-        on_pixels = lambda pixels: tf.cast(pixels, tf.float32) - MEAN_BGR  # noqa: E731
-        self._on_pixels = _graphs(model, tf.uint8, on_pixels, parts, side, side)
-        # region maps (``score_windows``): one pair of graphs for every size (traced once, at the
-        # first map; a size new to the process then costs about 0.2 s, against 0.6-1.5 s for a
-        # pair traced per size, at the same speed after)
-        self._on_maps = _graphs(model, tf.uint8, on_pixels, parts, None, None)
-        for size in {1, parts} if warm_up else ():
-            self.score_pixels(np.zeros((size, *INPUT_SHAPE), np.uint8))
-
-    def score(self, batch: np.ndarray) -> np.ndarray:
-        """``batch``: float32 ``[N, 224, 224, 3]``, the network input -> float32 ``[N]``."""
-        return self._run(self._on_input, np.asarray(batch, dtype=np.float32))[:, 0, 0]
+    def get_model_id(self) -> str:
+        return self.model_id
 
     def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` -> float32 ``[N]``; the same scores as
-        ``score`` of their network input, without making it in numpy in the calling thread (a
-        float copy four times the pixels' size, made while the model's threads wait)."""
-        if pixels.dtype != np.uint8:
-            raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
-        return self._run(self._on_pixels, pixels)[:, 0, 0]
+        """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` (``View.pixels``) -> float32 ``[N]``,
+        as ``score`` of their network input (``model.pictures.preprocess.network_input``)."""
+        from .pictures.yahoo_steps import network_input
+
+        return self.score(network_input(pixels))
 
     def score_windows(self, pixels: np.ndarray) -> np.ndarray:
-        """``pixels``: uint8 BGR region maps of one size ``[N, H, W, 3]`` (``H`` and ``W``: 224
-        and a multiple of 32) -> float32 ``[N, rows, columns]``: the NSFW probability of each
-        224-pixel window in them (``model.network``)."""
-        if pixels.dtype != np.uint8:
-            raise TypeError(f"expected uint8 pixels, got {pixels.dtype}")
-        return self._run(self._on_maps, pixels)
+        """``pixels``: uint8 BGR region maps ``[N, H, W, 3]`` -> float32 ``[N, rows, columns]``, the
+        score of every 224-pixel window (``model.network``): engines whose network takes 224x224
+        inputs only have none."""
+        raise ValueError(f"the {type(self).__name__} engine scores 224x224 views only, not regions: "
+                         "use the tensorflow engine, or --views whole")
 
-    def _run(self, graphs, batch: np.ndarray) -> np.ndarray:
-        if len(batch) == 0:
-            return np.zeros((0, windows_per_side(batch.shape[1]), windows_per_side(batch.shape[2])), np.float32)
-        whole, in_pieces = graphs
-        return (in_pieces if self._parts > 1 and len(batch) >= self._parts else whole)(batch).numpy()
+    def score_views(self, views) -> list[tuple[float, tuple[int, int] | None]]:
+        """Each of ``views``' pixels (``model.pictures.preprocess.View.pixels``: 224x224 views and region
+        maps, in any order) scored, as ``(score, window)``: a view's score and ``None``, or a
+        region map's highest window's score and its (row, column), the first of equals. Views of
+        one size are scored together, as one batch, and the batches of different sizes at the same
+        time: a batch of one map alone would keep one core busy (a batch runs in one piece per
+        core, ``model.engines``), while two such run side by side."""
+        by_size: dict[tuple, list[int]] = {}
+        for index, pixels in enumerate(views):
+            by_size.setdefault(pixels.shape, []).append(index)
+        scored: list = [None] * len(views)
 
+        def score_size(shape, indices):
+            batch = np.stack([views[i] for i in indices])
+            if shape == INPUT_SHAPE:
+                for i, score in zip(indices, self.score_pixels(batch).tolist()):
+                    scored[i] = (score, None)
+                return
+            for i, windows in zip(indices, self.score_windows(batch)):
+                row, column = np.unravel_index(int(np.argmax(windows)), windows.shape)
+                scored[i] = (float(windows[row, column]), (int(row), int(column)))
 
-def _graphs(model, dtype, to_input, parts: int, height: int | None, width: int | None):
-    """The two compiled graphs of ``model`` on a batch of ``dtype`` of ``height`` x ``width``
-    pixels (``None``: any) (``to_input`` makes the network's float input of it), each giving the NSFW probability of
-    every window ``[N, rows, columns]``: the whole batch at once, and the batch in ``parts``
-    concurrent pieces (at least ``parts`` images), each piece's input made on its own thread."""
-    import tensorflow as tf
+        if len(by_size) == 1:
+            score_size(*next(iter(by_size.items())))
+            return scored
+        with concurrent.futures.ThreadPoolExecutor(min(len(by_size), cpu_threads())) as pool:
+            for done in [pool.submit(score_size, shape, indices) for shape, indices in by_size.items()]:
+                done.result()
+        return scored
 
-    signature = [tf.TensorSpec((None, height, width, 3), dtype)]
-
-    @tf.function(input_signature=signature)
-    def whole(batch):
-        return model(to_input(batch), training=False)[..., 1]
-
-    @tf.function(input_signature=signature)
-    def in_pieces(batch):
-        n = tf.shape(batch)[0]
-        sizes = n // parts + tf.cast(tf.range(parts) < n % parts, tf.int32)
-        pieces = tf.split(batch, sizes, num=parts)
-        return tf.concat([model(to_input(piece), training=False)[..., 1] for piece in pieces], axis=0)
-
-    return whole, in_pieces
-
-
-class OnnxRuntimeScorer(Scorer):
-    def __init__(self, source: WeightsSource = WeightsSource(), threads: int = 0):
-        import onnxruntime
-
-        if source.kind != "onnx":
-            raise ValueError("the onnxruntime engine reads ONNX weights only")
-        path, digest = locate(source)
-        self.model_id = weights_id(source, digest)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.threads = threads or cpu_threads()  # cores the model uses
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-
-    def score(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.asarray(batch, np.float32)})[0][:, 1]
+    def take_load_report(self) -> float | None:
+        """The seconds this scorer took to load, exactly once (then ``None``), so that a caller
+        counts each load where its metrics are live."""
+        if not self._load_unreported:
+            return None
+        self._load_unreported = False
+        return self.load_seconds or 0.0

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .scorer_base import EXACT_PRECISION
+from .scorer import EXACT_PRECISION
 
 log = logging.getLogger(__name__)
 

@@ -61,8 +61,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_export_savedmodel(args) -> int:
+    from ..model.engine_specs import TensorFlowSpec
     from ..model.export import export_savedmodel
-    from ..model.specs import TensorFlowSpec
     from .config import ConfigError
     from .flags import config_from_args
 
@@ -196,9 +196,9 @@ def cmd_review(args) -> int:
 
 def cmd_bench(args) -> int:
     from ..model.bench import images_per_second
+    from ..model.engine_specs import TensorFlowSpec
     from ..model.precision import cpu_description, fastest_precision
-    from ..model.scorer_base import PRECISIONS
-    from ..model.specs import TensorFlowSpec
+    from ..model.scorer import PRECISIONS
     from .flags import config_from_args
 
     config = config_from_args(args)

@@ -14,13 +14,13 @@ from typing import Any
 import yaml
 
 from ..model.decision import OwnThresholds, Thresholds
+from ..model.engine_specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
+from ..model.pictures.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS
+from ..model.pictures.views import VIEW_MODES, ViewPolicy
 from ..model.precision import AUTO
-from ..model.preprocess import DEFAULT_MAX_PIXELS, EXACT_LOADER, LOADERS
-from ..model.scorer_base import EXACT_PRECISION, PRECISIONS
-from ..model.specs import ENGINES, EngineSpec, OnnxRuntimeSpec, TensorFlowSpec
-from ..model.views import VIEW_MODES, ViewPolicy
+from ..model.scorer import EXACT_PRECISION, PRECISIONS
 from ..model.weights import READERS, WeightsSource
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ReadPolicy
@@ -68,7 +68,7 @@ class Frames:
 
 @dataclasses.dataclass(frozen=True)
 class Video:
-    """Videos (``model.video``, with the ``video`` extra): frames sampled, one per second up to
+    """Videos (``model.pictures.video``, with the ``video`` extra): frames sampled, one per second up to
     ``max_frames`` (evenly spread beyond), and pixels decoded per file; the frames after the
     first are decided at thresholds of their own (``model.decision.OwnThresholds``)."""
 
@@ -157,7 +157,7 @@ class ModelSharing:
 @dataclasses.dataclass(frozen=True)
 class TensorFlow:
     """TensorFlow's thread pools per process and how a batch is split among them (0: the
-    defaults of ``model.scorer.TensorFlowScorer``, every core busy)."""
+    defaults of ``model.engines.TensorFlowScorer``, every core busy)."""
 
     intra_op_threads: int = TensorFlowSpec.intra_op_threads
     inter_op_threads: int = TensorFlowSpec.inter_op_threads
@@ -267,7 +267,7 @@ class Config:
                        self.decoding.threads, self.view_policy(), self.matching)
 
     def view_policy(self) -> ViewPolicy:
-        """Which views of each file are scored (``model.preprocess.ViewPolicy``)."""
+        """Which views of each file are scored (``model.pictures.preprocess.ViewPolicy``)."""
         return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels, self.video.max_frames,
                           self.video.max_pixels, OwnThresholds(self.regions.safe_below, self.regions.nsfw_from),
                           OwnThresholds(self.video.safe_below, self.video.nsfw_from), self.regions.min_side)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import operator
 
-from ..model.preprocess import LOADERS
-from ..model.scorer_base import PRECISIONS
-from ..model.specs import ENGINES
-from ..model.views import VIEW_MODES
+from ..model.engine_specs import ENGINES
+from ..model.pictures.preprocess import LOADERS
+from ..model.pictures.views import VIEW_MODES
+from ..model.scorer import PRECISIONS
 from ..model.weights import READERS
 from ..storage.paths import absolute
 from .config import Batch, Config, load_config

@@ -32,11 +32,11 @@ import logging
 import pyarrow as pa
 
 from ..model.decision import AS_PICTURE
+from ..model.engine_specs import TensorFlowSpec
 from ..model.errors import UsageError
 from ..model.hash_list import Matching
-from ..model.preprocess import EXACT_LOADER
-from ..model.scorer_base import EXACT_PRECISION
-from ..model.specs import TensorFlowSpec
+from ..model.pictures.preprocess import EXACT_LOADER
+from ..model.scorer import EXACT_PRECISION
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
 from ..storage.paths import shown

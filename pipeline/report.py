@@ -29,7 +29,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from ..model.decision import DECISIONS, NOT_SCORED, Thresholds
 from ..model.errors import printable
 from ..model.hash_list import LABEL_COLUMN
-from ..model.views import REGION_PREFIX, YAHOO_VIEW
+from ..model.pictures.views import REGION_PREFIX, YAHOO_VIEW
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR
 from ..storage.paths import shown

@@ -12,7 +12,7 @@ each group ``--limit`` items at most, in ``--order`` (score, highest first; URI;
 and line). Only the columns the page needs are read, so a folder of millions of rows gives a
 page of the chosen items.
 
-Each item has a thumbnail of the view that gave its score (``model/thumbnail.py``; a region
+Each item has a thumbnail of the view that gave its score (``model/pictures/thumbnail.py``; a region
 also outlined on the whole picture), made here from the row's URI through the job's readers and
 settings (``--config``: limits, retries, timeouts, the http address guard), re-encoded as a small
 JPEG in ``DIR/_review/thumbs/`` (named by URI and view: a second run reuses them), in parallel,
@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystem import BeamIOError
 
 from ..model.errors import Unscorable, printable
-from ..model.thumbnail import thumbnails
+from ..model.pictures.thumbnail import thumbnails
 from ..storage.filesystems import FileSystems
 from ..storage.layout import REVIEW_DIR
 from ..storage.paths import shown

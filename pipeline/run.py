@@ -90,7 +90,7 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
     have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
     stable hash is i modulo K. ``spec``: what loads the scorer (anything with ``name``,
-    ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.specs``; by default the
+    ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.engine_specs``; by default the
     configured one, with the cascade's first pass where it applies)."""
     cascades = config.cascades and spec is None  # a spec given scores every row itself
 

@@ -23,7 +23,7 @@ class FileResult:
     error: str | None = None
     view: str | None = None  # the view that gave the score (transforms.results.scored_row)
     yahoo_score: float | None = None
-    pdq: str | None = None  # the PDQ hash (model.pdq) and, with a hash list, its nearest match
+    pdq: str | None = None  # the PDQ hash (model.pictures.pdq) and, with a hash list, its nearest match
     match: str | None = None
     match_distance: int | None = None
 
@@ -36,7 +36,7 @@ def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: 
     ran named) or a failure's row. Files are read and decoded by ``loading`` (a started
     ``transforms.loading.Loading``: its reading and decoding pools, retries and limits), a batch
     ahead: the next batch is read and decoded while this one is scored, ``batch`` images per
-    model call. ``scorer``: a loaded one (``spec.load()``, ``model.specs``)."""
+    model call. ``scorer``: a loaded one (``spec.load()``, ``model.engine_specs``)."""
 
     def loaded() -> Iterator[Loaded | Failure]:
         ahead = Ahead(batch)

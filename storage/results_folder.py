@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, UsageError
-from ..model.views import YAHOO_VIEW
+from ..model.pictures.views import YAHOO_VIEW
 from .files import OutputDirError, match, read_schema, read_table, write_table
 from .filesystems import FileSystems
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file, is_template_folder

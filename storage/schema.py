@@ -28,7 +28,7 @@ class Column:
     ERROR = "error"
     SHA256 = "sha256"
     # PDQ hash (64 hex digits, Meta's bit order) and quality (0-100) of the view named in ``view``,
-    # the one that gave the score, as displayed (``model/pdq.py``): what was flagged
+    # the one that gave the score, as displayed (``model/pictures/pdq.py``): what was flagged
     PDQ = "pdq"
     PDQ_QUALITY = "pdq_quality"
     # the same of Yahoo's view as displayed: the first frame, EXIF orientation applied

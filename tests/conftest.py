@@ -28,6 +28,6 @@ def weights_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def scorer(weights_cache):
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
 
     return TensorFlowScorer()

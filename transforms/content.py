@@ -18,8 +18,8 @@ import apache_beam as beam
 
 from ..model.decision import Thresholds
 from ..model.hash_list import Matching
-from ..model.preprocess import SQUARE_MAP
-from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
+from ..model.pictures.preprocess import SQUARE_MAP
+from ..model.pictures.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import COPIED_TO_SAME_CONTENT, HASH_FACTS, REUSED_FROM_EARLIER, Column
 from . import metrics
 from .earlier import ReadEarlierResults

@@ -15,9 +15,9 @@ from typing import ClassVar
 from ..model.decision import AS_PICTURE, OwnThresholds
 from ..model.errors import Unscorable
 from ..model.hash_list import Match
-from ..model.pdq import Pdq
-from ..model.preprocess import RegionMap
-from ..model.yahoo_steps import View
+from ..model.pictures.pdq import Pdq
+from ..model.pictures.preprocess import RegionMap
+from ..model.pictures.yahoo_steps import View
 
 
 def bad_line_key(manifest: str, line: int) -> str:
@@ -129,9 +129,9 @@ class ViewOf:
     name: str
     count: int  # views of the file
     image: Image | None
-    pdq: Pdq | None = None  # the view's, as displayed (``model.preprocess.View.pdq``)
-    counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.preprocess.View.counts``)
-    windows: RegionMap | None = None  # a region map's windows (``model.preprocess.View.windows``)
+    pdq: Pdq | None = None  # the view's, as displayed (``model.pictures.preprocess.View.pdq``)
+    counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.pictures.preprocess.View.counts``)
+    windows: RegionMap | None = None  # a region map's windows (``model.pictures.preprocess.View.windows``)
 
 
 @dataclasses.dataclass(frozen=True)

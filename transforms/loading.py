@@ -22,10 +22,10 @@ from threadpoolctl import threadpool_limits
 
 from ..model.errors import Unscorable
 from ..model.hash_list import Match, Matching
-from ..model.preprocess import EXACT_LOADER, load_image
-from ..model.scorer_base import cpu_threads
-from ..model.views import YAHOO_ONLY, ViewPolicy
-from ..model.yahoo_steps import View
+from ..model.pictures.preprocess import EXACT_LOADER, load_image
+from ..model.pictures.views import YAHOO_ONLY, ViewPolicy
+from ..model.pictures.yahoo_steps import View
+from ..model.scorer import cpu_threads
 from ..storage.httpfs import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from ..storage.worker import once_per_process
@@ -100,9 +100,9 @@ class Ahead:
 
 class Loading:
     """Reading and preprocessing of manifest entries in this process's pools (no Beam here): a
-    result is a :class:`Loaded` (the file's facts and its views, ``model.preprocess.View``,
+    result is a :class:`Loaded` (the file's facts and its views, ``model.pictures.preprocess.View``,
     Yahoo's first) or a :class:`Failure`. ``views``: which views are made
-    (``model.preprocess.ViewPolicy``).
+    (``model.pictures.preprocess.ViewPolicy``).
 
     ``reading``: retries and timeouts of each read, and the size of the process's reading pool
     (``threads``; 0: each entry is read in its decoding thread) and its cap on bytes read and

@@ -16,7 +16,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..model.signatures import binary_kind
+from ..model.pictures.signatures import binary_kind
 from ..storage.filesystems import FileSystems
 from ..storage.paths import shown
 from ..storage.schema import RESERVED

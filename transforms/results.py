@@ -2,7 +2,7 @@
 
 The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
-A file is scored on one or more views (``model.preprocess.View``): ``score``, ``decision`` and
+A file is scored on one or more views (``model.pictures.preprocess.View``): ``score``, ``decision`` and
 the hash ``pdq`` are those of the one whose score counts highest (``model.decision``: a region or
 a later frame of a video is decided at thresholds of its own), ``view`` names it and
 ``view_score`` is its own score; ``yahoo_score`` and ``yahoo_pdq`` are Yahoo's own view's.
@@ -22,7 +22,7 @@ import datetime
 
 from ..model.decision import AS_PICTURE, NOT_SCORED, Thresholds
 from ..model.errors import BAD_MANIFEST_LINE, Unscorable
-from ..model.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
+from ..model.pictures.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import HASH_COLUMNS, RESULT_FIELDS, Column
 from .elements import Entry, Failure, Image, Scored
 

@@ -16,7 +16,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ..model import specs
+from ..model import engine_specs
 from ..model.decision import Thresholds
 from . import metrics
 from .elements import Failure, Scored, ScoredView
@@ -70,7 +70,7 @@ class LoadedOnFirstBatch:
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    Images arrive as uint8 BGR pixels (``model.preprocess.View.pixels``: views and region maps),
+    Images arrive as uint8 BGR pixels (``model.pictures.preprocess.View.pixels``: views and region maps),
     scored per batch by the scorer's ``score_views``, which makes the network's float input.
     ``run_inference`` returns Beam's ``PredictionResult`` per image: ``(score, window)`` (a region
     map's highest window, else ``None``) and the ``model_id`` of the scorer that computed it
@@ -79,7 +79,7 @@ class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"])
     all the SDK processes of a worker instead of one per process.
     """
 
-    def __init__(self, spec: specs.EngineSpec, min_batch_size: int, max_batch_size: int,
+    def __init__(self, spec: engine_specs.EngineSpec, min_batch_size: int, max_batch_size: int,
                  large_model: bool = False, model_copies: int | None = None, load_on_first_batch: bool = False):
         super().__init__()
         self._spec = spec

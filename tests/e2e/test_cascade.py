@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.preprocess import Unscorable, load_image
-from nsfw_scan.model.scorer_base import PRECISIONS
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
+from nsfw_scan.model.scorer import PRECISIONS
 from nsfw_scan.pipeline.config import Cascade
 from support.cli import nsfw_scan
 from support.corpus import COMPACT, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared, reference
@@ -129,7 +129,7 @@ def test_the_first_pass_stays_within_half_the_margin(scorer, corpus, precision):
     """Every view of every file both loaders decode, with regions and without: the first pass (fast loader, in each
     precision it may run in) scores within margin / 2 of the exact path (the margin's safety
     factor, measured); a region map's score is its highest window's."""
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
 
     cheap = TensorFlowScorer(precision=precision)
     exact_views, cheap_views = [], []

@@ -49,7 +49,7 @@ def test_scores_of_another_model_are_never_relabelled(tmp_path, scorer):
     import numpy as np
     from PIL import Image
 
-    from nsfw_scan.model.preprocess import load_image
+    from nsfw_scan.model.pictures.preprocess import load_image
 
     rng = np.random.default_rng(7)
     first, copy = tmp_path / "upload.png", tmp_path / "reupload.png"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.pictures.preprocess import load_image
 from support.cli import nsfw_scan
 from support.corpus import REAL, reference
 

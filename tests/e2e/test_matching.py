@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model import pdq
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.errors import printable
 from nsfw_scan.model.hash_list import HashListError
+from nsfw_scan.model.pictures import pdq
 from nsfw_scan.pipeline.hashes import hash_lines
 from nsfw_scan.pipeline.report import csv_bytes, write_report
 from nsfw_scan.pipeline.run import run

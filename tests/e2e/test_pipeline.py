@@ -136,7 +136,7 @@ def test_missing_manifest_fails_before_the_pipeline_starts(tmp_path):
 
 
 def test_failed_run_leaves_no_result_files(tmp_path, monkeypatch):
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
 
     def broken(self, batch):
         raise RuntimeError("simulated worker failure")

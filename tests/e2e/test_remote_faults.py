@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.preprocess import Unscorable
+from nsfw_scan.model.pictures.preprocess import Unscorable
 from nsfw_scan.pipeline.config import ConfigError, load_config
 from nsfw_scan.storage import httpfs
 from nsfw_scan.storage.filesystems import FileSystems, HttpFileSystem

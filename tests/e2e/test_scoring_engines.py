@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.specs import OnnxRuntimeSpec
-from nsfw_scan.model.yahoo_steps import network_input
+from nsfw_scan.model.engine_specs import OnnxRuntimeSpec
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.pictures.yahoo_steps import network_input
 from support.cli import nsfw_scan
 from support.corpus import REAL, corpus_files
 from support.jobs import by_uri, run_job
@@ -55,7 +55,7 @@ def test_bench_reports_json():
 
 
 def test_bfloat16_precision_is_close_and_labelled(scorer):
-    from nsfw_scan.model.scorer import TensorFlowScorer
+    from nsfw_scan.model.engines import TensorFlowScorer
 
     bf16 = TensorFlowScorer(precision="bfloat16")
     assert bf16.model_id == scorer.model_id + ":bfloat16"
@@ -67,7 +67,7 @@ def test_bfloat16_precision_is_close_and_labelled(scorer):
 
 
 def test_scorer_without_warm_up_traces_at_first_use_and_scores_the_same(scorer):
-    from nsfw_scan.model.specs import TensorFlowSpec
+    from nsfw_scan.model.engine_specs import TensorFlowSpec
 
     batch = real_batch()
     cold = TensorFlowSpec().load(warm_up=False)

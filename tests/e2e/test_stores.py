@@ -136,7 +136,7 @@ def test_one_writer_at_a_time_and_a_killed_run_resumes(store, tmp_path):
 def test_a_hash_list_in_the_bucket_matches_and_hashes_go_back_to_it(store, tmp_path):
     import gzip
 
-    from nsfw_scan.model.preprocess import load_image
+    from nsfw_scan.model.pictures.preprocess import load_image
     from support.images import encoded, rgb
 
     photos = {name: encoded(rgb(name, (160, 120)), "JPEG", quality=85) for name in ("coffee.png", "chelsea.png")}

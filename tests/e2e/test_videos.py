@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model import pdq
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures import pdq
+from nsfw_scan.model.pictures.views import ViewPolicy
 from nsfw_scan.pipeline.run import run
 from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import encoded, rgb

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.preprocess import RegionMap, load_image, region_map_size
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import RegionMap, load_image, region_map_size
+from nsfw_scan.model.pictures.views import ViewPolicy
 from nsfw_scan.pipeline.config import Cascade
 from nsfw_scan.pipeline.run import run
 from nsfw_scan.storage.schema import output_schema

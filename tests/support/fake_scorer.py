@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.scorer_base import Scorer
-from nsfw_scan.model.specs import TensorFlowSpec
+from nsfw_scan.model.engine_specs import TensorFlowSpec
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.scorer import Scorer
 
 
 def fake_score(arrays: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ class FakeScorer(Scorer):
 
 @dataclasses.dataclass(frozen=True)
 class FakeSpec:
-    """Loads a ``FakeScorer``, as the specs of ``model.specs`` load theirs."""
+    """Loads a ``FakeScorer``, as the specs of ``model.engine_specs`` load theirs."""
 
     name: ClassVar[str] = "fake"
     exact: ClassVar[bool] = True  # stands in for the exact engine's spec (its model id too)

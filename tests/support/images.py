@@ -9,7 +9,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.pictures.preprocess import load_image
 
 from .corpus import REAL
 

@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.pictures.preprocess import load_image
 
-from nsfw_scan.model.yahoo_steps import MEAN_BGR
-from nsfw_scan.model.scorer import TensorFlowScorer
+from nsfw_scan.model.pictures.yahoo_steps import MEAN_BGR
+from nsfw_scan.model.engines import TensorFlowScorer
 
 HERE = Path(__file__).resolve().parent
 

@@ -35,8 +35,8 @@ def test_sections_are_the_objects_the_code_reads_with():
     """The reading and http sections are the storage layer's own settings, and the pixel and
     frame limits default to the model layer's, so that each default is written once; the
     runner presets keep the default batch sizes."""
-    from nsfw_scan.model.preprocess import DEFAULT_MAX_PIXELS
-    from nsfw_scan.model.views import ViewPolicy
+    from nsfw_scan.model.pictures.preprocess import DEFAULT_MAX_PIXELS
+    from nsfw_scan.model.pictures.views import ViewPolicy
     from nsfw_scan.pipeline.config import Batch
     from nsfw_scan.storage.httpfs import HttpSettings
     from nsfw_scan.storage.read import ReadPolicy

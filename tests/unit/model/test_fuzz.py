@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nsfw_scan.model.preprocess import Unscorable, load_image
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
 from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 
 FIXED = not os.environ.get("NSFW_SCAN_FUZZ_RANDOM")
@@ -92,7 +92,7 @@ def check(data: bytes):
     if not _fax_tiff(data) and np.array_equal(load_image(data, max_pixels=16_000_000).array, result.array):
         np.testing.assert_array_equal(views.array, result.array)
     for view in views.views:
-        # a view of one window, or a region map (``model.preprocess.region_map_view``)
+        # a view of one window, or a region map (``model.pictures.preprocess.region_map_view``)
         shape = (224, 224) if view.windows is None else tuple(side - 64 for side in view.windows.resized[::-1])
         assert view.array.shape == (*shape, 3) and view.array.dtype == np.float32 and np.isfinite(view.array).all()
 

@@ -47,7 +47,7 @@ def test_matches_onnxruntime_on_the_same_weights(scorer):
 def test_a_region_map_scores_every_window_and_one_window_is_a_view(scorer):
     """On a 224x224 input, the one window is the view (Yahoo's network); a larger map has a
     window every 32 pixels."""
-    from nsfw_scan.model.preprocess import yahoo_array
+    from nsfw_scan.model.pictures.preprocess import yahoo_array
     from support.corpus import REAL
 
     view = yahoo_array((REAL / "astronaut.png").read_bytes()).views[0].pixels
@@ -59,8 +59,8 @@ def test_a_region_map_scores_every_window_and_one_window_is_a_view(scorer):
 def test_the_window_that_holds_an_inset_flags_it(scorer):
     """Content the model flags, shown at about a third of a photo's side: Yahoo's view scores the
     photo safe; the region map's highest window lies over the inset and flags it."""
-    from nsfw_scan.model.preprocess import load_image
-    from nsfw_scan.model.views import ViewPolicy
+    from nsfw_scan.model.pictures.preprocess import load_image
+    from nsfw_scan.model.pictures.views import ViewPolicy
     from support.clips import FLAGGED_IN_SCENE, flagged
     from support.images import encoded, rgb
 

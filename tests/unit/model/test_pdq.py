@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from nsfw_scan.model import pdq
-from nsfw_scan.model.preprocess import load_image
+from nsfw_scan.model.pictures import pdq
+from nsfw_scan.model.pictures.preprocess import load_image
 from support.corpus import COMPACT
 from support.images import encoded, pdq_cases, rgb
 
@@ -84,8 +84,8 @@ BOUNDED = """
 import io, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 from PIL import Image
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
 
 for width, height, kind, loader in [(1_000_000, 1, "PNG", "yahoo"), (1, 1_000_000, "PNG", "fast"),
                                     (60_000, 600, "JPEG", "fast"), (60_000, 600, "JPEG", "yahoo")]:

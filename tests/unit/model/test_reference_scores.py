@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nsfw_scan.model.preprocess import Unscorable, load_image
+from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
 from support.corpus import (
     COMPACT,
     HOSTILE,

@@ -1,4 +1,4 @@
-"""Thumbnails of the view a row names (model/thumbnail.py): the frame, the time, the region, the
+"""Thumbnails of the view a row names (model/pictures/thumbnail.py): the frame, the time, the region, the
 picture as displayed; re-encoded small; broken files shown as far as they decode, or refused
 with the reason."""
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from nsfw_scan.model.errors import Unscorable
-from nsfw_scan.model.preprocess import DEFAULT_MAX_PIXELS
-from nsfw_scan.model.thumbnail import OUTLINE, THUMB_SIDE, thumbnails
+from nsfw_scan.model.pictures.preprocess import DEFAULT_MAX_PIXELS
+from nsfw_scan.model.pictures.thumbnail import OUTLINE, THUMB_SIDE, thumbnails
 from support.corpus import HOSTILE, REAL
 from support.images import encoded, gif, sideways
 

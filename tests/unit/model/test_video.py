@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.video import sample_times
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.pictures.video import sample_times
+from nsfw_scan.model.pictures.views import ViewPolicy
 from support.clips import audio_only, clip, declaring, flagged, mjpeg, two_streams
 from support.images import rgb
 

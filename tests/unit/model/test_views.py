@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from nsfw_scan.model.decision import AS_PICTURE
-from nsfw_scan.model.preprocess import load_image
-from nsfw_scan.model.views import ViewPolicy
+from nsfw_scan.model.pictures.preprocess import load_image
+from nsfw_scan.model.pictures.views import ViewPolicy
 from support.corpus import COMPACT, REAL
 from support.images import apng, corrupt_fdat, encoded, gif, rgb
 
@@ -138,7 +138,7 @@ def test_frame_count_of_a_64_mib_gif_of_tiny_frames_is_bounded():
 
 
 def test_gif_frame_count_agrees_with_pillow():
-    from nsfw_scan.model.preprocess import gif_frame_count
+    from nsfw_scan.model.pictures.preprocess import gif_frame_count
 
     files = [p for folder in (COMPACT / "hostile",) for p in sorted(folder.rglob("*.gif"))]
     assert len(files) >= 4
@@ -172,7 +172,7 @@ def test_broken_frame_data_keeps_the_frames_before_it():
 
 
 def test_deep_modes_scale_to_8_bits_as_shown():
-    from nsfw_scan.model.preprocess import to_8bit
+    from nsfw_scan.model.pictures.preprocess import to_8bit
 
     values = np.arange(65536, dtype=np.uint32).reshape(256, 256)
     shown = np.rint(values * 255 / 65535)

@@ -42,9 +42,9 @@ def _failing(original, failure, poisoned):
 
 STAGES = {  # where a failure is injected: (module, function, which call is the poisoned file's)
     "reading": ("nsfw_scan.transforms.loading", "read_bytes", lambda uri, *_: uri.endswith("poisoned.png")),
-    "decoding": ("nsfw_scan.model.preprocess", "resize", lambda image, *_: image.size == POISONED),
-    "hashing": ("nsfw_scan.model.pdq", "hash_of_resized", lambda resized, decoded, full: full == POISONED),
-    "other views": ("nsfw_scan.model.preprocess", "views_of", lambda image, *_: image.size == POISONED),
+    "decoding": ("nsfw_scan.model.pictures.preprocess", "resize", lambda image, *_: image.size == POISONED),
+    "hashing": ("nsfw_scan.model.pictures.pdq", "hash_of_resized", lambda resized, decoded, full: full == POISONED),
+    "other views": ("nsfw_scan.model.pictures.preprocess", "views_of", lambda image, *_: image.size == POISONED),
 }
 
 
@@ -57,7 +57,7 @@ def test_any_failure_inside_one_files_loading_is_that_files_error(tmp_path, monk
     other files of the same Loading are loaded as ever."""
     import importlib
 
-    from nsfw_scan.model.views import ViewPolicy
+    from nsfw_scan.model.pictures.views import ViewPolicy
     from nsfw_scan.storage.read import ReadPolicy
     from nsfw_scan.transforms.elements import Entry
     from nsfw_scan.transforms.loading import Ahead, Loading

@@ -7,11 +7,11 @@ own bytes):
 - ``yahoo`` and the other whole views (``exif-rotated``, ``8-bit from 16-bit``, ...): the first
   frame as displayed (EXIF orientation applied, deep images scaled to 8 bits);
 - ``frame 17``: that frame of an animation, as displayed; ``frame at 9.6 s``: the clip's picture
-  at that time (``model.video.frame_at``);
+  at that time (``model.pictures.video.frame_at``);
 - ``region l,t,r,b``: that box of the picture as the region map saw it (as stored), and a
   second JPEG of the whole picture with the box outlined.
 
-Files are opened as the job opens them (``model.preprocess.open_image``: the same formats, the
+Files are opened as the job opens them (``model.pictures.preprocess.open_image``: the same formats, the
 same pixel limit); a file the job found truncated is shown as far as it decodes. Failures are
 :class:`model.errors.Unscorable`, whose message says why.
 """
@@ -26,8 +26,8 @@ import warnings
 
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 
-from .errors import Unscorable, describe
-from .preprocess import _displayed_rgb, open_image
+from ..errors import Unscorable, describe
+from .preprocess import displayed_rgb, open_image
 from .signatures import is_video, signature_of
 from .views import REGION_PREFIX
 
@@ -81,7 +81,7 @@ def _still(data: bytes, view: str, max_pixels: int) -> Thumbnails:
             return _region(image, tuple(int(v) for v in region.groups()))
         if frame:
             image.seek(min(int(frame.group(1)), getattr(image, "n_frames", 1) - 1))
-        return Thumbnails(_jpeg(_displayed_rgb(ImageOps.exif_transpose(image))))
+        return Thumbnails(_jpeg(displayed_rgb(ImageOps.exif_transpose(image))))
 
 
 def _failure(exc: Exception) -> Unscorable:
@@ -93,7 +93,7 @@ def _failure(exc: Exception) -> Unscorable:
 
 
 def _region(image: Image.Image, box: tuple[int, int, int, int]) -> Thumbnails:
-    picture = _displayed_rgb(image)  # as stored: the region map's coordinates
+    picture = displayed_rgb(image)  # as stored: the region map's coordinates
     whole = picture.copy()
     whole.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
     scale = whole.width / picture.width

@@ -39,9 +39,9 @@ import numpy as np
 import pi_heif
 from PIL import Image, ImageOps
 
-from .decision import OwnThresholds
-from .errors import Unscorable, describe
-from .scorer_base import INPUT_SHAPE, WINDOW_STRIDE, windows_per_side
+from ..decision import OwnThresholds
+from ..errors import Unscorable, describe
+from ..scorer import INPUT_SHAPE, WINDOW_STRIDE, windows_per_side
 from .signatures import is_image, is_video, signature_of
 from .views import REGION_PREFIX, REGIONS_VIEW, YAHOO_ONLY, YAHOO_VIEW, ViewPolicy
 from .yahoo_steps import (
@@ -234,7 +234,7 @@ def region_map_view(decoded: Image.Image, size: tuple[int, int], counts: OwnThre
     """A still's region map as one view (``REGIONS_VIEW``): ``decoded`` (the picture of ``size``)
     resized (:func:`region_map_size`), through a JPEG round trip with PIL's defaults, less its
     border, BGR. The model scores every window in it as a region, each as if it were a view of
-    its own (``model.scorer.TensorFlowScorer.score_windows``); the view has no hash of its own."""
+    its own (``model.engines.TensorFlowScorer.score_windows``); the view has no hash of its own."""
     resized_size = region_map_size(*size)
     resized = decoded.resize(resized_size, resample=Image.Resampling.BILINEAR)
     return View(REGIONS_VIEW, jpeg_round_trip(resized, REGION_MAP_BORDER), None, counts,
@@ -345,7 +345,7 @@ def to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
-def _displayed_rgb(image: Image.Image) -> Image.Image:
+def displayed_rgb(image: Image.Image) -> Image.Image:
     return to_8bit(image) if image.mode in HIGH_DEPTH_MODES else image.convert("RGB")
 
 
@@ -363,7 +363,7 @@ def _still_view(image: Image.Image, stored_mode: str) -> list[View]:
             changes.append("exif-rotated")
         if deep:
             changes.append("8-bit from 16-bit" if _fits_16(image) else "8-bit from 32-bit")
-        picture = _displayed_rgb(picture)
+        picture = displayed_rgb(picture)
     resized = resize(picture)
     return [View(", ".join(changes), finish(resized), hash_as_displayed(resized, picture.size, picture.size))]
 
@@ -411,7 +411,7 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
             for k in range(first_k, int(np.ceil(end / step))):
                 if k not in samples:
                     if resized is None:
-                        resized = resize(_displayed_rgb(image))
+                        resized = resize(displayed_rgb(image))
                     samples[k] = (index, resized, image.size)
             while len(samples) > grid_points:
                 step *= 2
@@ -421,7 +421,7 @@ def _frame_views(image: Image.Image, frames: int, max_pixels: int, policy: ViewP
             if spent >= policy.max_frame_pixels:
                 break
         if not broken and last is not None and last > 0 and last not in {f for f, _, _ in samples.values()}:
-            samples[max(samples, default=0) + 1] = (last, resize(_displayed_rgb(image)), image.size)
+            samples[max(samples, default=0) + 1] = (last, resize(displayed_rgb(image)), image.size)
     chosen = sorted({frame: (resized, size) for frame, resized, size in samples.values()}.items())
     return [View(f"frame {frame}", finish(resized), hash_as_displayed(resized, size, size))
             for frame, (resized, size) in chosen if frame > 0]
@@ -471,7 +471,7 @@ EXACT_LOADER = "yahoo"  # the loader whose scores are the reference
 def load_image(data: bytes, loader: str = EXACT_LOADER, max_pixels: int = DEFAULT_MAX_PIXELS,
                policy: ViewPolicy = YAHOO_ONLY) -> Preprocessed:
     """``data`` preprocessed by ``loader``: Yahoo's view, then (``policy.views == "all"``) the
-    others. A video file, whatever the loader, is its sampled frames (``model.video``)."""
+    others. A video file, whatever the loader, is its sampled frames (``model.pictures.video``)."""
     try:
         fn = LOADERS[loader]
     except KeyError:

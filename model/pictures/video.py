@@ -42,8 +42,8 @@ from array import array
 import numpy as np
 from PIL import Image
 
-from .decision import AS_PICTURE
-from .errors import Unscorable, describe
+from ..decision import AS_PICTURE
+from ..errors import Unscorable, describe
 from .views import YAHOO_VIEW
 from .yahoo_steps import Preprocessed, View, finish, hash_as_displayed, resize
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..decision import AS_PICTURE, OwnThresholds
 from . import pdq
-from .decision import AS_PICTURE, OwnThresholds
 
 if TYPE_CHECKING:
     from .preprocess import RegionMap
@@ -39,7 +39,7 @@ class View:
     # its size, which is how views wait for the model (``network_input`` makes the input); a
     # region map's is larger (``region_map_view``)
     pixels: np.ndarray
-    # its PDQ hash (``model.pdq``) as displayed (EXIF orientation applied); None where the
+    # its PDQ hash (``model.pictures.pdq``) as displayed (EXIF orientation applied); None where the
     # loader cannot make one (the TensorFlow loader)
     pdq: pdq.Pdq | None = None
     # how its score counts in its file's (``model.decision.OwnThresholds``)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .decision import OwnThresholds
+from ..decision import OwnThresholds
 
 YAHOO_VIEW = "yahoo"
 WHOLE_VIEWS = "whole"  # every view of the whole picture, no regions
@@ -30,7 +30,7 @@ class ViewPolicy:
     views: str = "all"
     max_frames: int = 22
     max_frame_pixels: int = 200_000_000
-    # videos (``model.video``): frames sampled at most (one per second up to this many), and
+    # videos (``model.pictures.video``): frames sampled at most (one per second up to this many), and
     # pixels decoded per file (each frame counting at least 128x128)
     video_max_frames: int = 301
     video_max_pixels: int = 20_000_000_000

@@ -1,8 +1,8 @@
 """The typed specs of the scoring engines: each describes one and loads it (``spec.load()``;
-specs are small, so they travel to workers). The loaded scorers are in ``model/scorer.py``.
+specs are small, so they travel to workers). The loaded scorers are in ``model/engines.py``.
 
-``tensorflow`` is the product's engine (:class:`model.scorer.TensorFlowScorer`); ``onnxruntime``
-runs the packaged ONNX file as shipped (:class:`model.scorer.OnnxRuntimeScorer`), the reference
+``tensorflow`` is the product's engine (:class:`model.engines.TensorFlowScorer`); ``onnxruntime``
+runs the packaged ONNX file as shipped (:class:`model.engines.OnnxRuntimeScorer`), the reference
 the benchmarks compare against.
 """
 
@@ -12,13 +12,13 @@ import dataclasses
 from typing import ClassVar
 
 from .precision import AUTO, CANDIDATES
-from .scorer_base import EXACT_PRECISION, Scorer
+from .scorer import EXACT_PRECISION, Scorer
 from .weights import WeightsSource, locate, model_id, weights_id
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorFlowSpec:
-    """This project's Keras network; the arguments of :class:`model.scorer.TensorFlowScorer`."""
+    """This project's Keras network; the arguments of :class:`model.engines.TensorFlowScorer`."""
 
     name: ClassVar[str] = "tensorflow"
     source: WeightsSource = WeightsSource()
@@ -45,7 +45,7 @@ class TensorFlowSpec:
 
     def load(self, warm_up: bool = True) -> Scorer:
         """The loaded scorer; ``warm_up``: its graphs traced now rather than at first use."""
-        from .scorer import TensorFlowScorer
+        from .engines import TensorFlowScorer
 
         return TensorFlowScorer(self.source, intra_op_threads=self.intra_op_threads,
                                 inter_op_threads=self.inter_op_threads, precision=self.precision,
@@ -67,7 +67,7 @@ class OnnxRuntimeSpec:
 
     def load(self, warm_up: bool = True) -> Scorer:
         """The loaded scorer (an onnxruntime session has nothing to warm up)."""
-        from .scorer import OnnxRuntimeScorer
+        from .engines import OnnxRuntimeScorer
 
         return OnnxRuntimeScorer(self.source, self.threads)
 
