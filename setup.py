@@ -46,7 +46,7 @@ setup(
         "pi-heif>=1.0,<2",
         "pyarrow>=15",
         "pyyaml>=6.0",
-        # numpy's BLAS kept to one thread in the workers (transforms/loading.py, one_blas_thread)
+        # numpy's BLAS kept to one thread in the workers (transforms/read_and_decode.py, one_blas_thread)
         "threadpoolctl>=3.1",
         # nsfw-scan report's chart
         "matplotlib>=3.8",

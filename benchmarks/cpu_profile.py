@@ -45,10 +45,12 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 # (stage, frame pattern): a sample belongs to the stage of its innermost frame that matches
 STAGES = [
-    ("PDQ hash and matching", re.compile(r"[(/](pdq|hash_list|matching)\.py:|\b_match \(transforms/loading\.py")),
-    ("resize + JPEG + crop", re.compile(r"\b(_resize|_finish|network_input|tf_preprocess) \(model/pictures/preprocess\.py")),
+    ("PDQ hash and matching", re.compile(r"[(/](pdq|hash_list|known_content)\.py:|\b_match \(transforms/read_and_decode\.py")),
+    ("resize + JPEG + crop", re.compile(r"\b(resize|finish|network_input|tf_preprocess) \(model/pictures/"
+                                        r"(preprocess|yahoo_steps)\.py")),
     ("decode", re.compile(r"\((model/pictures/preprocess|model/pictures/video|model/pictures/signatures)\.py:")),
-    ("read and sha256", re.compile(r"\(storage/(read|files|s3read|httpfs|deadline)\.py:|\b_read \(transforms/loading\.py"
+    ("read and sha256", re.compile(r"\(storage/(read|parquet_files|s3read|http_reading|deadline)\.py:"
+                                   r"|\b_read \(transforms/read_and_decode\.py"
                                    r"|\bRead\.of \(transforms/elements\.py")),
     ("model (calling thread)", re.compile(r"\(model/engines\.py:|tensorflow/|onnxruntime/")),
     ("Parquet writes", re.compile(r"\((transforms/write|storage/rows)\.py:|pyarrow/parquet")),

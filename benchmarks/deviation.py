@@ -26,7 +26,8 @@ from end_to_end import make_corpus
 
 from nsfw_scan.model.decision import Thresholds
 from nsfw_scan.model.engines import TensorFlowScorer
-from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.errors import Unscorable
+from nsfw_scan.model.pictures.preprocess import load_image
 from nsfw_scan.model.pictures.views import ViewPolicy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -43,8 +43,8 @@ from nsfw_scan.pipeline.config import Limits
 from nsfw_scan.pipeline.runners import local_runner
 from nsfw_scan.storage.read import ReadPolicy
 from nsfw_scan.transforms.elements import Entry
-from nsfw_scan.transforms.load import FAILED, LoadImage
-from nsfw_scan.transforms.loading import Loading
+from nsfw_scan.transforms.load_steps import FAILED, LoadImage
+from nsfw_scan.transforms.read_and_decode import Loading
 from nsfw_scan.transforms.storage_step import ParDoWithStorage
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"

@@ -20,7 +20,7 @@ import sys
 PROBE = r"""
 import resource, sys
 import apache_beam, numpy, PIL.Image, pyarrow
-import nsfw_scan.transforms.load, nsfw_scan.transforms.scoring, nsfw_scan.transforms.write
+import nsfw_scan.transforms.load_steps, nsfw_scan.transforms.scoring, nsfw_scan.transforms.write
 if sys.argv[1] == "model":
     import numpy as np
     from nsfw_scan.model.engines import TensorFlowScorer

@@ -22,10 +22,10 @@ from ..model.pictures.views import VIEW_MODES, ViewPolicy
 from ..model.precision import AUTO
 from ..model.scorer import EXACT_PRECISION, PRECISIONS
 from ..model.weights import READERS, WeightsSource
-from ..storage.httpfs import HttpSettings
+from ..storage.http_reading import HttpSettings
 from ..storage.read import ReadPolicy
-from ..transforms.loading import Loading
 from ..transforms.manifest_formats import DEFAULT_URI_COLUMN
+from ..transforms.read_and_decode import Loading
 from ..transforms.results import FirstPassRule
 
 
@@ -258,7 +258,7 @@ class Config:
         return FirstPassRule(self.thresholds, self.cascade.margin, self.view_policy())
 
     def loading(self, loader: str | None = None) -> Loading:
-        """How images are read and preprocessed (``transforms.loading.Loading``), for the job's
+        """How images are read and preprocessed (``transforms.read_and_decode.Loading``), for the job's
         steps and for ``nsfw-scan score`` alike; ``loader`` instead of the configured one."""
         if self.view_policy().regions and self.engine != TensorFlowSpec.name:
             raise ConfigError(f"engine: the {self.engine} engine scores 224x224 views only, not the region maps of "

@@ -1,7 +1,7 @@
 """``nsfw-scan match DIR --match-list FILE``: every earlier row of an output folder matched
 against a hash list, on the hashes the row has (``pdq``, the flagged view's, and ``yahoo_pdq``),
 without reading its file again: the rows a run with the list would skip as already done. What
-the rows had is kept (``transforms.matching.match_row``): a match a run found on another view,
+the rows had is kept (``transforms.known_content.match_row``): a match a run found on another view,
 or with another list, stays unless the new one is nearer. Rows written before nsfw-scan made
 hashes have none and cannot be matched this way: run their manifests into a new folder to hash
 them. A result file is rewritten whole, under the folder's lock, only when a row in it changes:
@@ -19,7 +19,7 @@ from ..storage.options import StorageOptions
 from ..storage.paths import shown
 from ..storage.results_folder import ResultsFolder
 from ..storage.schema import HASH_COLUMNS, RESERVED, Column, output_schema
-from ..transforms.matching import hash_list, match_row
+from ..transforms.known_content import hash_list, match_row
 
 
 def match_results(directory: str, matching: Matching, storage: StorageOptions) -> dict:

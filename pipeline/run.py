@@ -36,10 +36,10 @@ from ..storage.schema import output_schema
 from ..transforms.content import ContentDedup, EarlierScores, FirstPassScores
 from ..transforms.dedup import NewEntries
 from ..transforms.earlier import DoneKeys
-from ..transforms.load import HashFile, LoadImage
+from ..transforms.known_content import hash_list
+from ..transforms.load_steps import HashFile, LoadImage
 from ..transforms.manifest_plan import ManifestPlan, plan_manifests
 from ..transforms.manifests import ReadManifests
-from ..transforms.matching import hash_list
 from ..transforms.progress import CountOutcomes
 from ..transforms.scoring import FirstPass, OpenNsfwModelHandler, ScoreImages
 from ..transforms.write import FinishRows, KeepRows, WriteResults, flush_kept_rows, forget_kept_rows

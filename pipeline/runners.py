@@ -4,7 +4,7 @@ Recent Beam's DirectRunner first tries the Prism runner, which downloads a binar
 For ``--runner DirectRunner`` (the default) this job runs Beam's in-process FnApiRunner
 directly — what DirectRunner itself falls back to for batch pipelines — which honours
 ``--direct_num_workers`` and ``--direct_running_mode``. The default is one worker thread (its
-images are decoded ahead in a thread pool, see ``transforms/loading.py``, so every core is busy):
+images are decoded ahead in a thread pool, see ``transforms/read_and_decode.py``, so every core is busy):
 Beam's FnApiRunner fails on large shuffles in ``multi_threading`` mode ("Invalid
 PaneInfoEncoding", seen from 300k URIs), which is no faster here anyway. Every other runner is
 Beam's own.

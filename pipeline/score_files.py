@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from ..model.decision import NOT_SCORED
 from ..storage.schema import Column
 from ..transforms.elements import Entry, Failure, Loaded, Scored, ScoredView
-from ..transforms.loading import Ahead
+from ..transforms.read_and_decode import Ahead
 from ..transforms.results import failed_row, scored_row
 from .config import Config
 
@@ -34,7 +34,7 @@ class FileResult:
 def score_entries(entries: Iterable[Entry], loading, scorer, thresholds, batch: int) -> Iterator[dict]:
     """A finished row per manifest ``Entry``, in order: scored (``scored_row``, the model that
     ran named) or a failure's row. Files are read and decoded by ``loading`` (a started
-    ``transforms.loading.Loading``: its reading and decoding pools, retries and limits), a batch
+    ``transforms.read_and_decode.Loading``: its reading and decoding pools, retries and limits), a batch
     ahead: the next batch is read and decoded while this one is scored, ``batch`` images per
     model call. ``scorer``: a loaded one (``spec.load()``, ``model.engine_specs``)."""
 

@@ -1,5 +1,5 @@
 """Beam's ``FileSystems`` with ``http://`` and ``https://`` (read-only, through
-``storage/httpfs.py`` and its address guard): every module of the job that opens, lists or
+``storage/http_reading.py`` and its address guard): every module of the job that opens, lists or
 writes files takes ``FileSystems`` from here.
 
 Importing this module registers :class:`HttpFileSystem` and :class:`HttpsFileSystem` (Beam
@@ -22,7 +22,7 @@ from apache_beam.io.filesystem import (
 )
 from apache_beam.io.filesystems import FileSystems
 
-from .httpfs import HttpSettings, open_url
+from .http_reading import HttpSettings, open_url
 
 __all__ = ["FileSystems", "HttpFileSystem", "HttpsFileSystem"]
 

@@ -10,7 +10,7 @@ timeout (``timeout_s``: connecting, every socket read, and the whole answer); af
 try the error kind says what happened (``timeout``, ``read_error``, ...).
 
 Local paths are opened directly, ``s3://`` images are read with one GET each
-(``storage/s3read.py``), ``http(s)://`` by ``storage/httpfs.py``, and everything else through
+(``storage/s3read.py``), ``http(s)://`` by ``storage/http_reading.py``, and everything else through
 Beam's ``FileSystems.open`` (``storage/filesystems.py``), imported at its first use: reading
 local files (``nsfw-scan score``) needs no Beam.
 """
@@ -29,7 +29,7 @@ import urllib.parse
 from ..model.errors import Unscorable
 from . import s3read
 from .deadline import Deadline
-from .httpfs import BlockedAddress, HttpSettings, HttpStatusError, open_url
+from .http_reading import BlockedAddress, HttpSettings, HttpStatusError, open_url
 
 CHUNK = 1 << 20
 EXTRAS = {"gs": "gcp", "s3": "aws"}  # schemes whose Beam filesystem comes with an nsfw-scan extra
@@ -40,7 +40,7 @@ class ReadPolicy:
     """Reading images' bytes: the ``reading`` section of the job's configuration
     (``configs/default.yaml`` explains each key). How hard to try a remote read (see the
     module's docstring; local files are read once), and how many reads a worker process
-    overlaps (``threads``, ``max_bytes_in_flight``: used by ``transforms.loading.Loading``)."""
+    overlaps (``threads``, ``max_bytes_in_flight``: used by ``transforms.read_and_decode.Loading``)."""
 
     threads: int = 32  # reading threads per worker process; 0: read in the decoding thread
     max_bytes_in_flight: int = 256 << 20  # read but not yet decoded, per worker process

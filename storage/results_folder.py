@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 
 from ..model.errors import BAD_MANIFEST_LINE, ERROR_KINDS, UsageError
 from ..model.pictures.views import YAHOO_VIEW
-from .files import OutputDirError, match, read_schema, read_table, write_table
 from .filesystems import FileSystems
 from .layout import RESULT_GLOB, RUN_GLOB, RUN_PREFIX, SALVAGED_PART, is_result_file, is_template_folder
+from .parquet_files import OutputDirError, match, read_schema, read_table, write_table
 from .paths import shown
 from .rows import salvage
 from .schema import Column, output_schema

@@ -19,9 +19,9 @@ import uuid
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .files import match, read_table, write_table
 from .filesystems import FileSystems
 from .layout import ROWS_DIR, ROWS_PREFIX, SALVAGED_PART
+from .parquet_files import match, read_table, write_table
 from .schema import Column
 
 log = logging.getLogger(__name__)

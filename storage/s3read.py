@@ -6,7 +6,7 @@ attempts times Beam's seven, from 5 s apart), so one object that keeps failing h
 for many minutes. Images are small and read whole, so ``storage/read.py`` reads them here
 instead: one shared client per process, made from the storage options applied in it (the
 ``S3Options`` Beam's filesystem uses, ``storage/clients.py``), one GET, socket timeouts, and
-failures translated to the types ``storage/httpfs.py`` uses, so that ``read.py``'s retries
+failures translated to the types ``storage/http_reading.py`` uses, so that ``read.py``'s retries
 decide for both.
 Manifests and results still go through Beam's filesystem.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 
 from .deadline import Deadline
-from .httpfs import HttpStatusError, IncompleteBody
+from .http_reading import HttpStatusError, IncompleteBody
 from .worker import once_per_process
 
 CHUNK = 64 << 10

@@ -23,8 +23,8 @@ from ..model.pictures.views import REGION_PREFIX, YAHOO_VIEW, ViewPolicy
 from ..storage.schema import COPIED_TO_SAME_CONTENT, HASH_FACTS, REUSED_FROM_EARLIER, Column
 from . import metrics
 from .earlier import ReadEarlierResults
-from .load import FAILED, HashFile
-from .matching import hash_list, match_row
+from .known_content import hash_list, match_row
+from .load_steps import FAILED, HashFile
 from .results import FirstPassRule, base_row, failed_row, finish
 from .storage_step import ParDoWithStorage, WithStorage
 

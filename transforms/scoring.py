@@ -20,7 +20,7 @@ from ..model import engine_specs
 from ..model.decision import Thresholds
 from . import metrics
 from .elements import Failure, Scored, ScoredView
-from .load import FAILED, LoadImage
+from .load_steps import FAILED, LoadImage
 from .results import FirstPassRule, failed_row, scored_row
 from .storage_step import ParDoWithStorage
 

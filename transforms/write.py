@@ -21,10 +21,10 @@ import pyarrow as pa
 from apache_beam.io.filebasedsink import FileBasedSink
 from apache_beam.io.filesystem import CompressionTypes
 
-from ..storage.files import ParquetRowWriter
 from ..storage.filesystems import FileSystems
 from ..storage.layout import PART_PREFIX
 from ..storage.options import StorageOptions
+from ..storage.parquet_files import ParquetRowWriter
 from ..storage.results_folder import run_result_files
 from ..storage.rows import write_rows
 from .storage_step import ParDoWithStorage, WithStorage, storage_of
@@ -32,7 +32,7 @@ from .storage_step import ParDoWithStorage, WithStorage, storage_of
 
 class _ParquetSink(FileBasedSink):
     """Result rows as Parquet files ``<prefix>-SSSSS-of-NNNNN.parquet`` (snappy), each written by
-    ``storage/files.py``'s ``ParquetRowWriter``. Each of its steps sets ``storage``, the
+    ``storage/parquet_files.py``'s ``ParquetRowWriter``. Each of its steps sets ``storage``, the
     pipeline's storage options, first. Beam's own Parquet sink cannot: Beam's ``Write`` makes
     the temporary folder and does the final renames in steps of its own that start from its own
     ``Create``, where no step of ours is fused to set the options (as ``UseStorage`` does for

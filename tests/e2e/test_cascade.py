@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from nsfw_scan.model.decision import Thresholds
-from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.errors import Unscorable
+from nsfw_scan.model.pictures.preprocess import load_image
 from nsfw_scan.model.pictures.views import ViewPolicy
 from nsfw_scan.model.scorer import PRECISIONS
 from nsfw_scan.pipeline.config import Cascade

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.pictures.preprocess import Unscorable
+from nsfw_scan.model.errors import Unscorable
 from nsfw_scan.pipeline.config import ConfigError, load_config
-from nsfw_scan.storage import httpfs
+from nsfw_scan.storage import http_reading
 from nsfw_scan.storage.filesystems import FileSystems, HttpFileSystem
-from nsfw_scan.storage.httpfs import BlockedAddress, HttpSettings, is_blocked
+from nsfw_scan.storage.http_reading import BlockedAddress, HttpSettings, is_blocked
 from nsfw_scan.storage.options import StorageOptions, applied
 from nsfw_scan.storage.read import ReadPolicy, read_bytes
 from nsfw_scan.transforms.manifest_formats import records, resolve
@@ -197,7 +197,7 @@ def test_https_checks_the_certificate_against_the_url_host(tmp_path, monkeypatch
         untrusted = outcome(url, b"")
         assert untrusted == "read_error" and server.requests["/a.jpg"] == 0
         trusting = ssl.create_default_context(cafile=cert)
-        monkeypatch.setattr(httpfs, "_TLS", trusting)
+        monkeypatch.setattr(http_reading, "_TLS", trusting)
         assert outcome(url, server.files["/a.jpg"]) == "ok"
         assert outcome(f"https://127.0.0.1:{server.port}/a.jpg", b"") == "read_error"  # name mismatch
         assert server.requests["/a.jpg"] == 1

@@ -13,7 +13,7 @@ from nsfw_scan.pipeline.config import load_config
 from nsfw_scan.pipeline.run import build
 from nsfw_scan.storage.options import StorageOptions
 from nsfw_scan.transforms.content import _SplitByContent
-from nsfw_scan.transforms.load import HashFile, LoadImage
+from nsfw_scan.transforms.load_steps import HashFile, LoadImage
 from nsfw_scan.transforms.manifest_plan import plan_manifests
 from nsfw_scan.transforms.manifests import ReadManifest
 from nsfw_scan.transforms.storage_step import UseStorage, WithStorage

@@ -43,7 +43,8 @@ def corpus_files(folder: Path) -> list[str]:
 def heif_files(folder: Path) -> set[str]:
     """Files under ``folder`` that open as HEIF: Yahoo's loader (plain Pillow) could not read
     them, so the reference has no score for them; nsfw-scan decodes them through pi-heif."""
-    from nsfw_scan.model.pictures.preprocess import Unscorable, image_format
+    from nsfw_scan.model.errors import Unscorable
+    from nsfw_scan.model.pictures.preprocess import image_format
 
     found = set()
     for name in corpus_files(folder):

@@ -38,7 +38,7 @@ def test_sections_are_the_objects_the_code_reads_with():
     from nsfw_scan.model.pictures.preprocess import DEFAULT_MAX_PIXELS
     from nsfw_scan.model.pictures.views import ViewPolicy
     from nsfw_scan.pipeline.config import Batch
-    from nsfw_scan.storage.httpfs import HttpSettings
+    from nsfw_scan.storage.http_reading import HttpSettings
     from nsfw_scan.storage.read import ReadPolicy
 
     config = load_config(None)

@@ -24,7 +24,7 @@ def test_runner_presets_become_beam_options():
 ])
 def test_impossible_thread_settings_name_the_file_and_key(text, key, tmp_path):
     from nsfw_scan.pipeline.config import ConfigError, load_config
-    from nsfw_scan.transforms.loading import decode_pool
+    from nsfw_scan.transforms.read_and_decode import decode_pool
 
     path = tmp_path / "threads.yaml"
     path.write_text(text)

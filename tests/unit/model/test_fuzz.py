@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.errors import Unscorable
+from nsfw_scan.model.pictures.preprocess import load_image
 from nsfw_scan.model.pictures.views import ViewPolicy
 from support.corpus import HAS_SHARED, HOSTILE, REAL, SHARED_HOSTILE, SHARED_REAL, corpus_files, needs_shared
 

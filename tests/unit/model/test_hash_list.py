@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nsfw_scan.model.hash_list import HashListError, Matching, parse_hash_list
-from nsfw_scan.transforms.matching import read_hash_list
+from nsfw_scan.transforms.known_content import read_hash_list
 
 RNG = np.random.default_rng(11)
 A, B, C = (RNG.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(3))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nsfw_scan.model.pictures.preprocess import Unscorable, load_image
+from nsfw_scan.model.errors import Unscorable
+from nsfw_scan.model.pictures.preprocess import load_image
 from support.corpus import HOSTILE, REAL
 
 

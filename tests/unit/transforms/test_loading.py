@@ -9,7 +9,7 @@ import pytest
 PROBE = """
 import json
 from threadpoolctl import threadpool_info
-from nsfw_scan.transforms.loading import Loading
+from nsfw_scan.transforms.read_and_decode import Loading
 
 blas = lambda: [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 before = blas()
@@ -41,7 +41,7 @@ def _failing(original, failure, poisoned):
 
 
 STAGES = {  # where a failure is injected: (module, function, which call is the poisoned file's)
-    "reading": ("nsfw_scan.transforms.loading", "read_bytes", lambda uri, *_: uri.endswith("poisoned.png")),
+    "reading": ("nsfw_scan.transforms.read_and_decode", "read_bytes", lambda uri, *_: uri.endswith("poisoned.png")),
     "decoding": ("nsfw_scan.model.pictures.preprocess", "resize", lambda image, *_: image.size == POISONED),
     "hashing": ("nsfw_scan.model.pictures.pdq", "hash_of_resized", lambda resized, decoded, full: full == POISONED),
     "other views": ("nsfw_scan.model.pictures.preprocess", "views_of", lambda image, *_: image.size == POISONED),
@@ -60,7 +60,7 @@ def test_any_failure_inside_one_files_loading_is_that_files_error(tmp_path, monk
     from nsfw_scan.model.pictures.views import ViewPolicy
     from nsfw_scan.storage.read import ReadPolicy
     from nsfw_scan.transforms.elements import Entry
-    from nsfw_scan.transforms.loading import Ahead, Loading
+    from nsfw_scan.transforms.read_and_decode import Ahead, Loading
     from support.images import png
 
     module, name, poisoned = STAGES[stage]

@@ -8,7 +8,7 @@ there are cores (``reading.threads``), while decoding, which needs a core, stays
 per core. Bytes read but not yet decoded are capped per process
 (``reading.max_bytes_in_flight``): readers wait when the cap is reached. ``Ahead`` takes the
 results back in order with a bounded number in flight. The DoFns ``LoadImage`` and
-``HashFile`` (``transforms/load.py``) and ``nsfw-scan score`` are built on the two: decoding
+``HashFile`` (``transforms/load_steps.py``) and ``nsfw-scan score`` are built on the two: decoding
 runs while the worker thread is busy in the model downstream; Pillow, the sockets and
 TensorFlow release the GIL for the heavy parts."""
 
@@ -26,11 +26,11 @@ from ..model.pictures.preprocess import EXACT_LOADER, load_image
 from ..model.pictures.views import YAHOO_ONLY, ViewPolicy
 from ..model.pictures.yahoo_steps import View
 from ..model.scorer import cpu_threads
-from ..storage.httpfs import HttpSettings
+from ..storage.http_reading import HttpSettings
 from ..storage.read import ByteBudget, ReadPolicy, read_bytes
 from ..storage.worker import once_per_process
 from .elements import Entry, Failure, Image, Loaded, Read
-from .matching import hash_list, nearest
+from .known_content import hash_list, nearest
 from .results import bad_line_error
 
 _log = logging.getLogger(__name__)

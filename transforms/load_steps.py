@@ -1,4 +1,4 @@
-"""The DoFns that read and preprocess in the worker's pools (``transforms/loading.py``):
+"""The DoFns that read and preprocess in the worker's pools (``transforms/read_and_decode.py``):
 ``LoadImage`` (``Entry`` -> one ``(ViewOf, pixels)`` per view) and ``HashFile`` (``Entry`` ->
 ``(sha256, Read)``); every failure goes out on the ``failed`` output as a ``Failure``."""
 
@@ -11,7 +11,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from . import metrics
 from .elements import Entry, Failure, Loaded, Read
-from .loading import Ahead, Loading
+from .read_and_decode import Ahead, Loading
 from .storage_step import WithStorage
 
 FAILED = "failed"  # tag of the output that carries failures
