@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)"
 from . import interrupts  # noqa: E402  (after the filter: importing them may import google packages)
 from .logs import configure_logging  # noqa: E402
 
-if TYPE_CHECKING:  # imported once the signals are caught (see main)
+if TYPE_CHECKING:  # for annotations only
     from ..storage.options import StorageOptions
     from .config import Config
 

@@ -89,13 +89,13 @@ def scoring_record(config: Config) -> dict[bytes, bytes]:
 def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: str, results_dir: str, *,
           earlier: list[str] = (), rescore_errors: bool = False, partition: tuple[int, int] = (0, 1),
           spec=None):
-    """The job's graph (``RunPlan.build`` gives a run's its settings); returns the PCollection of
-    result rows. ``model``: the id the configured model will give its scores (content
-    de-duplication reuses only earlier scores of that model; rows name the model that actually ran). ``earlier``: result files of earlier runs; URIs that
-    have a row there are not read again. ``partition``: (i, K), this graph handles the URIs whose
-    stable hash is i modulo K. ``spec``: what loads the scorer (anything with ``name``,
-    ``exact``, ``expected_model_id()`` and ``load()``, as in ``model.specs``; by default the
-    configured one, with the cascade's first pass where it applies)."""
+    """The job's graph (a run's parts: ``RunPlan.build``); returns the PCollection of result rows.
+    ``model``: the id the configured model will give its scores (content de-duplication reuses
+    only earlier scores of that model; rows name the model that actually ran). ``earlier``: result
+    files of earlier runs; URIs that have a row there are not read again. ``partition``: (i, K),
+    this graph handles the URIs whose stable hash is i modulo K. ``spec``: what loads the scorer
+    (anything with ``name``, ``exact``, ``expected_model_id()`` and ``load()``, as in
+    ``model.specs``; by default the configured one, with the cascade's first pass where it applies)."""
     cascades = config.cascades and spec is None  # a spec given scores every row itself
 
     def model_handler(spec, load_on_first_batch: bool = False) -> OpenNsfwModelHandler:
@@ -164,8 +164,8 @@ class RunPlan:
     """One run of the job, its command line parsed once and resolved: what to read, where to
     write, how."""
 
-    manifests: ManifestPlan  # the manifests' files (local patterns made absolute: workers run in other folders)
-    output: str
+    manifests: ManifestPlan  # their files, from patterns made absolute where local (workers run in other folders)
+    output: str  # absolute where local
     config: Config
     beam_args: tuple[str, ...]  # Beam's pipeline options, the configuration's presets first
     storage: StorageOptions  # applied: every file is read and written with them
@@ -191,6 +191,11 @@ class RunPlan:
         """The run's results folders, one per part."""
         return [FileSystems.join(self.output, run_folder_name(self.stamp, i, self.partitions))
                 for i in range(self.partitions)]
+
+    @property
+    def shown_folder(self) -> str:
+        """The run's folder as shown (its parts' folders add ``-partKKKofNNN``)."""
+        return f"{shown(self.output).rstrip('/')}/{run_folder_name(self.stamp)}"
 
     def build(self, pipeline: beam.Pipeline, results_dir: str, *, earlier: list[str] = (), part: int = 0):
         """The graph of part ``part`` of the run, writing into ``results_dir`` (``build``'s)."""
@@ -244,6 +249,7 @@ def run_plan(plan: RunPlan) -> RunSummary | TemplateWritten:
 
 
 def _run_locked(plan: RunPlan, lock: OutputLock) -> RunSummary:
+    """The run's steps, ``lock`` held on its output folder."""
     salvaged, launches = salvage_killed_runs(plan.output)
     replaced = [f for f in run_folders(plan.output) if f not in launches] if plan.force else []
     earlier = [] if plan.force else result_files(plan.output)
@@ -369,12 +375,10 @@ def summarise(plan: RunPlan, summary: RunSummary, kept: list[str], earlier: list
     """The summary completed with where its rows are (``kept``: the folders with rows), the error
     rows that may pass if read again, the earlier rows decided at other thresholds, and, for a
     run with nothing new, the latest results' summary (kept in view)."""
-    output = shown(plan.output).rstrip("/")
-    results = None if not kept else f"{output}/{run_folder_name(plan.stamp)}" + ("" if plan.partitions == 1 else "-part*")
     left = earlier_rows(earlier, RETRYABLE)  # none with --force: they are replaced
     this = (plan.config.thresholds.safe_below, plan.config.thresholds.nsfw_from)
     return dataclasses.replace(
-        summary, results=results,
+        summary, results=(plan.shown_folder + ("" if plan.partitions == 1 else "-part*")) if kept else None,
         retryable={kind: n for kind, n in summary.errors_by_kind.items() if kind in RETRYABLE},
         retryable_earlier={} if plan.rescore_errors else left.errors,
         earlier_thresholds=[EarlierThresholds(pair and pair[0], pair and pair[1], n)
@@ -436,7 +440,7 @@ def _kept(plan: RunPlan, finished: int, durable: int) -> str:
     rows = [written_rows(folder).rows for folder in folders[:finished]]
     remove_folders([folder for folder, n in zip(folders, rows) if n == 0 and folder in run_folders(output)])
     resume = f"the same command resumes (rows already in {shown(output)} are not scored again)"
-    where = f"{shown(output).rstrip('/')}/{run_folder_name(plan.stamp)}"
+    where = plan.shown_folder
     if not any(rows) and not durable:
         return f"this run kept no rows (it had finished none, nor made any durable yet); {resume}"
     if len(folders) == 1:
