@@ -169,7 +169,7 @@ class RunSummary(Mapping):
     def from_json(cls, data: Mapping) -> RunSummary:
         """A summary from its JSON; keys an older version did not write take their defaults,
         keys this one does not know are left out."""
-        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        values = _known(cls, data)
         for name, read in _READ.items():
             if values.get(name) is not None:
                 values[name] = read(values[name])
@@ -189,6 +189,7 @@ _ONLY_IF_SET = ("accounting_problem", "latest_results")  # RunSummary's keys wri
 
 
 def _known(cls, data: Mapping) -> dict:
+    """The keys of ``data`` that are fields of the dataclass ``cls``."""
     return {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
 
 
