@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import json
 import logging
 import os
 import sys
 import traceback
 import warnings
+from typing import TYPE_CHECKING
 
 # google-auth and google-api-core warn on import about the grpcio and Python releases they will
 # drop one day: nothing about this job, and every command would start with them.
@@ -18,6 +20,10 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google(\.|$)"
 
 from . import interrupts  # noqa: E402  (after the filter: importing them may import google packages)
 from .logs import configure_logging  # noqa: E402
+
+if TYPE_CHECKING:  # for annotations only
+    from ..storage.options import StorageOptions
+    from .config import Config
 
 # Beam, TensorFlow and the configuration are imported once the signals are caught (in main),
 # so that Ctrl-C in the first seconds is one line too
@@ -75,13 +81,15 @@ def cmd_export_savedmodel(args) -> int:
     return EXIT_OK
 
 
-def cmd_run(args, argv) -> int:
-    from .run import print_run, run
-    from .summary import nothing_scored
+def cmd_run(args, beam_args) -> int:
+    from .run import plan_run, print_run, run_plan
+    from .summary import RunSummary, nothing_scored
 
-    summary = run(argv)
+    summary = run_plan(plan_run(args, beam_args))
     print_run(summary)
-    if problem := summary.get("accounting_problem"):
+    if not isinstance(summary, RunSummary):  # a template written: nothing ran
+        return EXIT_OK
+    if problem := summary.accounting_problem:
         print(f"nsfw-scan: warning: {problem}", file=sys.stderr)
         return EXIT_ERRORS
     if warning := nothing_scored(summary):
@@ -102,95 +110,95 @@ def cmd_demo(args, argv) -> int:
     return EXIT_OK
 
 
-def cmd_report(args) -> int:
+@dataclasses.dataclass(frozen=True)
+class ResultsCommand:
+    """What a command over the results in DIR starts from (its results are read through
+    ``storage.results_folder.ResultsFolder``)."""
+
+    directory: str  # DIR, absolute where local
+    config: Config | None  # from --config and the flags; None for a command without --config
+    storage: StorageOptions  # Beam's storage options, applied
+
+
+def results_setup(args, config: bool = True) -> ResultsCommand:
+    """The setup every command over the results in DIR shares: its configuration (``config``:
+    the command takes ``--config``), the storage options applied before any file is read, and
+    DIR made absolute."""
     from ..storage.options import StorageOptions
     from ..storage.paths import absolute
     from .flags import config_from_args
+
+    settings = config_from_args(args) if config else None
+    storage = StorageOptions.from_flags(args).apply()  # before any file is read
+    return ResultsCommand(absolute(args.directory), settings, storage)
+
+
+def cmd_report(args) -> int:
+    from ..storage.paths import absolute
     from .report import format_report, write_report
 
-    config = config_from_args(args)
-    StorageOptions.from_flags(args).apply()  # before any file is read
+    command = results_setup(args)
     report_dir = absolute(args.report_dir) if args.report_dir else None
-    print(format_report(*write_report(absolute(args.directory), config.thresholds, report_dir)))
+    print(format_report(*write_report(command.directory, command.config.thresholds, report_dir)))
     return EXIT_OK
 
 
 def cmd_export(args) -> int:
-    from ..storage.options import StorageOptions
     from ..storage.paths import absolute, shown
     from .report import export_csv
 
-    StorageOptions.from_flags(args).apply()  # before any file is read
-    rows = export_csv(absolute(args.directory), absolute(args.csv))
+    command = results_setup(args, config=False)
+    rows = export_csv(command.directory, absolute(args.csv))
     print(f"{rows} rows written to {shown(absolute(args.csv))}")
     return EXIT_OK
 
 
 def cmd_redecide(args) -> int:
-    from ..storage.options import StorageOptions
-    from ..storage.paths import absolute
-    from .flags import config_from_args
     from .redecide import format_redecided, redecide
 
-    config = config_from_args(args)
-    storage = StorageOptions.from_flags(args).apply()  # before any file is read
-    directory = absolute(args.directory)
-    print(format_redecided(directory, redecide(directory, config, storage)))
+    command = results_setup(args)
+    print(format_redecided(command.directory, redecide(command.directory, command.config, command.storage)))
     return EXIT_OK
 
 
 def cmd_hashes(args) -> int:
-    import sys
-
-    from ..storage.options import StorageOptions
     from ..storage.paths import absolute
-    from .flags import config_from_args
     from .hashes import write_hashes
 
-    config = config_from_args(args)
-    StorageOptions.from_flags(args).apply()  # before any file is read
+    command = results_setup(args)
     out = absolute(args.out) if args.out else None
-    text = write_hashes(absolute(args.directory), out, args.decision, args.label, config.matching.min_quality,
+    text = write_hashes(command.directory, out, args.decision, args.label, command.config.matching.min_quality,
                         absolute(args.labels) if args.labels else None)
     (sys.stdout.write(text) if out is None else print(text))
     return EXIT_OK
 
 
 def cmd_match(args) -> int:
-    from ..storage.options import StorageOptions
-    from ..storage.paths import absolute
-    from .flags import config_from_args
     from .match_results import format_matched, match_results
 
-    config = config_from_args(args)
-    storage = StorageOptions.from_flags(args).apply()  # before any file is read
-    directory = absolute(args.directory)
-    print(format_matched(directory, config.matching.list, match_results(directory, config.matching, storage)))
+    command = results_setup(args)
+    matching = command.config.matching
+    print(format_matched(command.directory, matching.list, match_results(command.directory, matching, command.storage)))
     return EXIT_OK
 
 
 def cmd_calibrate(args) -> int:
-    from ..storage.options import StorageOptions
     from ..storage.paths import absolute
     from .calibrate import format_table, run_calibration
 
-    StorageOptions.from_flags(args).apply()  # before any file is read
-    summary, written = run_calibration(absolute(args.directory), absolute(args.labels), args.target_precision,
+    command = results_setup(args, config=False)
+    summary, written = run_calibration(command.directory, absolute(args.labels), args.target_precision,
                                        args.missed, args.base_rate)
     print(json.dumps({**summary, "written": written}) if args.json else format_table(summary, written))
     return EXIT_OK if "thresholds" in written else EXIT_ERRORS
 
 
 def cmd_review(args) -> int:
-    from ..storage.options import StorageOptions
-    from ..storage.paths import absolute
-    from .flags import config_from_args
     from .review import Choice, format_review, write_review
 
-    config = config_from_args(args)
-    StorageOptions.from_flags(args).apply()  # before any file is read
+    command = results_setup(args)
     choice = Choice(tuple(args.decisions), args.limit, args.audit, args.audit_min, args.seed, args.order, args.blur)
-    print(format_review(write_review(absolute(args.directory), config, choice)))
+    print(format_review(write_review(command.directory, command.config, choice)))
     return EXIT_OK
 
 
@@ -452,9 +460,8 @@ def _main(argv: list[str]) -> int:
     from ..model.errors import JobFailed, UsageError
 
     try:
-        if getattr(args, "beam_flags", False):
-            # the job re-parses its own flags and hands the rest to Beam's PipelineOptions
-            return args.func(args, argv[argv.index(args.command) + 1:] if args.command == "run" else unknown)
+        if getattr(args, "beam_flags", False):  # the flags the command does not know are Beam's pipeline options
+            return args.func(args, unknown)
         return args.func(args)
     except BrokenPipeError:
         raise  # not the job's failure: see main

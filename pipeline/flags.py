@@ -132,6 +132,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser)
 
 
+def run_parser() -> argparse.ArgumentParser:
+    """``nsfw-scan run``'s own flags; the rest of its command line is Beam's pipeline options."""
+    parser = argparse.ArgumentParser(prog="nsfw-scan run", allow_abbrev=False)
+    add_run_flags(parser)
+    return parser
+
+
 def _kind_of(path: str) -> str:
     """The weights kind a file's suffix tells (``--weights-kind`` overrides it)."""
     return "caffemodel" if path.endswith(".caffemodel") else "npy" if path.endswith(".npy") else "onnx"

@@ -81,7 +81,7 @@ def graph(tmp_path):
     assert config.cascades
     pipeline = beam.Pipeline(options=PipelineOptions(STORAGE_FLAGS))
     build(pipeline, plan_manifests([str(manifest)]), config, "model", str(tmp_path / "out" / "run-1"),
-          [str(tmp_path / "out" / "run-0" / "part-00000-of-00001.parquet")])
+          earlier=[str(tmp_path / "out" / "run-0" / "part-00000-of-00001.parquet")])
     return pipeline
 
 
