@@ -51,7 +51,7 @@ def version() -> str:
 def cmd_score(args) -> int:
     from ..storage.read import scheme_of
     from .flags import config_from_args
-    from .score_files import score_paths
+    from .score import score_paths
 
     config = config_from_args(args)
     if args.storage_flags or any(scheme_of(uri) for uri in (*args.paths, config.matching.list or "")):
@@ -174,7 +174,7 @@ def cmd_hashes(args) -> int:
 
 
 def cmd_match(args) -> int:
-    from .match_results import format_matched, match_results
+    from .match import format_matched, match_results
 
     command = results_setup(args)
     matching = command.config.matching

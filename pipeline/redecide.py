@@ -46,7 +46,7 @@ from ..transforms.elements import Entry
 from ..transforms.results import redecide as redecide_row
 from .config import Config, ConfigError, Frames, Limits, Regions, Video, Weights
 from .run import SCORING_KEY
-from .score_files import score_entries
+from .score import score_entries
 
 log = logging.getLogger(__name__)
 
