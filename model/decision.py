@@ -39,6 +39,11 @@ class Thresholds:
             return "nsfw"
         return "review"
 
+    def near(self, score: float, margin: float) -> bool:
+        """Whether a score that may be off by up to ``margin`` could fall on the other side of a
+        threshold: within ``margin`` of either."""
+        return abs(score - self.safe_below) <= margin or abs(score - self.nsfw_from) <= margin
+
     def settled(self, views, margin: float) -> bool:
         """Whether the views' scores (``(score, counts)`` pairs: ``counts`` an :class:`OwnThresholds`),
         each of which may be off by up to ``margin``, decide their file one way: at each threshold,
