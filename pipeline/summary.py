@@ -184,6 +184,14 @@ class RunSummary(Mapping):
     def __len__(self) -> int:
         return len(self.to_json())
 
+    def __eq__(self, other) -> bool:
+        """Equal to a summary, or to a mapping such as the JSON it was written as, that holds the same."""
+        if isinstance(other, Mapping):
+            return self.to_json() == (other.to_json() if isinstance(other, RunSummary) else dict(other))
+        return NotImplemented
+
+    __hash__ = None  # it holds dicts
+
 
 _ONLY_IF_SET = ("accounting_problem", "latest_results")  # RunSummary's keys written only when not None
 
