@@ -12,11 +12,11 @@ from collections import Counter
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ..model.errors import RETRYABLE, JobFailed
 from ..storage.compat import flag_names
+from ..storage.filesystems import FileSystems
 from ..storage.layout import REPORT_DIR, run_folder_name, run_stamp, template_folder_name
 from ..storage.lock import OutputLock
 from ..storage.options import StorageOptions
@@ -112,8 +112,9 @@ def build(pipeline: beam.Pipeline, plan: ManifestPlan, config: Config, model: st
     first_pass = first_pass_scores = None
     if cascades:
         cheap_loading, cheap_spec = config.first_pass()
-        first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec), config.first_pass_rule())
-        first_pass_scores = FirstPassScores(cheap_spec.model_ids(), config.cascade.loader, config.first_pass_rule())
+        rule = config.first_pass_rule()  # the cascade's, and that of the earlier first-pass scores it reuses
+        first_pass = FirstPass(LoadImage(cheap_loading, ahead), model_handler(cheap_spec), rule)
+        first_pass_scores = FirstPassScores(cheap_spec.model_ids(), config.cascade.loader, rule)
 
     entries = {
         "entries": pipeline | "ReadManifests" >> ReadManifests(plan, partition),

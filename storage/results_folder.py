@@ -69,10 +69,10 @@ class ResultsFolder:
         """One result file: every column it has and every result column (``columns=None``), or
         ``columns`` only (those its rows need, read and nothing else); result columns the file
         lacks (an older nsfw-scan wrote it) are :func:`filled`, after its own columns."""
-        wanted = [*output_schema({}).names] if columns is None else list(columns)
-        table = read_table(path, None if columns is None else list(dict.fromkeys([*wanted, *_sources(wanted)])))
-        table = filled(table, [name for name in wanted if name not in table.column_names])
-        return table if columns is None else table.select(wanted)
+        if columns is None:
+            table = read_table(path)
+            return filled(table, [name for name in output_schema({}).names if name not in table.column_names])
+        return with_columns(read_table(path, list(dict.fromkeys([*columns, *_sources(columns)]))), columns)
 
     def column_names(self) -> list[str]:
         """The columns of all result files together: each file's in order, then the result
@@ -100,6 +100,11 @@ _BAD_LINE = rf"^{BAD_MANIFEST_LINE}: (?P<manifest>.*) line (?P<line>\d+): "
 
 def _sources(columns) -> list[str]:
     return [source for name in columns for source in _DERIVED_FROM.get(name, ())]
+
+
+def with_columns(table: pa.Table, columns) -> pa.Table:
+    """``table`` with exactly ``columns``, in their order: those it lacks :func:`filled`."""
+    return filled(table, [name for name in columns if name not in table.column_names]).select(list(columns))
 
 
 def filled(table: pa.Table, missing) -> pa.Table:

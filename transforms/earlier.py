@@ -5,7 +5,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from ..model.decision import NOT_SCORED
-from ..storage.results_folder import filled
+from ..storage.results_folder import with_columns
 from ..storage.schema import DONE_KEY_COLUMNS, Column
 from .dedup import in_partition
 from .elements import bad_line_key
@@ -14,7 +14,7 @@ from .read_parquet import ReadParquetFiles
 
 class ReadEarlierResults(beam.PTransform):
     """Result files of earlier runs -> their rows, ``columns`` only; those a file lacks because
-    an older nsfw-scan wrote it are filled in (``storage.results_folder.filled``)."""
+    an older nsfw-scan wrote it are filled in (``storage.results_folder.with_columns``)."""
 
     def __init__(self, files: list[str], columns: list[str]):
         super().__init__()
@@ -31,7 +31,7 @@ class ReadEarlierResults(beam.PTransform):
 
 def _rows(table, columns: list[str]) -> list[dict]:
     """A table of a result file's rows, as rows with every one of ``columns``."""
-    return filled(table, [name for name in columns if name not in table.column_names]).select(columns).to_pylist()
+    return with_columns(table, columns).to_pylist()
 
 
 def done_key(row: dict, rescore_errors: bool):
