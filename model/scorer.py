@@ -45,7 +45,7 @@ class Scorer:
 
     def score_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """``pixels``: uint8 BGR views ``[N, 224, 224, 3]`` (``View.pixels``) -> float32 ``[N]``,
-        as ``score`` of their network input (``model.pictures.preprocess.network_input``)."""
+        as ``score`` of their network input (``model.pictures.yahoo_steps.network_input``)."""
         from .pictures.yahoo_steps import network_input
 
         return self.score(network_input(pixels))
@@ -58,7 +58,7 @@ class Scorer:
                          "use the tensorflow engine, or --views whole")
 
     def score_views(self, views) -> list[tuple[float, tuple[int, int] | None]]:
-        """Each of ``views``' pixels (``model.pictures.preprocess.View.pixels``: 224x224 views and region
+        """Each of ``views``' pixels (``model.pictures.yahoo_steps.View.pixels``: 224x224 views and region
         maps, in any order) scored, as ``(score, window)``: a view's score and ``None``, or a
         region map's highest window's score and its (row, column), the first of equals. Views of
         one size are scored together, as one batch, and the batches of different sizes at the same

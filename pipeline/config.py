@@ -267,7 +267,7 @@ class Config:
                        self.decoding.threads, self.view_policy(), self.matching)
 
     def view_policy(self) -> ViewPolicy:
-        """Which views of each file are scored (``model.pictures.preprocess.ViewPolicy``)."""
+        """Which views of each file are scored (``model.pictures.views.ViewPolicy``)."""
         return ViewPolicy(self.views, self.frames.max, self.frames.max_pixels, self.video.max_frames,
                           self.video.max_pixels, OwnThresholds(self.regions.safe_below, self.regions.nsfw_from),
                           OwnThresholds(self.video.safe_below, self.video.nsfw_from), self.regions.min_side)

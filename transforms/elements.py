@@ -129,9 +129,9 @@ class ViewOf:
     name: str
     count: int  # views of the file
     image: Image | None
-    pdq: Pdq | None = None  # the view's, as displayed (``model.pictures.preprocess.View.pdq``)
-    counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.pictures.preprocess.View.counts``)
-    windows: RegionMap | None = None  # a region map's windows (``model.pictures.preprocess.View.windows``)
+    pdq: Pdq | None = None  # the view's, as displayed (``model.pictures.yahoo_steps.View.pdq``)
+    counts: OwnThresholds = AS_PICTURE  # how its score counts in its file's (``model.pictures.yahoo_steps.View.counts``)
+    windows: RegionMap | None = None  # a region map's windows (``model.pictures.yahoo_steps.View.windows``)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -100,9 +100,9 @@ class Ahead:
 
 class Loading:
     """Reading and preprocessing of manifest entries in this process's pools (no Beam here): a
-    result is a :class:`Loaded` (the file's facts and its views, ``model.pictures.preprocess.View``,
+    result is a :class:`Loaded` (the file's facts and its views, ``model.pictures.yahoo_steps.View``,
     Yahoo's first) or a :class:`Failure`. ``views``: which views are made
-    (``model.pictures.preprocess.ViewPolicy``).
+    (``model.pictures.views.ViewPolicy``).
 
     ``reading``: retries and timeouts of each read, and the size of the process's reading pool
     (``threads``; 0: each entry is read in its decoding thread) and its cap on bytes read and

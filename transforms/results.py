@@ -2,7 +2,7 @@
 
 The columns and their Parquet schema are defined once, in ``storage/schema.py``.
 
-A file is scored on one or more views (``model.pictures.preprocess.View``): ``score``, ``decision`` and
+A file is scored on one or more views (``model.pictures.yahoo_steps.View``): ``score``, ``decision`` and
 the hash ``pdq`` are those of the one whose score counts highest (``model.decision``: a region or
 a later frame of a video is decided at thresholds of its own), ``view`` names it and
 ``view_score`` is its own score; ``yahoo_score`` and ``yahoo_pdq`` are Yahoo's own view's.

@@ -70,7 +70,7 @@ class LoadedOnFirstBatch:
 class OpenNsfwModelHandler(ModelHandler[np.ndarray, PredictionResult, "Scorer"]):
     """Loads the open_nsfw scorer (Beam keeps one per worker process) and scores batches.
 
-    Images arrive as uint8 BGR pixels (``model.pictures.preprocess.View.pixels``: views and region maps),
+    Images arrive as uint8 BGR pixels (``model.pictures.yahoo_steps.View.pixels``: views and region maps),
     scored per batch by the scorer's ``score_views``, which makes the network's float input.
     ``run_inference`` returns Beam's ``PredictionResult`` per image: ``(score, window)`` (a region
     map's highest window, else ``None``) and the ``model_id`` of the scorer that computed it
